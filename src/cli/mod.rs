@@ -1,0 +1,127 @@
+//! Command-line surface. Each subcommand is a thin wrapper over the library.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+
+use melxai::config::Config;
+use melxai::model::{parse_device, Arch, Classifier};
+
+#[derive(Debug, Parser)]
+#[command(name = "melxai", version, about = "Explainable melanoma classification in the terminal")]
+pub struct Args {
+    /// Configuration file.
+    #[arg(long, global = true, default_value = "config.toml")]
+    pub config: PathBuf,
+    /// Compute device: auto, cpu, cuda or cuda:N (overrides config.toml).
+    #[arg(long, global = true)]
+    pub device: Option<String>,
+    /// Run the configured pipeline headless and write a report.
+    #[arg(long)]
+    pub batch: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the installation: libtorch, weights, data set, config.
+    Doctor {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Class probabilities for images or preprocessed .npy inputs.
+    Predict {
+        /// Image files or .npy arrays (3,H,W)/(1,3,H,W) already preprocessed.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// A melxai checkpoint (.safetensors with its .toml).
+        #[arg(long, conflicts_with = "imagenet")]
+        checkpoint: Option<PathBuf>,
+        /// Use the shipped 1000-class ImageNet model.
+        #[arg(long)]
+        imagenet: bool,
+        /// Architecture for --imagenet.
+        #[arg(long, default_value = "lite0")]
+        arch: String,
+        /// Number of classes to list per input.
+        #[arg(long, default_value_t = 5)]
+        top: usize,
+        /// Show probabilities without the calibrated temperature.
+        #[arg(long)]
+        uncalibrated: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the parsed command; returns the process exit code.
+pub fn run(args: Args) -> Result<i32> {
+    let explicit_config = args.config != PathBuf::from("config.toml");
+    let mut config = Config::load(&args.config, explicit_config)?;
+    if let Some(d) = &args.device {
+        config.device = d.clone();
+    }
+    match args.command {
+        Some(Command::Doctor { json }) => doctor(&config, &args.config, json),
+        Some(Command::Predict {
+            inputs,
+            checkpoint,
+            imagenet,
+            arch,
+            top,
+            uncalibrated,
+            json,
+        }) => {
+            let device = parse_device(&config.device)?;
+            let model = match (checkpoint, imagenet) {
+                (Some(path), _) => Classifier::from_checkpoint(&path, device)
+                    .with_context(|| format!("loading checkpoint {}", path.display()))?,
+                (None, true) => {
+                    let arch: Arch = arch.parse()?;
+                    Classifier::imagenet(arch, &config.model.weights_dir, device)?
+                }
+                (None, false) => anyhow::bail!("predict needs --checkpoint PATH or --imagenet"),
+            };
+            let mut out = Vec::new();
+            let mut failures = 0;
+            for input in &inputs {
+                match melxai::predict::predict(&model, input, top, !uncalibrated) {
+                    Ok(p) => out.push(p),
+                    Err(e) => {
+                        failures += 1;
+                        eprintln!("error: {e}");
+                    }
+                }
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else {
+                for p in &out {
+                    println!("{}", p.input.display());
+                    for c in &p.top {
+                        println!("  {:>7.3}%  {} (#{})", c.probability * 100.0, c.class, c.index);
+                    }
+                }
+            }
+            Ok(if failures > 0 { 1 } else { 0 })
+        }
+        None if args.batch => anyhow::bail!("--batch is not implemented yet"),
+        None => anyhow::bail!("the terminal UI is not implemented yet; try `melxai doctor`"),
+    }
+}
+
+fn doctor(config: &Config, path: &std::path::Path, json: bool) -> Result<i32> {
+    let checks = melxai::doctor::run(config, path);
+    let ok = checks.iter().all(|c| c.ok);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "healthy": ok, "checks": checks }))?);
+    } else {
+        for c in &checks {
+            println!("{} {:<15} {}", if c.ok { " ok " } else { "FAIL" }, c.name, c.detail);
+        }
+        println!("{}", if ok { "healthy" } else { "problems found" });
+    }
+    Ok(if ok { 0 } else { 1 })
+}

@@ -1,0 +1,4 @@
+//! Data: decoding inputs, scanning the data set, splits and augmentation.
+
+pub mod image;
+pub mod scan;

@@ -1,0 +1,148 @@
+//! Data set discovery with ImageFolder rules.
+//!
+//! Class = sub-folder name, classes in sorted order; files with an image
+//! extension (any letter case) are samples; hidden files and folders are
+//! ignored. Files that cannot be decoded are not fatal: they are listed in
+//! [`Scan::skipped`] with the reason, and the run goes on without them.
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+pub const IMAGE_EXTENSIONS: [&str; 8] = ["jpg", "jpeg", "png", "bmp", "tif", "tiff", "webp", "npy"];
+
+/// One usable image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Sample {
+    pub path: PathBuf,
+    /// Path relative to the data root, with `/` separators (stable identifier).
+    pub id: String,
+    pub label: usize,
+}
+
+/// A file that was left out, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Scan {
+    pub root: PathBuf,
+    pub classes: Vec<String>,
+    pub samples: Vec<Sample>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl Scan {
+    pub fn class_counts(&self) -> Vec<usize> {
+        let mut counts = vec![0; self.classes.len()];
+        for s in &self.samples {
+            counts[s.label] += 1;
+        }
+        counts
+    }
+
+    pub fn class_index(&self, name: &str) -> Option<usize> {
+        self.classes.iter().position(|c| c == name)
+    }
+}
+
+fn is_hidden(p: &Path) -> bool {
+    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
+}
+
+fn has_image_extension(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)) && !e.eq_ignore_ascii_case("npy"))
+}
+
+/// Lists classes and candidate files, then (when `verify`) decodes each file in
+/// parallel so unreadable ones are skipped up front rather than mid-training.
+pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
+    if !root.is_dir() {
+        return Err(Error::Dataset(format!(
+            "data folder {} does not exist (expected {}/<class>/<image> sub-folders)",
+            root.display(),
+            root.display()
+        )));
+    }
+    let read = |dir: &Path| -> Result<Vec<PathBuf>> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| !is_hidden(p))
+            .collect();
+        v.sort();
+        Ok(v)
+    };
+    let classes: Vec<PathBuf> = read(root)?.into_iter().filter(|p| p.is_dir()).collect();
+    if classes.is_empty() {
+        return Err(Error::Dataset(format!(
+            "no class folders in {} (expected e.g. melanoma/ and naevus/)",
+            root.display()
+        )));
+    }
+    let mut candidates = Vec::new();
+    let mut skipped = Vec::new();
+    let mut class_names = Vec::new();
+    for (label, dir) in classes.iter().enumerate() {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let files: Vec<PathBuf> = read(dir)?.into_iter().filter(|p| p.is_file()).collect();
+        let images: Vec<PathBuf> = files.iter().filter(|p| has_image_extension(p)).cloned().collect();
+        if images.is_empty() {
+            return Err(Error::Dataset(format!("class folder {} holds no images", dir.display())));
+        }
+        for p in files.iter().filter(|p| !has_image_extension(p)) {
+            skipped.push(Skipped {
+                path: p.clone(),
+                reason: "not an image file extension".into(),
+            });
+        }
+        for p in images {
+            let id = format!("{name}/{}", p.file_name().and_then(|n| n.to_str()).unwrap_or_default());
+            candidates.push(Sample { path: p, id, label });
+        }
+        class_names.push(name);
+    }
+    let checked: Vec<(Sample, Option<String>)> = if verify {
+        candidates
+            .into_par_iter()
+            .map(|s| {
+                let err = super::image::decode_rgb(&s.path).err().map(|e| match e {
+                    Error::Image { message, .. } => message,
+                    other => other.to_string(),
+                });
+                (s, err)
+            })
+            .collect()
+    } else {
+        candidates.into_iter().map(|s| (s, None)).collect()
+    };
+    let mut samples = Vec::new();
+    for (s, err) in checked {
+        match err {
+            None => samples.push(s),
+            Some(reason) => skipped.push(Skipped { path: s.path, reason }),
+        }
+    }
+    for (label, name) in class_names.iter().enumerate() {
+        if !samples.iter().any(|s| s.label == label) {
+            return Err(Error::Dataset(format!(
+                "class '{name}' has no readable images in {}",
+                root.join(name).display()
+            )));
+        }
+    }
+    Ok(Scan {
+        root: root.to_path_buf(),
+        classes: class_names,
+        samples,
+        skipped,
+    })
+}

@@ -1,0 +1,100 @@
+//! `melxai doctor`: is this install healthy? Each check says what it found and,
+//! when it fails, what to do.
+
+use std::path::Path;
+
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use crate::config::Config;
+use crate::data::scan::scan;
+use crate::model::{Arch, Classifier};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
+}
+
+fn check(name: &str, r: std::result::Result<String, String>) -> Check {
+    match r {
+        Ok(detail) => Check {
+            name: name.into(),
+            ok: true,
+            detail,
+        },
+        Err(detail) => Check {
+            name: name.into(),
+            ok: false,
+            detail,
+        },
+    }
+}
+
+/// Runs every check; never panics, never stops at the first failure.
+pub fn run(config: &Config, config_path: &Path) -> Vec<Check> {
+    let mut checks = vec![check(
+        "config",
+        Ok(if config_path.exists() {
+            format!("{} parsed", config_path.display())
+        } else {
+            format!("{} not found; using built-in defaults", config_path.display())
+        }),
+    )];
+    checks.push(check("libtorch", {
+        let t = Tensor::from_slice(&[1.0f32, 2.0, 3.0]).sum(Kind::Float);
+        match f64::try_from(t) {
+            Ok(v) if (v - 6.0).abs() < 1e-6 => Ok(format!(
+                "tensor ops work; {} CPU threads; CUDA {}",
+                tch::get_num_threads(),
+                if tch::Cuda::is_available() {
+                    format!("available ({} device(s))", tch::Cuda::device_count())
+                } else {
+                    "not available (CPU only)".into()
+                }
+            )),
+            Ok(v) => Err(format!("1+2+3 gave {v}")),
+            Err(e) => Err(e.to_string()),
+        }
+    }));
+    for arch in [Arch::Lite0, Arch::Lite1, Arch::Lite2] {
+        let name = format!("weights {arch}");
+        checks.push(check(&name, weights_check(arch, &config.model.weights_dir)));
+    }
+    checks.push(check("data set", data_check(config)));
+    checks
+}
+
+fn weights_check(arch: Arch, dir: &Path) -> std::result::Result<String, String> {
+    let model = Classifier::imagenet(arch, dir, Device::Cpu).map_err(|e| format!("{e}; run `make setup` to recreate it"))?;
+    let res = model.meta.input_size;
+    let x = Tensor::zeros([1, 3, res[0], res[1]], (Kind::Float, Device::Cpu));
+    let logits = model.logits(&x);
+    let finite = bool::try_from(logits.isfinite().all()).unwrap_or(false);
+    if !finite {
+        return Err("forward pass produced non-finite logits".into());
+    }
+    Ok(format!(
+        "{} loaded ({} tensors), forward pass OK",
+        crate::model::imagenet_weights(arch, dir).map(|p| p.display().to_string()).unwrap_or_default(),
+        model.vs.variables().len()
+    ))
+}
+
+fn data_check(config: &Config) -> std::result::Result<String, String> {
+    let s = scan(&config.data.root, true).map_err(|e| format!("{e}; run `make setup` or set data.root in config.toml"))?;
+    let counts = s.class_counts();
+    let parts: Vec<String> = s.classes.iter().zip(&counts).map(|(c, n)| format!("{c} {n}")).collect();
+    let mut detail = format!("{}: {} images ({})", s.root.display(), s.samples.len(), parts.join(", "));
+    if !s.skipped.is_empty() {
+        detail.push_str(&format!("; {} files skipped", s.skipped.len()));
+    }
+    if s.class_index(&config.data.positive_class).is_none() {
+        return Err(format!(
+            "{detail}; positive class '{}' is not among the classes",
+            config.data.positive_class
+        ));
+    }
+    Ok(detail)
+}

@@ -1,0 +1,15 @@
+//! melxai: explainable melanoma classification.
+//!
+//! The pipeline (data, model, train, calibrate, explain, compare, report) is
+//! this library; the terminal UI and `--batch` are thin faces over it.
+
+pub mod calibrate;
+pub mod config;
+pub mod data;
+pub mod doctor;
+pub mod error;
+pub mod metrics;
+pub mod model;
+pub mod predict;
+
+pub use error::{Error, Result};
