@@ -79,8 +79,12 @@ impl Config {
     /// Reads `path`; a missing file at the default location means defaults.
     pub fn load(path: &Path, required: bool) -> Result<Config> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(Config::default()),
+            Ok(text) => {
+                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+                Ok(Config::default())
+            }
             Err(e) => Err(Error::io(path, e)),
         }
     }

@@ -39,7 +39,10 @@ pub fn run(config: &Config, config_path: &Path) -> Vec<Check> {
         Ok(if config_path.exists() {
             format!("{} parsed", config_path.display())
         } else {
-            format!("{} not found; using built-in defaults", config_path.display())
+            format!(
+                "{} not found; using built-in defaults",
+                config_path.display()
+            )
         }),
     )];
     checks.push(check("libtorch", {
@@ -67,7 +70,8 @@ pub fn run(config: &Config, config_path: &Path) -> Vec<Check> {
 }
 
 fn weights_check(arch: Arch, dir: &Path) -> std::result::Result<String, String> {
-    let model = Classifier::imagenet(arch, dir, Device::Cpu).map_err(|e| format!("{e}; run `make setup` to recreate it"))?;
+    let model = Classifier::imagenet(arch, dir, Device::Cpu)
+        .map_err(|e| format!("{e}; run `make setup` to recreate it"))?;
     let res = model.meta.input_size;
     let x = Tensor::zeros([1, 3, res[0], res[1]], (Kind::Float, Device::Cpu));
     let logits = model.logits(&x);
@@ -77,16 +81,29 @@ fn weights_check(arch: Arch, dir: &Path) -> std::result::Result<String, String> 
     }
     Ok(format!(
         "{} loaded ({} tensors), forward pass OK",
-        crate::model::imagenet_weights(arch, dir).map(|p| p.display().to_string()).unwrap_or_default(),
+        crate::model::imagenet_weights(arch, dir)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         model.vs.variables().len()
     ))
 }
 
 fn data_check(config: &Config) -> std::result::Result<String, String> {
-    let s = scan(&config.data.root, true).map_err(|e| format!("{e}; run `make setup` or set data.root in config.toml"))?;
+    let s = scan(&config.data.root, true)
+        .map_err(|e| format!("{e}; run `make setup` or set data.root in config.toml"))?;
     let counts = s.class_counts();
-    let parts: Vec<String> = s.classes.iter().zip(&counts).map(|(c, n)| format!("{c} {n}")).collect();
-    let mut detail = format!("{}: {} images ({})", s.root.display(), s.samples.len(), parts.join(", "));
+    let parts: Vec<String> = s
+        .classes
+        .iter()
+        .zip(&counts)
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
+    let mut detail = format!(
+        "{}: {} images ({})",
+        s.root.display(),
+        s.samples.len(),
+        parts.join(", ")
+    );
     if !s.skipped.is_empty() {
         detail.push_str(&format!("; {} files skipped", s.skipped.len()));
     }

@@ -4,9 +4,11 @@
 //! this library; the terminal UI and `--batch` are thin faces over it.
 
 pub mod calibrate;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod doctor;
+pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod model;

@@ -29,10 +29,22 @@ pub struct Prediction {
 }
 
 /// Predicts one input; `top_k` classes are reported.
-pub fn predict(model: &Classifier, input: &Path, top_k: usize, calibrated: bool) -> Result<Prediction> {
+pub fn predict(
+    model: &Classifier,
+    input: &Path,
+    top_k: usize,
+    calibrated: bool,
+) -> Result<Prediction> {
     let x = load_input(input, model.meta.input_size, &model.meta.normalisation)?;
-    let logits = model.logits(&x.unsqueeze(0)).squeeze_dim(0).to_kind(Kind::Double);
-    let temperature = if calibrated { model.meta.temperature } else { 1.0 };
+    let logits = model
+        .logits(&x.unsqueeze(0))
+        .squeeze_dim(0)
+        .to_kind(Kind::Double);
+    let temperature = if calibrated {
+        model.meta.temperature
+    } else {
+        1.0
+    };
     let probs = (&logits / temperature).softmax(-1, Kind::Double);
     let logits_v: Vec<f64> = Vec::<f64>::try_from(&logits)?;
     let probs_v: Vec<f64> = Vec::<f64>::try_from(&probs)?;
@@ -43,7 +55,12 @@ pub fn predict(model: &Classifier, input: &Path, top_k: usize, calibrated: bool)
         .take(top_k.max(1))
         .map(|i| ClassScore {
             index: i,
-            class: model.meta.class_names.get(i).cloned().unwrap_or_else(|| i.to_string()),
+            class: model
+                .meta
+                .class_names
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| i.to_string()),
             probability: probs_v[i],
         })
         .collect();
@@ -58,6 +75,9 @@ pub fn predict(model: &Classifier, input: &Path, top_k: usize, calibrated: bool)
 
 /// Convenience used by tests and tools: logits for an already-built batch.
 pub fn logits_of(model: &Classifier, batch: &Tensor) -> Result<Vec<Vec<f32>>> {
-    let l = model.logits(batch).to_kind(Kind::Float).to_device(tch::Device::Cpu);
+    let l = model
+        .logits(batch)
+        .to_kind(Kind::Float)
+        .to_device(tch::Device::Cpu);
     Ok(Vec::<Vec<f32>>::try_from(&l)?)
 }

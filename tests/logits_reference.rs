@@ -8,18 +8,30 @@ use melxai::model::{Arch, Classifier};
 use tch::{Device, Tensor};
 
 fn check(arch: Arch, fixture: &str) {
-    let text = std::fs::read_to_string(common::root().join("tests/fixtures").join(fixture)).expect("fixture");
+    let text = std::fs::read_to_string(common::root().join("tests/fixtures").join(fixture))
+        .expect("fixture");
     let json: serde_json::Value = serde_json::from_str(&text).expect("fixture json");
     let size = json["input_size"].as_u64().expect("input_size") as usize;
-    let expected: Vec<f64> = json["logits"].as_array().expect("logits").iter().map(|v| v.as_f64().unwrap()).collect();
+    let expected: Vec<f64> = json["logits"]
+        .as_array()
+        .expect("logits")
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     assert_eq!(expected.len(), 1000);
 
-    let model = Classifier::imagenet(arch, &common::weights_dir(), Device::Cpu).expect("load weights");
+    let model =
+        Classifier::imagenet(arch, &common::weights_dir(), Device::Cpu).expect("load weights");
     let x = Tensor::from_slice(&common::pattern(size)).view([1, 3, size as i64, size as i64]);
     let got = &melxai::predict::logits_of(&model, &x).expect("logits")[0];
 
-    let range = expected.iter().cloned().fold(f64::MIN, f64::max) - expected.iter().cloned().fold(f64::MAX, f64::min);
-    let max_abs = got.iter().zip(&expected).map(|(g, e)| (*g as f64 - e).abs()).fold(0.0, f64::max);
+    let range = expected.iter().cloned().fold(f64::MIN, f64::max)
+        - expected.iter().cloned().fold(f64::MAX, f64::min);
+    let max_abs = got
+        .iter()
+        .zip(&expected)
+        .map(|(g, e)| (*g as f64 - e).abs())
+        .fold(0.0, f64::max);
     assert!(
         max_abs / range <= 1e-4,
         "{arch}: max |diff| {max_abs:.3e} relative to logit range {range:.3} = {:.3e} > 1e-4",

@@ -9,7 +9,11 @@ use melxai::config::Config;
 use melxai::model::{parse_device, Arch, Classifier};
 
 #[derive(Debug, Parser)]
-#[command(name = "melxai", version, about = "Explainable melanoma classification in the terminal")]
+#[command(
+    name = "melxai",
+    version,
+    about = "Explainable melanoma classification in the terminal"
+)]
 pub struct Args {
     /// Configuration file.
     #[arg(long, global = true, default_value = "config.toml")]
@@ -51,6 +55,22 @@ pub enum Command {
         /// Show probabilities without the calibrated temperature.
         #[arg(long)]
         uncalibrated: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// All similarity metrics between two heatmaps (.npy float32, (H,W) or (1,H,W)).
+    Similarity {
+        a: PathBuf,
+        b: PathBuf,
+        /// Percentile for the Jaccard masks (numpy "linear" interpolation).
+        #[arg(long, default_value_t = 90.0)]
+        percentile: f64,
+        /// Pixels for the top-k intersection (default: the same share as the Jaccard mask).
+        #[arg(long)]
+        top_k: Option<usize>,
+        /// Gaussian-window SSIM (sigma 1.5) instead of the 7x7 uniform default.
+        #[arg(long)]
+        gaussian: bool,
         #[arg(long)]
         json: bool,
     },
@@ -101,12 +121,25 @@ pub fn run(args: Args) -> Result<i32> {
                 for p in &out {
                     println!("{}", p.input.display());
                     for c in &p.top {
-                        println!("  {:>7.3}%  {} (#{})", c.probability * 100.0, c.class, c.index);
+                        println!(
+                            "  {:>7.3}%  {} (#{})",
+                            c.probability * 100.0,
+                            c.class,
+                            c.index
+                        );
                     }
                 }
             }
             Ok(if failures > 0 { 1 } else { 0 })
         }
+        Some(Command::Similarity {
+            a,
+            b,
+            percentile,
+            top_k,
+            gaussian,
+            json,
+        }) => similarity(&a, &b, percentile, top_k, gaussian, json),
         None if args.batch => anyhow::bail!("--batch is not implemented yet"),
         None => anyhow::bail!("the terminal UI is not implemented yet; try `melxai doctor`"),
     }
@@ -116,12 +149,61 @@ fn doctor(config: &Config, path: &std::path::Path, json: bool) -> Result<i32> {
     let checks = melxai::doctor::run(config, path);
     let ok = checks.iter().all(|c| c.ok);
     if json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "healthy": ok, "checks": checks }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "healthy": ok, "checks": checks }))?
+        );
     } else {
         for c in &checks {
-            println!("{} {:<15} {}", if c.ok { " ok " } else { "FAIL" }, c.name, c.detail);
+            println!(
+                "{} {:<15} {}",
+                if c.ok { " ok " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
         }
         println!("{}", if ok { "healthy" } else { "problems found" });
     }
     Ok(if ok { 0 } else { 1 })
+}
+
+fn similarity(
+    a: &std::path::Path,
+    b: &std::path::Path,
+    percentile: f64,
+    k: Option<usize>,
+    gaussian: bool,
+    json: bool,
+) -> Result<i32> {
+    use melxai::compare::similarity::{compare_maps, CompareOptions, Map, SsimOptions};
+    let (da, ha, wa) = melxai::data::npy::read_map(a)?;
+    let (db, hb, wb) = melxai::data::npy::read_map(b)?;
+    let opts = CompareOptions {
+        ssim: if gaussian {
+            SsimOptions::gaussian()
+        } else {
+            SsimOptions::default()
+        },
+        percentile,
+        k,
+    };
+    let report = compare_maps(Map::new(&da, ha, wa)?, Map::new(&db, hb, wb)?, &opts)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("ssim      {:.6}", report.ssim);
+        println!("pearson   {:.6}", report.pearson);
+        println!("spearman  {:.6}", report.spearman);
+        println!("cosine    {:.6}", report.cosine);
+        println!(
+            "jaccard   {:.6}  (top {}% masks)",
+            report.jaccard,
+            100.0 - report.percentile
+        );
+        println!(
+            "top-k     {:.6}  (k = {})",
+            report.topk_intersection, report.k
+        );
+    }
+    Ok(0)
 }

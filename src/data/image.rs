@@ -55,17 +55,33 @@ pub fn to_unit_tensor(img: &RgbImage) -> Tensor {
 
 /// `(x - mean) / std` per channel on `(3,H,W)` or `(N,3,H,W)` tensors in 0..1.
 pub fn normalise(xs: &Tensor, norm: &Normalisation) -> Tensor {
-    let shape = if xs.dim() == 4 { vec![1, 3, 1, 1] } else { vec![3, 1, 1] };
-    let mean = Tensor::from_slice(&norm.mean.map(|v| v as f32)).view(shape.as_slice()).to_device(xs.device());
-    let std = Tensor::from_slice(&norm.std.map(|v| v as f32)).view(shape.as_slice()).to_device(xs.device());
+    let shape = if xs.dim() == 4 {
+        vec![1, 3, 1, 1]
+    } else {
+        vec![3, 1, 1]
+    };
+    let mean = Tensor::from_slice(&norm.mean.map(|v| v as f32))
+        .view(shape.as_slice())
+        .to_device(xs.device());
+    let std = Tensor::from_slice(&norm.std.map(|v| v as f32))
+        .view(shape.as_slice())
+        .to_device(xs.device());
     (xs - mean) / std
 }
 
 /// Inverse of [`normalise`], for drawing a preprocessed input.
 pub fn denormalise(xs: &Tensor, norm: &Normalisation) -> Tensor {
-    let shape = if xs.dim() == 4 { vec![1, 3, 1, 1] } else { vec![3, 1, 1] };
-    let mean = Tensor::from_slice(&norm.mean.map(|v| v as f32)).view(shape.as_slice()).to_device(xs.device());
-    let std = Tensor::from_slice(&norm.std.map(|v| v as f32)).view(shape.as_slice()).to_device(xs.device());
+    let shape = if xs.dim() == 4 {
+        vec![1, 3, 1, 1]
+    } else {
+        vec![3, 1, 1]
+    };
+    let mean = Tensor::from_slice(&norm.mean.map(|v| v as f32))
+        .view(shape.as_slice())
+        .to_device(xs.device());
+    let std = Tensor::from_slice(&norm.std.map(|v| v as f32))
+        .view(shape.as_slice())
+        .to_device(xs.device());
     xs * std + mean
 }
 
@@ -98,7 +114,10 @@ pub fn read_npy_input(path: &Path) -> Result<Tensor> {
 /// Loads any input argument as a normalised `(3,H,W)` tensor for a model with
 /// the given input size and normalisation.
 pub fn load_input(path: &Path, input_size: [i64; 2], norm: &Normalisation) -> Result<Tensor> {
-    let is_npy = path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let is_npy = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
     if is_npy {
         return read_npy_input(path);
     }

@@ -1,4 +1,5 @@
 //! Data: decoding inputs, scanning the data set, splits and augmentation.
 
 pub mod image;
+pub mod npy;
 pub mod scan;

@@ -53,13 +53,15 @@ impl Scan {
 }
 
 fn is_hidden(p: &Path) -> bool {
-    p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'))
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with('.'))
 }
 
 fn has_image_extension(p: &Path) -> bool {
-    p.extension()
-        .and_then(|e| e.to_str())
-        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)) && !e.eq_ignore_ascii_case("npy"))
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)) && !e.eq_ignore_ascii_case("npy")
+    })
 }
 
 /// Lists classes and candidate files, then (when `verify`) decodes each file in
@@ -92,11 +94,22 @@ pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
     let mut skipped = Vec::new();
     let mut class_names = Vec::new();
     for (label, dir) in classes.iter().enumerate() {
-        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         let files: Vec<PathBuf> = read(dir)?.into_iter().filter(|p| p.is_file()).collect();
-        let images: Vec<PathBuf> = files.iter().filter(|p| has_image_extension(p)).cloned().collect();
+        let images: Vec<PathBuf> = files
+            .iter()
+            .filter(|p| has_image_extension(p))
+            .cloned()
+            .collect();
         if images.is_empty() {
-            return Err(Error::Dataset(format!("class folder {} holds no images", dir.display())));
+            return Err(Error::Dataset(format!(
+                "class folder {} holds no images",
+                dir.display()
+            )));
         }
         for p in files.iter().filter(|p| !has_image_extension(p)) {
             skipped.push(Skipped {
@@ -105,7 +118,10 @@ pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
             });
         }
         for p in images {
-            let id = format!("{name}/{}", p.file_name().and_then(|n| n.to_str()).unwrap_or_default());
+            let id = format!(
+                "{name}/{}",
+                p.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+            );
             candidates.push(Sample { path: p, id, label });
         }
         class_names.push(name);
@@ -128,7 +144,10 @@ pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
     for (s, err) in checked {
         match err {
             None => samples.push(s),
-            Some(reason) => skipped.push(Skipped { path: s.path, reason }),
+            Some(reason) => skipped.push(Skipped {
+                path: s.path,
+                reason,
+            }),
         }
     }
     for (label, name) in class_names.iter().enumerate() {

@@ -102,14 +102,24 @@ fn atomic_write(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<
         }
     }
     // Keep the extension last: tch picks the format from it.
-    let file = path.file_name().and_then(|f| f.to_str()).unwrap_or("checkpoint");
-    let tmp = path.with_file_name(format!(".{file}.tmp-{}.{}", std::process::id(), extension(path)));
+    let file = path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or("checkpoint");
+    let tmp = path.with_file_name(format!(
+        ".{file}.tmp-{}.{}",
+        std::process::id(),
+        extension(path)
+    ));
     write(&tmp)?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
 fn extension(path: &Path) -> String {
-    path.extension().and_then(|e| e.to_str()).unwrap_or("bin").to_string()
+    path.extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("bin")
+        .to_string()
 }
 
 /// Writes tensors and metadata. `path` may name either file or the stem.
@@ -118,7 +128,10 @@ pub fn save(vs: &nn::VarStore, meta: &CheckpointMeta, path: &Path) -> Result<Pat
     atomic_write(&tensors, |tmp| {
         let mut vars: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let cpu: Vec<(String, tch::Tensor)> = vars.into_iter().map(|(n, t)| (n, t.to_device(tch::Device::Cpu))).collect();
+        let cpu: Vec<(String, tch::Tensor)> = vars
+            .into_iter()
+            .map(|(n, t)| (n, t.to_device(tch::Device::Cpu)))
+            .collect();
         tch::Tensor::write_safetensors(&cpu, tmp).map_err(Error::from)
     })?;
     let text = toml::to_string_pretty(meta).map_err(|e| Error::Checkpoint {
@@ -126,7 +139,9 @@ pub fn save(vs: &nn::VarStore, meta: &CheckpointMeta, path: &Path) -> Result<Pat
         message: format!("cannot serialise metadata: {e}"),
     })?;
     let meta_file = meta_path(&tensors);
-    atomic_write(&meta_file, |tmp| std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e)))?;
+    atomic_write(&meta_file, |tmp| {
+        std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e))
+    })?;
     Ok(tensors)
 }
 

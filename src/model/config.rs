@@ -100,7 +100,11 @@ impl FromStr for Arch {
         Arch::ALL
             .into_iter()
             .find(|a| a.name() == key)
-            .ok_or_else(|| Error::Config(format!("unknown architecture '{s}' (expected one of lite0..lite4, b0..b7)")))
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "unknown architecture '{s}' (expected one of lite0..lite4, b0..b7)"
+                ))
+            })
     }
 }
 
@@ -278,7 +282,11 @@ impl EfficientNetConfig {
                 self.round_repeats(s.num_repeat)
             };
             for r in 0..repeats {
-                let (inp, stride) = if r == 0 { (input, s.stride) } else { (output, 1) };
+                let (inp, stride) = if r == 0 {
+                    (input, s.stride)
+                } else {
+                    (output, 1)
+                };
                 let se_channels = if lite {
                     None
                 } else {

@@ -41,7 +41,15 @@ struct SameConv {
 }
 
 impl SameConv {
-    fn new(p: nn::Path, cin: i64, cout: i64, kernel: i64, stride: i64, groups: i64, bias: bool) -> Self {
+    fn new(
+        p: nn::Path,
+        cin: i64,
+        cout: i64,
+        kernel: i64,
+        stride: i64,
+        groups: i64,
+        bias: bool,
+    ) -> Self {
         let cfg = nn::ConvConfig {
             stride,
             groups,
@@ -232,7 +240,15 @@ impl MbConv {
                 SameConv::new(&p / "_se_expand", sq, oup, 1, 1, 1, true),
             )
         });
-        let project = SameConv::new(&p / "_project_conv", oup, cfg.output_filters, 1, 1, 1, false);
+        let project = SameConv::new(
+            &p / "_project_conv",
+            oup,
+            cfg.output_filters,
+            1,
+            1,
+            1,
+            false,
+        );
         let bn2 = batch_norm(&p / "_bn2", cfg.output_filters);
         MbConv {
             index,

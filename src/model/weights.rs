@@ -141,7 +141,12 @@ fn flat_indices(pairs: impl Iterator<Item = (usize, usize)>) -> BTreeMap<(usize,
 
 /// timm: `blocks.S.R.*` with depthwise-separable first blocks (no expansion).
 fn timm_map(names: &[String]) -> HashMap<String, String> {
-    let index = flat_indices(names.iter().filter_map(|n| stage_repeat(n, "blocks.")).map(|(s, r, _)| (s, r)));
+    let index = flat_indices(
+        names
+            .iter()
+            .filter_map(|n| stage_repeat(n, "blocks."))
+            .map(|(s, r, _)| (s, r)),
+    );
     let has_pwl: BTreeSet<(usize, usize)> = names
         .iter()
         .filter_map(|n| stage_repeat(n, "blocks."))
@@ -221,7 +226,13 @@ fn torchvision_map(names: &[String]) -> HashMap<String, String> {
     }
     let head_stage = names
         .iter()
-        .filter_map(|n| n.strip_prefix("features.")?.split_once('.')?.0.parse::<usize>().ok())
+        .filter_map(|n| {
+            n.strip_prefix("features.")?
+                .split_once('.')?
+                .0
+                .parse::<usize>()
+                .ok()
+        })
         .max()
         .unwrap_or(8);
     let mut map = HashMap::new();
@@ -237,9 +248,15 @@ fn torchvision_map(names: &[String]) -> HashMap<String, String> {
         } else if let Some(p) = n.strip_prefix("classifier.1.") {
             format!("_fc.{p}")
         } else if let Some((s, r, rest)) = stage_repeat(n, "features.") {
-            let Some(rest) = rest.strip_prefix("block.") else { continue };
-            let Some(&i) = index.get(&(s, r)) else { continue };
-            let Some((j, tail)) = rest.split_once('.') else { continue };
+            let Some(rest) = rest.strip_prefix("block.") else {
+                continue;
+            };
+            let Some(&i) = index.get(&(s, r)) else {
+                continue;
+            };
+            let Some((j, tail)) = rest.split_once('.') else {
+                continue;
+            };
             let Ok(j) = j.parse::<usize>() else { continue };
             if let Some(p) = tail.strip_prefix("fc1.") {
                 format!("_blocks.{i}._se_reduce.{p}")
@@ -250,11 +267,17 @@ fn torchvision_map(names: &[String]) -> HashMap<String, String> {
                 let pos = slots.iter().position(|&x| x == j);
                 // With three conv+bn slots: expand, depthwise, project; with two: depthwise, project.
                 let roles: &[(&str, &str)] = if slots.len() == 3 {
-                    &[("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")]
+                    &[
+                        ("_expand_conv", "_bn0"),
+                        ("_depthwise_conv", "_bn1"),
+                        ("_project_conv", "_bn2"),
+                    ]
                 } else {
                     &[("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2")]
                 };
-                let Some((conv, bn)) = pos.and_then(|p| roles.get(p)) else { continue };
+                let Some((conv, bn)) = pos.and_then(|p| roles.get(p)) else {
+                    continue;
+                };
                 if let Some(p) = tail.strip_prefix("0.") {
                     format!("_blocks.{i}.{conv}.{p}")
                 } else if let Some(p) = tail.strip_prefix("1.") {
@@ -304,7 +327,9 @@ impl fmt::Display for LoadReport {
         writeln!(
             f,
             "  layout: {}; {} tensors loaded",
-            self.layout.map(|l| format!("{l:?}")).unwrap_or_else(|| "unrecognised".into()),
+            self.layout
+                .map(|l| format!("{l:?}"))
+                .unwrap_or_else(|| "unrecognised".into()),
             self.loaded
         )?;
         let list = |f: &mut fmt::Formatter<'_>, title: &str, items: Vec<String>| -> fmt::Result {
@@ -350,7 +375,9 @@ pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
     };
     res.map_err(|e| Error::Checkpoint {
         path: path.into(),
-        message: format!("cannot read tensors ({e}); is the file complete and in safetensors format?"),
+        message: format!(
+            "cannot read tensors ({e}); is the file complete and in safetensors format?"
+        ),
     })
 }
 
@@ -371,7 +398,9 @@ pub fn load_into(
     for (name, t) in tensors {
         match vars.remove(&name) {
             None => report.unexpected.push(name),
-            Some(var) if var.size() != t.size() => report.mismatched.push((name, var.size(), t.size())),
+            Some(var) if var.size() != t.size() => {
+                report.mismatched.push((name, var.size(), t.size()))
+            }
             Some(var) => plan.push((var, t)),
         }
     }

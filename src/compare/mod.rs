@@ -1,0 +1,4 @@
+//! Agreement between explanations: similarity metrics on heatmaps, and the
+//! within-model and cross-model matrices built from them.
+
+pub mod similarity;

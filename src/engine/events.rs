@@ -1,0 +1,148 @@
+//! Typed events the engine sends to whichever face is watching (TUI, CLI, batch).
+//!
+//! Events carry plain data only (numbers, strings, `Vec<f32>` maps), never
+//! tensors: the model lives on the worker thread alone.
+
+use serde::Serialize;
+
+/// Identifies one submitted job.
+pub type JobId = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    Train,
+    Evaluate,
+    Calibrate,
+    Explain,
+    Compare,
+}
+
+/// One row of the data set list: a sample with the current model's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SamplePrediction {
+    /// Stable id: `<class>/<file name>`.
+    pub id: String,
+    pub label: usize,
+    pub predicted: usize,
+    /// Probability of the positive class after temperature scaling.
+    pub probability: f64,
+    /// Same, without temperature scaling.
+    pub probability_uncalibrated: f64,
+    /// Which split the sample belonged to for the model that predicted it.
+    pub split: String,
+}
+
+impl SamplePrediction {
+    pub fn correct(&self) -> bool {
+        self.label == self.predicted
+    }
+}
+
+/// Per-epoch summary of training.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EpochSummary {
+    /// (fold index, number of folds) for k-fold runs.
+    pub fold: Option<(usize, usize)>,
+    /// 1-based.
+    pub epoch: usize,
+    pub epochs: usize,
+    pub train_loss: f64,
+    pub val_loss: f64,
+    pub val_balanced_accuracy: f64,
+    pub val_auroc: f64,
+    pub learning_rate: f64,
+    pub seconds: f64,
+    /// Training throughput this epoch.
+    pub images_per_second: f64,
+}
+
+/// A heatmap for one sample and method, ready to draw.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HeatmapData {
+    pub sample_id: String,
+    pub method: String,
+    pub height: usize,
+    pub width: usize,
+    /// Row-major values in [0, 1].
+    pub values: Vec<f32>,
+    pub target: usize,
+    /// Completeness / convergence delta, where the method has one.
+    pub delta: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Started {
+        job: JobId,
+        kind: JobKind,
+        description: String,
+    },
+    /// Coarse progress of the current stage (throttled to about 10 per second).
+    Progress {
+        job: JobId,
+        stage: String,
+        done: u64,
+        total: u64,
+        /// Estimated seconds left for the whole job.
+        eta_seconds: Option<f64>,
+    },
+    Batch {
+        job: JobId,
+        epoch: usize,
+        batch: usize,
+        batches: usize,
+        loss: f64,
+        learning_rate: f64,
+    },
+    Epoch {
+        job: JobId,
+        summary: EpochSummary,
+    },
+    /// Skipped files and other non-fatal problems.
+    Warning {
+        job: JobId,
+        message: String,
+    },
+    Predictions {
+        job: JobId,
+        model: String,
+        rows: Vec<SamplePrediction>,
+    },
+    /// Calibration before/after as JSON (see `calibrate::CalibrationReport`).
+    Calibration {
+        job: JobId,
+        model: String,
+        temperature: f64,
+        before: serde_json::Value,
+        after: serde_json::Value,
+    },
+    Heatmap {
+        job: JobId,
+        model: String,
+        map: HeatmapData,
+    },
+    Finished {
+        job: JobId,
+        summary: String,
+    },
+    Failed {
+        job: JobId,
+        error: String,
+    },
+    Cancelled {
+        job: JobId,
+    },
+}
+
+/// Where events go. The trainer and other jobs only know this trait.
+pub trait EventSink: Send {
+    fn send(&mut self, event: Event);
+}
+
+impl<F: FnMut(Event) + Send> EventSink for F {
+    fn send(&mut self, event: Event) {
+        self(event)
+    }
+}
