@@ -9,9 +9,11 @@ pub mod config;
 pub mod data;
 pub mod doctor;
 pub mod engine;
+pub mod eval;
 pub mod error;
 pub mod metrics;
 pub mod model;
 pub mod predict;
+pub mod train;
 
 pub use error::{Error, Result};

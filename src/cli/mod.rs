@@ -1,5 +1,8 @@
 //! Command-line surface. Each subcommand is a thin wrapper over the library.
 
+mod progress;
+mod train;
+
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -30,6 +33,10 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Fine-tune on the configured data set (one split or k folds).
+    Train(train::TrainArgs),
+    /// Metrics of a checkpoint on its recorded split.
+    Eval(train::EvalArgs),
     /// Check the installation: libtorch, weights, data set, config.
     Doctor {
         #[arg(long)]
@@ -84,6 +91,8 @@ pub fn run(args: Args) -> Result<i32> {
         config.device = d.clone();
     }
     match args.command {
+        Some(Command::Train(a)) => train::run_train(&config, &a),
+        Some(Command::Eval(a)) => train::run_eval(&config, &a),
         Some(Command::Doctor { json }) => doctor(&config, &args.config, json),
         Some(Command::Predict {
             inputs,

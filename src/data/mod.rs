@@ -1,5 +1,8 @@
-//! Data: decoding inputs, scanning the data set, splits and augmentation.
+//! Data: decoding inputs, scanning the data set, splits, caching, augmentation.
 
+pub mod augment;
+pub mod cache;
 pub mod image;
 pub mod npy;
 pub mod scan;
+pub mod split;

@@ -3,7 +3,7 @@
 //! Events carry plain data only (numbers, strings, `Vec<f32>` maps), never
 //! tensors: the model lives on the worker thread alone.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Identifies one submitted job.
 pub type JobId = u64;
@@ -40,7 +40,7 @@ impl SamplePrediction {
 }
 
 /// Per-epoch summary of training.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochSummary {
     /// (fold index, number of folds) for k-fold runs.
     pub fold: Option<(usize, usize)>,

@@ -86,16 +86,36 @@ impl CheckpointMeta {
     }
 }
 
-/// The `.toml` beside a `.safetensors` file (and vice versa).
-pub fn meta_path(tensors: &Path) -> PathBuf {
-    tensors.with_extension("toml")
+/// `path` with its checkpoint extension replaced by `ext` (or `ext` appended
+/// when `path` is a bare stem such as `weights/run-1.5`).
+fn with_checkpoint_extension(path: &Path, ext: &str) -> PathBuf {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") | Some("safetensors") => path.with_extension(ext),
+        _ => {
+            let mut s = path.as_os_str().to_owned();
+            s.push(".");
+            s.push(ext);
+            PathBuf::from(s)
+        }
+    }
 }
 
-pub fn tensors_path(meta_or_tensors: &Path) -> PathBuf {
-    meta_or_tensors.with_extension("safetensors")
+/// The `.toml` beside a checkpoint (`path` names either file or the stem).
+pub fn meta_path(path: &Path) -> PathBuf {
+    with_checkpoint_extension(path, "toml")
 }
 
-fn atomic_write(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+/// The `.safetensors` of a checkpoint (`path` names either file or the stem).
+pub fn tensors_path(path: &Path) -> PathBuf {
+    with_checkpoint_extension(path, "safetensors")
+}
+
+/// Whether both files of a checkpoint exist.
+pub fn exists(path: &Path) -> bool {
+    tensors_path(path).exists() && meta_path(path).exists()
+}
+
+pub(crate) fn atomic_write(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     if let Some(dir) = path.parent() {
         if !dir.as_os_str().is_empty() {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -147,7 +167,7 @@ pub fn save(vs: &nn::VarStore, meta: &CheckpointMeta, path: &Path) -> Result<Pat
 
 /// Reads the metadata of a checkpoint (`path` may name either file).
 pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
-    let meta_file = meta_path(&tensors_path(path));
+    let meta_file = meta_path(path);
     let text = std::fs::read_to_string(&meta_file).map_err(|e| Error::Checkpoint {
         path: meta_file.clone(),
         message: format!("cannot read metadata: {e}"),

@@ -36,9 +36,12 @@ impl Layout {
             Some(Layout::EfficientNetPytorch)
         } else if has("efficientnet.embeddings.") || has("efficientnet.encoder.") {
             Some(Layout::HuggingFace)
-        } else if has("features.0.0.") {
+        // Any `features.` name, not only the stem's: a checkpoint that lacks the
+        // stem must still be recognised so the report names what is missing.
+        } else if has("features.") {
             Some(Layout::Torchvision)
-        } else if has("conv_stem.") || has("blocks.0.0.") {
+        // Likewise any of timm's top-level modules.
+        } else if has("conv_stem.") || has("blocks.") || has("conv_head.") {
             Some(Layout::Timm)
         } else {
             None
@@ -46,13 +49,16 @@ impl Layout {
     }
 }
 
-/// Strip wrappers that training scripts add around a model's names.
+/// Strip wrappers that training scripts add around a model's names, in any order
+/// and nesting (`module._orig_mod.` from DDP over `torch.compile`, and
+/// `_orig_mod.module.` from `torch.compile` over DDP).
 fn strip_wrappers(name: &str) -> &str {
     let mut n = name;
-    for prefix in ["module.", "model.", "_orig_mod."] {
-        if let Some(rest) = n.strip_prefix(prefix) {
-            n = rest;
-        }
+    while let Some(rest) = ["module.", "model.", "_orig_mod."]
+        .iter()
+        .find_map(|prefix| n.strip_prefix(prefix))
+    {
+        n = rest;
     }
     n
 }
@@ -147,16 +153,21 @@ fn timm_map(names: &[String]) -> HashMap<String, String> {
             .filter_map(|n| stage_repeat(n, "blocks."))
             .map(|(s, r, _)| (s, r)),
     );
+    // A block is an inverted residual when it has any of its projection
+    // tensors, so one missing tensor does not turn it into a depthwise-separable
+    // block (which would shift bn1/bn2 onto the wrong native names).
     let has_pwl: BTreeSet<(usize, usize)> = names
         .iter()
         .filter_map(|n| stage_repeat(n, "blocks."))
-        .filter(|(_, _, rest)| rest.starts_with("conv_pwl."))
+        .filter(|(_, _, rest)| rest.starts_with("conv_pwl.") || rest.starts_with("bn3."))
         .map(|(s, r, _)| (s, r))
         .collect();
     let mut map = HashMap::new();
     for n in names {
         let native = if let Some((s, r, rest)) = stage_repeat(n, "blocks.") {
-            let i = index[&(s, r)];
+            let Some(&i) = index.get(&(s, r)) else {
+                continue;
+            };
             let (layer, param) = rest.split_once('.').unwrap_or((rest, ""));
             // Inverted residual (has conv_pwl): pw = expand, bn1 = after expand,
             // bn2 = after depthwise, pwl/bn3 = projection.
@@ -212,13 +223,15 @@ fn torchvision_map(names: &[String]) -> HashMap<String, String> {
         .filter(|(s, _, rest)| *s > 0 && rest.starts_with("block."))
         .collect();
     let index = flat_indices(stage_blocks.iter().map(|(s, r, _)| (*s, *r)));
-    // Which sub-modules of each block are conv+bn pairs (in order), which is SE.
+    // Which sub-modules of each block are conv+bn pairs (in order); the SE
+    // module's `fc1`/`fc2` are not. A slot counts when its conv (`J.0.*`) or its
+    // norm (`J.1.*`) appears, so one missing tensor does not shift the roles.
     let mut conv_slots: BTreeMap<(usize, usize), BTreeSet<usize>> = BTreeMap::new();
     for (s, r, rest) in &stage_blocks {
         let rest = rest.trim_start_matches("block.");
         if let Some((j, tail)) = rest.split_once('.') {
             if let Ok(j) = j.parse::<usize>() {
-                if tail.starts_with("0.") {
+                if tail.starts_with("0.") || tail.starts_with("1.") {
                     conv_slots.entry((*s, *r)).or_default().insert(j);
                 }
             }
@@ -263,7 +276,10 @@ fn torchvision_map(names: &[String]) -> HashMap<String, String> {
             } else if let Some(p) = tail.strip_prefix("fc2.") {
                 format!("_blocks.{i}._se_expand.{p}")
             } else {
-                let slots: Vec<usize> = conv_slots[&(s, r)].iter().copied().collect();
+                let Some(slots) = conv_slots.get(&(s, r)) else {
+                    continue;
+                };
+                let slots: Vec<usize> = slots.iter().copied().collect();
                 let pos = slots.iter().position(|&x| x == j);
                 // With three conv+bn slots: expand, depthwise, project; with two: depthwise, project.
                 let roles: &[(&str, &str)] = if slots.len() == 3 {

@@ -1,0 +1,105 @@
+//! Evaluation: logits for cached samples, per-sample predictions and metrics.
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::data::cache::ImageCache;
+use crate::data::image::normalise;
+use crate::engine::events::SamplePrediction;
+use crate::error::{Error, Result};
+use crate::metrics::{binary_metrics, BinaryMetrics, DEFAULT_THRESHOLD};
+use crate::model::Classifier;
+
+/// One evaluated sample with its raw logits (temperature is applied later).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalRow {
+    pub id: String,
+    pub label: usize,
+    pub logits: Vec<f64>,
+}
+
+impl EvalRow {
+    /// Softmax probabilities at `temperature`.
+    pub fn probabilities(&self, temperature: f64) -> Vec<f64> {
+        let scaled: Vec<f64> = self.logits.iter().map(|l| l / temperature).collect();
+        let max = scaled.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+        let exp: Vec<f64> = scaled.iter().map(|l| (l - max).exp()).collect();
+        let sum: f64 = exp.iter().sum();
+        exp.into_iter().map(|e| e / sum).collect()
+    }
+
+    pub fn to_prediction(&self, positive: usize, temperature: f64, split: &str) -> SamplePrediction {
+        let p = self.probabilities(temperature);
+        let pu = self.probabilities(1.0);
+        let predicted = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
+        SamplePrediction {
+            id: self.id.clone(),
+            label: self.label,
+            predicted,
+            probability: p.get(positive).copied().unwrap_or(f64::NAN),
+            probability_uncalibrated: pu.get(positive).copied().unwrap_or(f64::NAN),
+            split: split.to_string(),
+        }
+    }
+}
+
+/// Eval-mode logits for `rows` of the cache, in batches of `batch_size`.
+pub fn predict_rows(model: &Classifier, cache: &ImageCache, rows: &[usize], batch_size: usize) -> Result<Vec<EvalRow>> {
+    let mut out = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(batch_size.max(1)) {
+        let x = normalise(&cache.batch(chunk), &model.meta.normalisation);
+        let logits = model.logits(&x).to_kind(Kind::Double).to_device(tch::Device::Cpu);
+        let logits: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(&logits)?;
+        for (&r, l) in chunk.iter().zip(logits) {
+            out.push(EvalRow {
+                id: cache.ids[r].clone(),
+                label: cache.labels[r],
+                logits: l,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Binary metrics (positive class `positive`) at `temperature`, threshold 0.5.
+pub fn metrics(rows: &[EvalRow], positive: usize, temperature: f64) -> Result<BinaryMetrics> {
+    let labels: Vec<usize> = rows.iter().map(|r| r.label).collect();
+    let scores: Vec<f64> = rows.iter().map(|r| r.probabilities(temperature)[positive]).collect();
+    binary_metrics(&labels, &scores, positive, DEFAULT_THRESHOLD).map_err(|e| Error::Other(format!("metrics: {e}")))
+}
+
+/// Mean cross-entropy of `rows` with per-class weights (for validation loss).
+pub fn weighted_cross_entropy(rows: &[EvalRow], class_weights: &[f64]) -> f64 {
+    let (mut num, mut den) = (0.0, 0.0);
+    for r in rows {
+        let p = r.probabilities(1.0);
+        let w = class_weights.get(r.label).copied().unwrap_or(1.0);
+        num += -w * p[r.label].max(1e-300).ln();
+        den += w;
+    }
+    if den > 0.0 {
+        num / den
+    } else {
+        f64::NAN
+    }
+}
+
+/// "Balanced" class weights n / (k * n_c), as scikit-learn computes them.
+pub fn balanced_class_weights(labels: &[usize], num_classes: usize) -> Vec<f64> {
+    let n = labels.len() as f64;
+    (0..num_classes)
+        .map(|c| {
+            let nc = labels.iter().filter(|&&l| l == c).count() as f64;
+            if nc > 0.0 {
+                n / (num_classes as f64 * nc)
+            } else {
+                0.0
+            }
+        })
+        .collect()
+}
+
+/// Tensor of class weights on `device`.
+pub fn weight_tensor(weights: &[f64], device: tch::Device) -> Tensor {
+    Tensor::from_slice(&weights.iter().map(|&w| w as f32).collect::<Vec<_>>()).to_device(device)
+}

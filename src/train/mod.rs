@@ -1,0 +1,10 @@
+//! Fine-tuning: class-weighted cross-entropy, AdamW, schedules, early stopping,
+//! gradient clipping, k-fold cross-validation, cancellation and exact resume.
+
+pub mod config;
+pub mod optimizer;
+pub mod schedule;
+pub mod trainer;
+
+pub use config::{Monitor, TrainConfig};
+pub use trainer::{train, CrossValidation, RunOutcome, SplitOutcome, TrainContext};

@@ -1,0 +1,435 @@
+//! The training loop. One split at a time; k-fold runs call it per fold.
+//!
+//! Repeatability: every epoch reseeds libtorch (dropout, drop-connect) and the
+//! augmentation/shuffle stream from (seed, epoch), and the optimiser state is
+//! saved with the per-epoch "last" checkpoint. A cancelled run therefore resumes
+//! from its last finished epoch and ends with the same weights as a run that
+//! was never interrupted.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Reduction, Tensor};
+
+use super::config::{Monitor, TrainConfig};
+use super::optimizer::AdamW;
+use super::schedule::learning_rate;
+use crate::data::augment::augment;
+use crate::data::cache::ImageCache;
+use crate::data::image::normalise;
+use crate::data::split::{fold_split, stratified_split, Split};
+use crate::engine::events::{EpochSummary, Event, EventSink, JobId};
+use crate::error::{Error, Result};
+use crate::eval::{balanced_class_weights, metrics, predict_rows, weight_tensor, weighted_cross_entropy, EvalRow};
+use crate::metrics::{bootstrap_ci, summarize_folds, BinaryMetrics, BootstrapOptions, FoldSummary, Interval, DEFAULT_THRESHOLD};
+use crate::model::checkpoint::{self, SplitRecord, TrainingProgress};
+use crate::model::{Arch, Classifier, EfficientNet, EfficientNetConfig};
+
+/// Everything a training run needs from its caller.
+pub struct TrainContext<'a> {
+    pub cache: &'a ImageCache,
+    pub class_names: Vec<String>,
+    pub positive: usize,
+    pub weights_dir: PathBuf,
+    pub device: Device,
+    pub sink: &'a mut dyn EventSink,
+    pub cancel: &'a AtomicBool,
+    pub job: JobId,
+    /// Continue an interrupted run from its `-last` checkpoint.
+    pub resume: bool,
+}
+
+/// Result of training on one split.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SplitOutcome {
+    pub checkpoint: PathBuf,
+    pub fold: Option<(usize, usize)>,
+    pub best_epoch: usize,
+    pub history: Vec<EpochSummary>,
+    pub val: Vec<EvalRow>,
+    pub test: Vec<EvalRow>,
+    pub test_metrics: Option<BinaryMetrics>,
+}
+
+/// Pooled out-of-fold results of k-fold training.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CrossValidation {
+    pub folds: usize,
+    pub per_fold: Vec<BinaryMetrics>,
+    pub summary: FoldSummary,
+    /// Every image predicted once, by the model that did not train on it.
+    pub out_of_fold: Vec<EvalRow>,
+    pub pooled: BinaryMetrics,
+    pub pooled_auroc_ci: Interval,
+    pub pooled_balanced_accuracy_ci: Interval,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunOutcome {
+    pub name: String,
+    pub config: TrainConfig,
+    pub splits: Vec<SplitOutcome>,
+    pub cross_validation: Option<CrossValidation>,
+}
+
+/// Checkpoint path stems for a run name.
+fn best_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(name)
+}
+fn last_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}-last"))
+}
+fn optim_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}-last-optim.safetensors"))
+}
+
+/// Trains as configured: one stratified split, or k folds with pooled
+/// out-of-fold metrics. Emits events through `ctx.sink`.
+pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
+    let labels = &ctx.cache.labels;
+    let mut splits = Vec::new();
+    let cross_validation = if cfg.folds >= 2 {
+        for fold in 0..cfg.folds {
+            let split = fold_split(labels, cfg.folds, fold, cfg.val_fraction, cfg.seed)?;
+            let name = format!("{}-fold{}", cfg.name, fold);
+            splits.push(train_split(cfg, ctx, &name, split, Some((fold, cfg.folds)))?);
+        }
+        Some(cross_validate(&splits, ctx.positive, cfg.seed)?)
+    } else {
+        let split = stratified_split(labels, cfg.test_fraction, cfg.val_fraction, cfg.seed)?;
+        splits.push(train_split(cfg, ctx, &cfg.name, split, None)?);
+        None
+    };
+    Ok(RunOutcome {
+        name: cfg.name.clone(),
+        config: cfg.clone(),
+        splits,
+        cross_validation,
+    })
+}
+
+fn cross_validate(splits: &[SplitOutcome], positive: usize, seed: u64) -> Result<CrossValidation> {
+    let per_fold: Vec<BinaryMetrics> = splits.iter().filter_map(|s| s.test_metrics.clone()).collect();
+    let mut oof: Vec<EvalRow> = splits.iter().flat_map(|s| s.test.clone()).collect();
+    oof.sort_by(|a, b| a.id.cmp(&b.id));
+    let pooled = metrics(&oof, positive, 1.0)?;
+    let labels: Vec<usize> = oof.iter().map(|r| r.label).collect();
+    let scores: Vec<f64> = oof.iter().map(|r| r.probabilities(1.0)[positive]).collect();
+    let opts = BootstrapOptions::new(2000, seed);
+    let ci = |f: fn(&BinaryMetrics) -> f64| {
+        bootstrap_ci(&labels, &scores, positive, DEFAULT_THRESHOLD, f, &opts).map_err(|e| Error::Other(format!("bootstrap: {e}")))
+    };
+    Ok(CrossValidation {
+        folds: splits.len(),
+        summary: summarize_folds(&per_fold),
+        per_fold,
+        pooled_auroc_ci: ci(|m| m.auroc)?,
+        pooled_balanced_accuracy_ci: ci(|m| m.balanced_accuracy)?,
+        out_of_fold: oof,
+        pooled,
+    })
+}
+
+fn split_record(cache: &ImageCache, split: &Split, seed: u64, fold: Option<(usize, usize)>) -> SplitRecord {
+    let ids = |v: &[usize]| v.iter().map(|&i| cache.ids[i].clone()).collect();
+    SplitRecord {
+        seed,
+        fold,
+        train: ids(&split.train),
+        val: ids(&split.val),
+        test: ids(&split.test),
+    }
+}
+
+fn build_model(cfg: &TrainConfig, ctx: &mut TrainContext, name: &str) -> Result<Classifier> {
+    let arch: Arch = cfg.arch.parse()?;
+    let mut model = if cfg.pretrained {
+        let (model, report) = Classifier::for_finetuning(name, arch, ctx.class_names.clone(), &ctx.weights_dir, ctx.device)?;
+        ctx.sink.send(Event::Warning {
+            job: ctx.job,
+            message: format!(
+                "{name}: {} ImageNet tensors loaded; new classifier head ({} tensors re-initialised)",
+                report.loaded,
+                report.missing.len() + report.mismatched.len()
+            ),
+        });
+        model
+    } else {
+        Classifier::new(name, EfficientNetConfig::new(arch, ctx.class_names.len() as i64), ctx.class_names.clone(), ctx.device)
+    };
+    model.meta.input_size = ctx.cache.size;
+    model.meta.training = toml::Value::try_from(cfg)
+        .ok()
+        .and_then(|v| v.as_table().cloned())
+        .unwrap_or_default();
+    Ok(model)
+}
+
+fn trainable(model: &Classifier, freeze_backbone: bool) -> Vec<(String, Tensor)> {
+    let mut vars: Vec<(String, Tensor)> = model
+        .vs
+        .variables()
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad())
+        .collect();
+    if freeze_backbone {
+        for (n, t) in &vars {
+            if !EfficientNet::is_head_variable(n) {
+                let _ = t.set_requires_grad(false);
+            }
+        }
+        vars.retain(|(n, _)| EfficientNet::is_head_variable(n));
+    }
+    vars
+}
+
+fn score(monitor: Monitor, s: &EpochSummary) -> f64 {
+    // Higher is better for every monitored quantity.
+    match monitor {
+        Monitor::ValLoss => -s.val_loss,
+        Monitor::ValAuroc => s.val_auroc,
+        Monitor::ValBalancedAccuracy => s.val_balanced_accuracy,
+    }
+}
+
+/// Per-epoch history is kept beside the last checkpoint for resume.
+fn history_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}-last-history.json"))
+}
+
+fn train_split(
+    cfg: &TrainConfig,
+    ctx: &mut TrainContext,
+    name: &str,
+    split: Split,
+    fold: Option<(usize, usize)>,
+) -> Result<SplitOutcome> {
+    if split.train.is_empty() || split.val.is_empty() {
+        return Err(Error::Dataset(format!(
+            "split too small: {} training and {} validation images",
+            split.train.len(),
+            split.val.len()
+        )));
+    }
+    let dir = ctx.weights_dir.clone();
+    let mut model = build_model(cfg, ctx, name)?;
+    model.meta.split = Some(split_record(ctx.cache, &split, cfg.seed, fold));
+    let params = trainable(&model, cfg.freeze_backbone);
+    let mut opt = AdamW::new(params, cfg.learning_rate, cfg.weight_decay);
+
+    let train_labels: Vec<usize> = split.train.iter().map(|&i| ctx.cache.labels[i]).collect();
+    let class_weights = balanced_class_weights(&train_labels, ctx.class_names.len());
+    let weights_t = weight_tensor(&class_weights, ctx.device);
+    let batches_per_epoch = split.train.len().div_ceil(cfg.batch_size.max(1));
+    let total_steps = batches_per_epoch * cfg.epochs;
+    let warmup_steps = batches_per_epoch * cfg.warmup_epochs;
+
+    let mut progress = TrainingProgress {
+        epochs_total: cfg.epochs,
+        best_score: f64::NEG_INFINITY,
+        ..Default::default()
+    };
+    let mut history: Vec<EpochSummary> = Vec::new();
+
+    // Resume from the last finished epoch when asked and possible.
+    let last = last_path(&dir, name);
+    if ctx.resume && checkpoint::exists(&last) {
+        let saved = Classifier::from_checkpoint(&last, ctx.device)?;
+        if saved.meta.split != model.meta.split {
+            return Err(Error::Checkpoint {
+                path: last.clone(),
+                message: "its data split differs from this run's (data set or seed changed); cannot resume".into(),
+            });
+        }
+        tch::no_grad(|| -> Result<()> {
+            let src = saved.vs.variables();
+            for (n, mut v) in model.vs.variables() {
+                if let Some(t) = src.get(&n) {
+                    v.f_copy_(t)?;
+                }
+            }
+            Ok(())
+        })?;
+        if let Some(p) = saved.meta.progress.clone() {
+            progress = p;
+        }
+        let optim = optim_path(&dir, name);
+        if optim.exists() {
+            opt.load_state(&Tensor::read_safetensors(&optim)?)?;
+        }
+        if let Ok(text) = std::fs::read_to_string(history_path(&dir, name)) {
+            history = serde_json::from_str(&text).unwrap_or_default();
+        }
+        if progress.finished {
+            ctx.sink.send(Event::Warning {
+                job: ctx.job,
+                message: format!("{name}: already finished; evaluating the best checkpoint"),
+            });
+        } else {
+            ctx.sink.send(Event::Warning {
+                job: ctx.job,
+                message: format!("{name}: resuming after epoch {}", progress.epochs_done),
+            });
+        }
+    } else {
+        save_last(&model, &opt, &progress, &history, &dir, name)?;
+    }
+
+    let started = Instant::now();
+    let mut epochs_run = 0usize;
+    let mut since_best = progress.epochs_done.saturating_sub(progress.best_epoch);
+    while !progress.finished && progress.epochs_done < cfg.epochs {
+        let epoch = progress.epochs_done + 1;
+        let t0 = Instant::now();
+        tch::manual_seed((cfg.seed as i64).wrapping_mul(1000).wrapping_add(epoch as i64));
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(7919).wrapping_add(epoch as u64));
+        let mut order = split.train.clone();
+        order.shuffle(&mut rng);
+        let (mut loss_sum, mut seen) = (0.0, 0usize);
+        let mut lr = cfg.learning_rate;
+        for (b, rows) in order.chunks(cfg.batch_size.max(1)).enumerate() {
+            if ctx.cancel.load(Ordering::Relaxed) {
+                return Err(Error::Cancelled);
+            }
+            let step = (epoch - 1) * batches_per_epoch + b;
+            lr = learning_rate(cfg.schedule, cfg.learning_rate, step, total_steps, warmup_steps);
+            opt.lr = lr;
+            let x = augment(&ctx.cache.batch(rows), &cfg.augment, &mut rng);
+            let x = normalise(&x, &model.meta.normalisation).to_device(ctx.device);
+            let y = Tensor::from_slice(&rows.iter().map(|&r| ctx.cache.labels[r] as i64).collect::<Vec<_>>()).to_device(ctx.device);
+            let logits = model.net.forward_t(&x, !cfg.freeze_backbone);
+            let loss = logits.cross_entropy_loss::<Tensor>(&y, Some(weights_t.shallow_clone()), Reduction::Mean, -100, 0.0);
+            opt.zero_grad();
+            loss.backward();
+            if cfg.grad_clip > 0.0 {
+                opt.clip_grad_norm(cfg.grad_clip);
+            }
+            opt.step();
+            let l = loss.double_value(&[]);
+            loss_sum += l * rows.len() as f64;
+            seen += rows.len();
+            ctx.sink.send(Event::Batch {
+                job: ctx.job,
+                epoch,
+                batch: b + 1,
+                batches: batches_per_epoch,
+                loss: l,
+                learning_rate: lr,
+            });
+        }
+        let train_seconds = t0.elapsed().as_secs_f64();
+        let val = predict_rows(&model, ctx.cache, &split.val, 32)?;
+        let val_metrics = metrics(&val, ctx.positive, 1.0)?;
+        let summary = EpochSummary {
+            fold,
+            epoch,
+            epochs: cfg.epochs,
+            train_loss: loss_sum / seen.max(1) as f64,
+            val_loss: weighted_cross_entropy(&val, &class_weights),
+            val_balanced_accuracy: val_metrics.balanced_accuracy,
+            val_auroc: val_metrics.auroc,
+            learning_rate: lr,
+            seconds: t0.elapsed().as_secs_f64(),
+            images_per_second: seen as f64 / train_seconds.max(1e-9),
+        };
+        progress.epochs_done = epoch;
+        epochs_run += 1;
+        let s = score(cfg.monitor, &summary);
+        if s > progress.best_score || progress.best_epoch == 0 {
+            progress.best_score = s;
+            progress.best_epoch = epoch;
+            since_best = 0;
+            model.meta.metrics = epoch_metrics(&summary);
+            model.meta.progress = Some(progress.clone());
+            model.save(&best_path(&dir, name))?;
+        } else {
+            since_best += 1;
+        }
+        history.push(summary.clone());
+        let eta = started.elapsed().as_secs_f64() / epochs_run as f64 * (cfg.epochs - epoch) as f64;
+        ctx.sink.send(Event::Epoch { job: ctx.job, summary });
+        ctx.sink.send(Event::Progress {
+            job: ctx.job,
+            stage: format!("{name} epoch {epoch}/{}", cfg.epochs),
+            done: epoch as u64,
+            total: cfg.epochs as u64,
+            eta_seconds: Some(eta),
+        });
+        if cfg.patience > 0 && since_best >= cfg.patience {
+            ctx.sink.send(Event::Warning {
+                job: ctx.job,
+                message: format!("{name}: early stop after epoch {epoch} (best epoch {})", progress.best_epoch),
+            });
+            progress.finished = true;
+        }
+        if epoch == cfg.epochs {
+            progress.finished = true;
+        }
+        save_last(&model, &opt, &progress, &history, &dir, name)?;
+    }
+
+    // Final evaluation with the best weights.
+    let best = Classifier::from_checkpoint(&best_path(&dir, name), ctx.device)?;
+    let val = predict_rows(&best, ctx.cache, &split.val, 32)?;
+    let test = predict_rows(&best, ctx.cache, &split.test, 32)?;
+    let test_metrics = if test.is_empty() { None } else { Some(metrics(&test, ctx.positive, 1.0)?) };
+    if let Some(m) = &test_metrics {
+        let mut meta = best.meta.clone();
+        meta.metrics.insert("test_auroc".into(), m.auroc);
+        meta.metrics.insert("test_balanced_accuracy".into(), m.balanced_accuracy);
+        meta.metrics.insert("test_sensitivity".into(), m.recall);
+        meta.metrics.insert("test_specificity".into(), m.specificity);
+        meta.progress = Some(progress.clone());
+        let text = toml::to_string_pretty(&meta).map_err(|e| Error::Other(e.to_string()))?;
+        let path = checkpoint::meta_path(&best_path(&dir, name));
+        checkpoint::atomic_write(&path, |tmp| std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e)))?;
+    }
+    Ok(SplitOutcome {
+        checkpoint: checkpoint::tensors_path(&best_path(&dir, name)),
+        fold,
+        best_epoch: progress.best_epoch,
+        history,
+        val,
+        test,
+        test_metrics,
+    })
+}
+
+fn epoch_metrics(s: &EpochSummary) -> std::collections::BTreeMap<String, f64> {
+    [
+        ("epoch", s.epoch as f64),
+        ("val_loss", s.val_loss),
+        ("val_auroc", s.val_auroc),
+        ("val_balanced_accuracy", s.val_balanced_accuracy),
+    ]
+    .into_iter()
+    .filter(|(_, v)| v.is_finite())
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
+fn save_last(
+    model: &Classifier,
+    opt: &AdamW,
+    progress: &TrainingProgress,
+    history: &[EpochSummary],
+    dir: &Path,
+    name: &str,
+) -> Result<()> {
+    let mut meta = model.meta.clone();
+    meta.progress = Some(progress.clone());
+    meta.name = format!("{name}-last");
+    checkpoint::save(&model.vs, &meta, &last_path(dir, name))?;
+    let optim = optim_path(dir, name);
+    let state = opt.state();
+    checkpoint::atomic_write(&optim, |tmp| Tensor::write_safetensors(&state, tmp).map_err(Error::from))?;
+    let text = serde_json::to_string(history).map_err(|e| Error::Other(e.to_string()))?;
+    let hist = history_path(dir, name);
+    checkpoint::atomic_write(&hist, |tmp| std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e)))?;
+    Ok(())
+}
