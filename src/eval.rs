@@ -28,10 +28,17 @@ impl EvalRow {
         exp.into_iter().map(|e| e / sum).collect()
     }
 
-    pub fn to_prediction(&self, positive: usize, temperature: f64, split: &str) -> SamplePrediction {
+    pub fn to_prediction(
+        &self,
+        positive: usize,
+        temperature: f64,
+        split: &str,
+    ) -> SamplePrediction {
         let p = self.probabilities(temperature);
         let pu = self.probabilities(1.0);
-        let predicted = (0..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(0);
+        let predicted = (0..p.len())
+            .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+            .unwrap_or(0);
         SamplePrediction {
             id: self.id.clone(),
             label: self.label,
@@ -44,11 +51,19 @@ impl EvalRow {
 }
 
 /// Eval-mode logits for `rows` of the cache, in batches of `batch_size`.
-pub fn predict_rows(model: &Classifier, cache: &ImageCache, rows: &[usize], batch_size: usize) -> Result<Vec<EvalRow>> {
+pub fn predict_rows(
+    model: &Classifier,
+    cache: &ImageCache,
+    rows: &[usize],
+    batch_size: usize,
+) -> Result<Vec<EvalRow>> {
     let mut out = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(batch_size.max(1)) {
         let x = normalise(&cache.batch(chunk), &model.meta.normalisation);
-        let logits = model.logits(&x).to_kind(Kind::Double).to_device(tch::Device::Cpu);
+        let logits = model
+            .logits(&x)
+            .to_kind(Kind::Double)
+            .to_device(tch::Device::Cpu);
         let logits: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(&logits)?;
         for (&r, l) in chunk.iter().zip(logits) {
             out.push(EvalRow {
@@ -64,8 +79,12 @@ pub fn predict_rows(model: &Classifier, cache: &ImageCache, rows: &[usize], batc
 /// Binary metrics (positive class `positive`) at `temperature`, threshold 0.5.
 pub fn metrics(rows: &[EvalRow], positive: usize, temperature: f64) -> Result<BinaryMetrics> {
     let labels: Vec<usize> = rows.iter().map(|r| r.label).collect();
-    let scores: Vec<f64> = rows.iter().map(|r| r.probabilities(temperature)[positive]).collect();
-    binary_metrics(&labels, &scores, positive, DEFAULT_THRESHOLD).map_err(|e| Error::Other(format!("metrics: {e}")))
+    let scores: Vec<f64> = rows
+        .iter()
+        .map(|r| r.probabilities(temperature)[positive])
+        .collect();
+    binary_metrics(&labels, &scores, positive, DEFAULT_THRESHOLD)
+        .map_err(|e| Error::Other(format!("metrics: {e}")))
 }
 
 /// Mean cross-entropy of `rows` with per-class weights (for validation loss).

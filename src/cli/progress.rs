@@ -41,9 +41,11 @@ impl EventSink for CliProgress {
                 let bar = self.bar.get_or_insert_with(|| {
                     let b = ProgressBar::new(batches as u64);
                     b.set_style(
-                        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
-                            .unwrap_or_else(|_| ProgressStyle::default_bar())
-                            .progress_chars("=> "),
+                        ProgressStyle::with_template(
+                            "{prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})",
+                        )
+                        .unwrap_or_else(|_| ProgressStyle::default_bar())
+                        .progress_chars("=> "),
                     );
                     b
                 });
@@ -53,7 +55,10 @@ impl EventSink for CliProgress {
                 bar.set_message(format!("loss {loss:.4} lr {learning_rate:.2e}"));
             }
             Event::Epoch { summary, .. } => {
-                let fold = summary.fold.map(|(f, k)| format!("fold {}/{k} ", f + 1)).unwrap_or_default();
+                let fold = summary
+                    .fold
+                    .map(|(f, k)| format!("fold {}/{k} ", f + 1))
+                    .unwrap_or_default();
                 self.line(&format!(
                     "{fold}epoch {:>3}/{}  train loss {:.4}  val loss {:.4}  val bal.acc {:.3}  val AUROC {:.3}  lr {:.2e}  {:.1}s ({:.1} img/s)",
                     summary.epoch,
@@ -70,7 +75,9 @@ impl EventSink for CliProgress {
             Event::Progress {
                 stage, eta_seconds, ..
             } if !self.tty => {
-                let eta = eta_seconds.map(|s| format!(" (eta {s:.0}s)")).unwrap_or_default();
+                let eta = eta_seconds
+                    .map(|s| format!(" (eta {s:.0}s)"))
+                    .unwrap_or_default();
                 eprintln!("{stage}{eta}");
             }
             Event::Warning { message, .. } => self.line(&format!("note: {message}")),

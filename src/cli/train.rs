@@ -106,9 +106,16 @@ pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
             message: format!("skipped {}: {}", s.path.display(), s.reason),
         });
     }
-    let samples: Vec<_> = data.samples.iter().filter(|s| !args.exclude.contains(&s.id)).cloned().collect();
+    let samples: Vec<_> = data
+        .samples
+        .iter()
+        .filter(|s| !args.exclude.contains(&s.id))
+        .cloned()
+        .collect();
     let arch: Arch = cfg.arch.parse()?;
-    let size = cfg.input_size.unwrap_or(EfficientNetConfig::new(arch, 2).resolution);
+    let size = cfg
+        .input_size
+        .unwrap_or(EfficientNetConfig::new(arch, 2).resolution);
     let t0 = std::time::Instant::now();
     let cache = ImageCache::build(&samples, [size, size])?;
     eprintln!(
@@ -120,13 +127,19 @@ pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
     );
     let positive = data
         .class_index(&config.data.positive_class)
-        .with_context(|| format!("positive class '{}' not in {:?}", config.data.positive_class, data.classes))?;
+        .with_context(|| {
+            format!(
+                "positive class '{}' not in {:?}",
+                config.data.positive_class, data.classes
+            )
+        })?;
     let cancel = cancel_on_ctrl_c();
     let mut ctx = TrainContext {
         cache: &cache,
         class_names: data.classes.clone(),
         positive,
         weights_dir: config.model.weights_dir.clone(),
+        imagenet_dir: config.model.weights_dir.clone(),
         device,
         sink: &mut sink,
         cancel: &cancel,
@@ -145,7 +158,10 @@ pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
     };
     let report_dir = PathBuf::from("reports").join(&cfg.name);
     std::fs::create_dir_all(&report_dir)?;
-    std::fs::write(report_dir.join("training.json"), serde_json::to_string_pretty(&outcome)?)?;
+    std::fs::write(
+        report_dir.join("training.json"),
+        serde_json::to_string_pretty(&outcome)?,
+    )?;
     let headline = match &outcome.cross_validation {
         Some(cv) => json!({
             "name": cfg.name,
@@ -178,10 +194,18 @@ pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
 fn print_headline(outcome: &melxai::train::RunOutcome) {
     if let Some(cv) = &outcome.cross_validation {
         let m = &cv.pooled;
-        println!("{}-fold cross-validation, pooled out-of-fold ({} images):", cv.folds, m.n);
+        println!(
+            "{}-fold cross-validation, pooled out-of-fold ({} images):",
+            cv.folds, m.n
+        );
         println!(
             "  AUROC {:.3} [{:.3}, {:.3}]  balanced accuracy {:.3} [{:.3}, {:.3}]",
-            m.auroc, cv.pooled_auroc_ci.low, cv.pooled_auroc_ci.high, m.balanced_accuracy, cv.pooled_balanced_accuracy_ci.low, cv.pooled_balanced_accuracy_ci.high
+            m.auroc,
+            cv.pooled_auroc_ci.low,
+            cv.pooled_auroc_ci.high,
+            m.balanced_accuracy,
+            cv.pooled_balanced_accuracy_ci.low,
+            cv.pooled_balanced_accuracy_ci.high
         );
         println!(
             "  sensitivity {:.3}  specificity {:.3}  precision {:.3}  F1 {:.3}",
@@ -189,7 +213,10 @@ fn print_headline(outcome: &melxai::train::RunOutcome) {
         );
         println!(
             "  per fold: AUROC {:.3} ± {:.3}, balanced accuracy {:.3} ± {:.3}",
-            cv.summary.auroc.mean, cv.summary.auroc.std, cv.summary.balanced_accuracy.mean, cv.summary.balanced_accuracy.std
+            cv.summary.auroc.mean,
+            cv.summary.auroc.std,
+            cv.summary.balanced_accuracy.mean,
+            cv.summary.balanced_accuracy.std
         );
     } else if let Some(s) = outcome.splits.first() {
         println!("best epoch {} -> {}", s.best_epoch, s.checkpoint.display());
@@ -229,18 +256,33 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
             _ => rec.train.clone(),
         }),
         ("test" | "val" | "train", None) => {
-            anyhow::bail!("{} records no data split; use --split all", args.checkpoint.display())
+            anyhow::bail!(
+                "{} records no data split; use --split all",
+                args.checkpoint.display()
+            )
         }
         (other, _) => anyhow::bail!("unknown split '{other}' (test, val, train, all)"),
     };
     let samples: Vec<_> = match &ids {
         None => data.samples.clone(),
         Some(ids) => {
-            let missing: Vec<&String> = ids.iter().filter(|id| !data.samples.iter().any(|s| &s.id == *id)).collect();
+            let missing: Vec<&String> = ids
+                .iter()
+                .filter(|id| !data.samples.iter().any(|s| &s.id == *id))
+                .collect();
             if !missing.is_empty() {
-                eprintln!("note: {} recorded samples are not in {} (e.g. {})", missing.len(), data.root.display(), missing[0]);
+                eprintln!(
+                    "note: {} recorded samples are not in {} (e.g. {})",
+                    missing.len(),
+                    data.root.display(),
+                    missing[0]
+                );
             }
-            data.samples.iter().filter(|s| ids.contains(&s.id)).cloned().collect()
+            data.samples
+                .iter()
+                .filter(|s| ids.contains(&s.id))
+                .cloned()
+                .collect()
         }
     };
     let cache = ImageCache::build(&samples, meta.input_size)?;
@@ -249,14 +291,40 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
     let positive = data
         .class_index(&config.data.positive_class)
         .with_context(|| format!("positive class '{}' not found", config.data.positive_class))?;
-    let temperature = if args.uncalibrated { 1.0 } else { meta.temperature };
+    let temperature = if args.uncalibrated {
+        1.0
+    } else {
+        meta.temperature
+    };
     let m = metrics(&preds, positive, temperature)?;
     let labels: Vec<usize> = preds.iter().map(|r| r.label).collect();
-    let scores: Vec<f64> = preds.iter().map(|r| r.probabilities(temperature)[positive]).collect();
+    let scores: Vec<f64> = preds
+        .iter()
+        .map(|r| r.probabilities(temperature)[positive])
+        .collect();
     let opts = BootstrapOptions::new(2000, 42);
-    let auroc_ci = bootstrap_ci(&labels, &scores, positive, DEFAULT_THRESHOLD, |m| m.auroc, &opts).ok();
-    let bacc_ci = bootstrap_ci(&labels, &scores, positive, DEFAULT_THRESHOLD, |m| m.balanced_accuracy, &opts).ok();
-    let per_sample: Vec<_> = preds.iter().map(|r| r.to_prediction(positive, temperature, &args.split)).collect();
+    let auroc_ci = bootstrap_ci(
+        &labels,
+        &scores,
+        positive,
+        DEFAULT_THRESHOLD,
+        |m| m.auroc,
+        &opts,
+    )
+    .ok();
+    let bacc_ci = bootstrap_ci(
+        &labels,
+        &scores,
+        positive,
+        DEFAULT_THRESHOLD,
+        |m| m.balanced_accuracy,
+        &opts,
+    )
+    .ok();
+    let per_sample: Vec<_> = preds
+        .iter()
+        .map(|r| r.to_prediction(positive, temperature, &args.split))
+        .collect();
     if args.json {
         println!(
             "{}",
@@ -271,21 +339,39 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
             }))?
         );
     } else {
-        println!("{} on {} ({} images, temperature {:.3})", args.checkpoint.display(), args.split, m.n, temperature);
-        let ci = |c: Option<melxai::metrics::Interval>| c.map(|c| format!(" [{:.3}, {:.3}]", c.low, c.high)).unwrap_or_default();
+        println!(
+            "{} on {} ({} images, temperature {:.3})",
+            args.checkpoint.display(),
+            args.split,
+            m.n,
+            temperature
+        );
+        let ci = |c: Option<melxai::metrics::Interval>| {
+            c.map(|c| format!(" [{:.3}, {:.3}]", c.low, c.high))
+                .unwrap_or_default()
+        };
         println!("  AUROC             {:.3}{}", m.auroc, ci(auroc_ci));
-        println!("  balanced accuracy {:.3}{}", m.balanced_accuracy, ci(bacc_ci));
+        println!(
+            "  balanced accuracy {:.3}{}",
+            m.balanced_accuracy,
+            ci(bacc_ci)
+        );
         println!("  sensitivity       {:.3}", m.recall);
         println!("  specificity       {:.3}", m.specificity);
         println!("  precision         {:.3}", m.precision);
         println!("  F1                {:.3}", m.f1);
         println!("  AUPRC             {:.3}", m.auprc);
         let c = &m.confusion;
-        println!("  confusion (melanoma positive): TP {} FN {} FP {} TN {}", c.tp, c.fn_, c.fp, c.tn);
+        println!(
+            "  confusion (melanoma positive): TP {} FN {} FP {} TN {}",
+            c.tp, c.fn_, c.fp, c.tn
+        );
         if m.n < 100 {
-            println!("  note: {} images: confidence intervals are wide; prefer pooled k-fold figures", m.n);
+            println!(
+                "  note: {} images: confidence intervals are wide; prefer pooled k-fold figures",
+                m.n
+            );
         }
     }
     Ok(0)
 }
-

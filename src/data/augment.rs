@@ -47,12 +47,18 @@ pub fn augment(batch: &Tensor, cfg: &AugmentConfig, rng: &mut ChaCha8Rng) -> Ten
         if cfg.crop_min_scale < 1.0 {
             let scale = rng.gen_range(cfg.crop_min_scale..=1.0);
             let ratio = (rng.gen_range((3.0f64 / 4.0).ln()..=(4.0f64 / 3.0).ln())).exp();
-            let ch = ((h as f64) * (scale / ratio).sqrt()).round().clamp(8.0, h as f64) as i64;
-            let cw = ((w as f64) * (scale * ratio).sqrt()).round().clamp(8.0, w as f64) as i64;
+            let ch = ((h as f64) * (scale / ratio).sqrt())
+                .round()
+                .clamp(8.0, h as f64) as i64;
+            let cw = ((w as f64) * (scale * ratio).sqrt())
+                .round()
+                .clamp(8.0, w as f64) as i64;
             let top = rng.gen_range(0..=(h - ch));
             let left = rng.gen_range(0..=(w - cw));
             let crop = x.narrow(1, top, ch).narrow(2, left, cw).unsqueeze(0);
-            x = crop.upsample_bilinear2d([h, w], false, None, None).squeeze_dim(0);
+            x = crop
+                .upsample_bilinear2d([h, w], false, None, None)
+                .squeeze_dim(0);
         }
         if cfg.flip {
             if rng.gen_bool(0.5) {
@@ -87,10 +93,11 @@ pub fn augment(batch: &Tensor, cfg: &AugmentConfig, rng: &mut ChaCha8Rng) -> Ten
 
 /// Luma `(1,H,W)` (ITU-R 601 weights, as torchvision).
 fn luma(x: &Tensor) -> Tensor {
-    let w = Tensor::from_slice(&[0.299f32, 0.587, 0.114]).view([3, 1, 1]).to_device(x.device());
+    let w = Tensor::from_slice(&[0.299f32, 0.587, 0.114])
+        .view([3, 1, 1])
+        .to_device(x.device());
     (x * w).sum_dim_intlist([0].as_slice(), true, Kind::Float)
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -104,7 +111,9 @@ mod tests {
         let a = augment(&x, &cfg, &mut ChaCha8Rng::seed_from_u64(1));
         let b = augment(&x, &cfg, &mut ChaCha8Rng::seed_from_u64(1));
         assert_eq!(a.size(), x.size());
-        assert!(bool::try_from(a.ge(0.0).all()).unwrap() && bool::try_from(a.le(1.0).all()).unwrap());
+        assert!(
+            bool::try_from(a.ge(0.0).all()).unwrap() && bool::try_from(a.le(1.0).all()).unwrap()
+        );
         assert!(a.equal(&b));
         let c = augment(&x, &cfg, &mut ChaCha8Rng::seed_from_u64(2));
         assert!(!a.equal(&c));

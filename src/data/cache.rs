@@ -47,7 +47,8 @@ impl ImageCache {
             })
             .collect();
         let mut data = Vec::with_capacity(samples.len() * 3 * (h * w) as usize);
-        let (mut labels, mut ids, mut paths, mut skipped) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut labels, mut ids, mut paths, mut skipped) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (i, r) in decoded {
             match r {
                 Ok(chw) => {

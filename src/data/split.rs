@@ -49,7 +49,12 @@ fn take_fraction(groups: &mut [Vec<usize>], fraction: f64) -> Vec<usize> {
 
 /// Stratified train/val/test: `test_fraction` of each class for test, then
 /// `val_fraction` of what remains for validation.
-pub fn stratified_split(labels: &[usize], test_fraction: f64, val_fraction: f64, seed: u64) -> Result<Split> {
+pub fn stratified_split(
+    labels: &[usize],
+    test_fraction: f64,
+    val_fraction: f64,
+    seed: u64,
+) -> Result<Split> {
     check_fractions(test_fraction, val_fraction)?;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut groups = by_class(labels, &mut rng);
@@ -73,7 +78,10 @@ fn check_fractions(test: f64, val: f64) -> Result<()> {
 /// seeded shuffle, so fold sizes per class differ by at most one.
 pub fn stratified_folds(labels: &[usize], k: usize, seed: u64) -> Result<Vec<Vec<usize>>> {
     if k < 2 || k > labels.len() {
-        return Err(Error::Config(format!("--folds must be between 2 and {}, got {k}", labels.len())));
+        return Err(Error::Config(format!(
+            "--folds must be between 2 and {}, got {k}",
+            labels.len()
+        )));
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let groups = by_class(labels, &mut rng);
@@ -93,12 +101,26 @@ pub fn stratified_folds(labels: &[usize], k: usize, seed: u64) -> Result<Vec<Vec
 
 /// Split for fold `fold` of `k`: that fold is the test set; `val_fraction` of
 /// the rest (stratified, seeded by seed + fold) is validation.
-pub fn fold_split(labels: &[usize], k: usize, fold: usize, val_fraction: f64, seed: u64) -> Result<Split> {
+pub fn fold_split(
+    labels: &[usize],
+    k: usize,
+    fold: usize,
+    val_fraction: f64,
+    seed: u64,
+) -> Result<Split> {
     let folds = stratified_folds(labels, k, seed)?;
-    let test = folds.get(fold).cloned().ok_or_else(|| Error::Config(format!("fold {fold} out of range 0..{k}")))?;
+    let test = folds
+        .get(fold)
+        .cloned()
+        .ok_or_else(|| Error::Config(format!("fold {fold} out of range 0..{k}")))?;
     let rest: Vec<usize> = (0..labels.len()).filter(|i| !test.contains(i)).collect();
     let rest_labels: Vec<usize> = rest.iter().map(|&i| labels[i]).collect();
-    let inner = stratified_split(&rest_labels, 0.0, val_fraction, seed.wrapping_add(fold as u64 + 1))?;
+    let inner = stratified_split(
+        &rest_labels,
+        0.0,
+        val_fraction,
+        seed.wrapping_add(fold as u64 + 1),
+    )?;
     let map = |v: Vec<usize>| -> Vec<usize> { v.into_iter().map(|i| rest[i]).collect() };
     Ok(Split {
         train: map(inner.train),
@@ -124,7 +146,13 @@ mod tests {
         let count = |v: &[usize], c| v.iter().filter(|&&i| l[i] == c).count();
         assert_eq!((count(&s.test, 0), count(&s.test, 1)), (11, 15));
         assert_eq!(s.train.len() + s.val.len() + s.test.len(), 170);
-        let mut all: Vec<usize> = s.train.iter().chain(&s.val).chain(&s.test).copied().collect();
+        let mut all: Vec<usize> = s
+            .train
+            .iter()
+            .chain(&s.val)
+            .chain(&s.test)
+            .copied()
+            .collect();
         all.sort_unstable();
         all.dedup();
         assert_eq!(all.len(), 170);
@@ -133,8 +161,14 @@ mod tests {
     #[test]
     fn same_seed_same_split_other_seed_differs() {
         let l = labels();
-        assert_eq!(stratified_split(&l, 0.15, 0.15, 42).unwrap(), stratified_split(&l, 0.15, 0.15, 42).unwrap());
-        assert_ne!(stratified_split(&l, 0.15, 0.15, 42).unwrap(), stratified_split(&l, 0.15, 0.15, 7).unwrap());
+        assert_eq!(
+            stratified_split(&l, 0.15, 0.15, 42).unwrap(),
+            stratified_split(&l, 0.15, 0.15, 42).unwrap()
+        );
+        assert_ne!(
+            stratified_split(&l, 0.15, 0.15, 42).unwrap(),
+            stratified_split(&l, 0.15, 0.15, 7).unwrap()
+        );
     }
 
     #[test]

@@ -48,8 +48,17 @@ impl AdamW {
     /// Scales gradients so their global L2 norm is at most `max`; returns the norm before.
     pub fn clip_grad_norm(&mut self, max: f64) -> f64 {
         tch::no_grad(|| {
-            let grads: Vec<Tensor> = self.params.iter().map(|(_, p)| p.grad()).filter(|g| g.defined()).collect();
-            let total: f64 = grads.iter().map(|g| g.pow_tensor_scalar(2).sum(Kind::Double).double_value(&[])).sum::<f64>().sqrt();
+            let grads: Vec<Tensor> = self
+                .params
+                .iter()
+                .map(|(_, p)| p.grad())
+                .filter(|g| g.defined())
+                .collect();
+            let total: f64 = grads
+                .iter()
+                .map(|g| g.pow_tensor_scalar(2).sum(Kind::Double).double_value(&[]))
+                .sum::<f64>()
+                .sqrt();
             if total > max && total > 0.0 {
                 let scale = max / (total + 1e-6);
                 for mut g in grads {
@@ -91,8 +100,14 @@ impl AdamW {
     pub fn state(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![("adamw.step".to_string(), Tensor::from(self.step))];
         for (i, (name, _)) in self.params.iter().enumerate() {
-            out.push((format!("adamw.m.{name}"), self.m[i].to_device(tch::Device::Cpu)));
-            out.push((format!("adamw.v.{name}"), self.v[i].to_device(tch::Device::Cpu)));
+            out.push((
+                format!("adamw.m.{name}"),
+                self.m[i].to_device(tch::Device::Cpu),
+            ));
+            out.push((
+                format!("adamw.v.{name}"),
+                self.v[i].to_device(tch::Device::Cpu),
+            ));
         }
         out
     }

@@ -19,13 +19,21 @@ impl std::str::FromStr for Schedule {
             "constant" => Ok(Schedule::Constant),
             "linear" => Ok(Schedule::Linear),
             "cosine" => Ok(Schedule::Cosine),
-            _ => Err(crate::Error::Config(format!("unknown schedule '{s}' (constant, linear, cosine)"))),
+            _ => Err(crate::Error::Config(format!(
+                "unknown schedule '{s}' (constant, linear, cosine)"
+            ))),
         }
     }
 }
 
 /// Learning rate at `step` (0-based) of `total` steps, with `warmup` linear warm-up steps.
-pub fn learning_rate(schedule: Schedule, base: f64, step: usize, total: usize, warmup: usize) -> f64 {
+pub fn learning_rate(
+    schedule: Schedule,
+    base: f64,
+    step: usize,
+    total: usize,
+    warmup: usize,
+) -> f64 {
     if step < warmup {
         return base * (step + 1) as f64 / warmup as f64;
     }

@@ -25,8 +25,13 @@ use crate::data::image::normalise;
 use crate::data::split::{fold_split, stratified_split, Split};
 use crate::engine::events::{EpochSummary, Event, EventSink, JobId};
 use crate::error::{Error, Result};
-use crate::eval::{balanced_class_weights, metrics, predict_rows, weight_tensor, weighted_cross_entropy, EvalRow};
-use crate::metrics::{bootstrap_ci, summarize_folds, BinaryMetrics, BootstrapOptions, FoldSummary, Interval, DEFAULT_THRESHOLD};
+use crate::eval::{
+    balanced_class_weights, metrics, predict_rows, weight_tensor, weighted_cross_entropy, EvalRow,
+};
+use crate::metrics::{
+    bootstrap_ci, summarize_folds, BinaryMetrics, BootstrapOptions, FoldSummary, Interval,
+    DEFAULT_THRESHOLD,
+};
 use crate::model::checkpoint::{self, SplitRecord, TrainingProgress};
 use crate::model::{Arch, Classifier, EfficientNet, EfficientNetConfig};
 
@@ -35,7 +40,10 @@ pub struct TrainContext<'a> {
     pub cache: &'a ImageCache,
     pub class_names: Vec<String>,
     pub positive: usize,
+    /// Where checkpoints are written.
     pub weights_dir: PathBuf,
+    /// Where the shipped ImageNet weights are read from.
+    pub imagenet_dir: PathBuf,
     pub device: Device,
     pub sink: &'a mut dyn EventSink,
     pub cancel: &'a AtomicBool,
@@ -97,7 +105,13 @@ pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
         for fold in 0..cfg.folds {
             let split = fold_split(labels, cfg.folds, fold, cfg.val_fraction, cfg.seed)?;
             let name = format!("{}-fold{}", cfg.name, fold);
-            splits.push(train_split(cfg, ctx, &name, split, Some((fold, cfg.folds)))?);
+            splits.push(train_split(
+                cfg,
+                ctx,
+                &name,
+                split,
+                Some((fold, cfg.folds)),
+            )?);
         }
         Some(cross_validate(&splits, ctx.positive, cfg.seed)?)
     } else {
@@ -114,7 +128,10 @@ pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
 }
 
 fn cross_validate(splits: &[SplitOutcome], positive: usize, seed: u64) -> Result<CrossValidation> {
-    let per_fold: Vec<BinaryMetrics> = splits.iter().filter_map(|s| s.test_metrics.clone()).collect();
+    let per_fold: Vec<BinaryMetrics> = splits
+        .iter()
+        .filter_map(|s| s.test_metrics.clone())
+        .collect();
     let mut oof: Vec<EvalRow> = splits.iter().flat_map(|s| s.test.clone()).collect();
     oof.sort_by(|a, b| a.id.cmp(&b.id));
     let pooled = metrics(&oof, positive, 1.0)?;
@@ -122,7 +139,8 @@ fn cross_validate(splits: &[SplitOutcome], positive: usize, seed: u64) -> Result
     let scores: Vec<f64> = oof.iter().map(|r| r.probabilities(1.0)[positive]).collect();
     let opts = BootstrapOptions::new(2000, seed);
     let ci = |f: fn(&BinaryMetrics) -> f64| {
-        bootstrap_ci(&labels, &scores, positive, DEFAULT_THRESHOLD, f, &opts).map_err(|e| Error::Other(format!("bootstrap: {e}")))
+        bootstrap_ci(&labels, &scores, positive, DEFAULT_THRESHOLD, f, &opts)
+            .map_err(|e| Error::Other(format!("bootstrap: {e}")))
     };
     Ok(CrossValidation {
         folds: splits.len(),
@@ -135,7 +153,12 @@ fn cross_validate(splits: &[SplitOutcome], positive: usize, seed: u64) -> Result
     })
 }
 
-fn split_record(cache: &ImageCache, split: &Split, seed: u64, fold: Option<(usize, usize)>) -> SplitRecord {
+fn split_record(
+    cache: &ImageCache,
+    split: &Split,
+    seed: u64,
+    fold: Option<(usize, usize)>,
+) -> SplitRecord {
     let ids = |v: &[usize]| v.iter().map(|&i| cache.ids[i].clone()).collect();
     SplitRecord {
         seed,
@@ -149,7 +172,13 @@ fn split_record(cache: &ImageCache, split: &Split, seed: u64, fold: Option<(usiz
 fn build_model(cfg: &TrainConfig, ctx: &mut TrainContext, name: &str) -> Result<Classifier> {
     let arch: Arch = cfg.arch.parse()?;
     let mut model = if cfg.pretrained {
-        let (model, report) = Classifier::for_finetuning(name, arch, ctx.class_names.clone(), &ctx.weights_dir, ctx.device)?;
+        let (model, report) = Classifier::for_finetuning(
+            name,
+            arch,
+            ctx.class_names.clone(),
+            &ctx.imagenet_dir,
+            ctx.device,
+        )?;
         ctx.sink.send(Event::Warning {
             job: ctx.job,
             message: format!(
@@ -160,7 +189,12 @@ fn build_model(cfg: &TrainConfig, ctx: &mut TrainContext, name: &str) -> Result<
         });
         model
     } else {
-        Classifier::new(name, EfficientNetConfig::new(arch, ctx.class_names.len() as i64), ctx.class_names.clone(), ctx.device)
+        Classifier::new(
+            name,
+            EfficientNetConfig::new(arch, ctx.class_names.len() as i64),
+            ctx.class_names.clone(),
+            ctx.device,
+        )
     };
     model.meta.input_size = ctx.cache.size;
     model.meta.training = toml::Value::try_from(cfg)
@@ -217,6 +251,8 @@ fn train_split(
         )));
     }
     let dir = ctx.weights_dir.clone();
+    // The new head is initialised from libtorch's global generator.
+    tch::manual_seed(cfg.seed as i64);
     let mut model = build_model(cfg, ctx, name)?;
     model.meta.split = Some(split_record(ctx.cache, &split, cfg.seed, fold));
     let params = trainable(&model, cfg.freeze_backbone);
@@ -286,8 +322,13 @@ fn train_split(
     while !progress.finished && progress.epochs_done < cfg.epochs {
         let epoch = progress.epochs_done + 1;
         let t0 = Instant::now();
-        tch::manual_seed((cfg.seed as i64).wrapping_mul(1000).wrapping_add(epoch as i64));
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(7919).wrapping_add(epoch as u64));
+        tch::manual_seed(
+            (cfg.seed as i64)
+                .wrapping_mul(1000)
+                .wrapping_add(epoch as i64),
+        );
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(7919).wrapping_add(epoch as u64));
         let mut order = split.train.clone();
         order.shuffle(&mut rng);
         let (mut loss_sum, mut seen) = (0.0, 0usize);
@@ -297,13 +338,31 @@ fn train_split(
                 return Err(Error::Cancelled);
             }
             let step = (epoch - 1) * batches_per_epoch + b;
-            lr = learning_rate(cfg.schedule, cfg.learning_rate, step, total_steps, warmup_steps);
+            lr = learning_rate(
+                cfg.schedule,
+                cfg.learning_rate,
+                step,
+                total_steps,
+                warmup_steps,
+            );
             opt.lr = lr;
             let x = augment(&ctx.cache.batch(rows), &cfg.augment, &mut rng);
             let x = normalise(&x, &model.meta.normalisation).to_device(ctx.device);
-            let y = Tensor::from_slice(&rows.iter().map(|&r| ctx.cache.labels[r] as i64).collect::<Vec<_>>()).to_device(ctx.device);
+            let y = Tensor::from_slice(
+                &rows
+                    .iter()
+                    .map(|&r| ctx.cache.labels[r] as i64)
+                    .collect::<Vec<_>>(),
+            )
+            .to_device(ctx.device);
             let logits = model.net.forward_t(&x, !cfg.freeze_backbone);
-            let loss = logits.cross_entropy_loss::<Tensor>(&y, Some(weights_t.shallow_clone()), Reduction::Mean, -100, 0.0);
+            let loss = logits.cross_entropy_loss::<Tensor>(
+                &y,
+                Some(weights_t.shallow_clone()),
+                Reduction::Mean,
+                -100,
+                0.0,
+            );
             opt.zero_grad();
             loss.backward();
             if cfg.grad_clip > 0.0 {
@@ -352,7 +411,10 @@ fn train_split(
         }
         history.push(summary.clone());
         let eta = started.elapsed().as_secs_f64() / epochs_run as f64 * (cfg.epochs - epoch) as f64;
-        ctx.sink.send(Event::Epoch { job: ctx.job, summary });
+        ctx.sink.send(Event::Epoch {
+            job: ctx.job,
+            summary,
+        });
         ctx.sink.send(Event::Progress {
             job: ctx.job,
             stage: format!("{name} epoch {epoch}/{}", cfg.epochs),
@@ -363,7 +425,10 @@ fn train_split(
         if cfg.patience > 0 && since_best >= cfg.patience {
             ctx.sink.send(Event::Warning {
                 job: ctx.job,
-                message: format!("{name}: early stop after epoch {epoch} (best epoch {})", progress.best_epoch),
+                message: format!(
+                    "{name}: early stop after epoch {epoch} (best epoch {})",
+                    progress.best_epoch
+                ),
             });
             progress.finished = true;
         }
@@ -377,17 +442,25 @@ fn train_split(
     let best = Classifier::from_checkpoint(&best_path(&dir, name), ctx.device)?;
     let val = predict_rows(&best, ctx.cache, &split.val, 32)?;
     let test = predict_rows(&best, ctx.cache, &split.test, 32)?;
-    let test_metrics = if test.is_empty() { None } else { Some(metrics(&test, ctx.positive, 1.0)?) };
+    let test_metrics = if test.is_empty() {
+        None
+    } else {
+        Some(metrics(&test, ctx.positive, 1.0)?)
+    };
     if let Some(m) = &test_metrics {
         let mut meta = best.meta.clone();
         meta.metrics.insert("test_auroc".into(), m.auroc);
-        meta.metrics.insert("test_balanced_accuracy".into(), m.balanced_accuracy);
+        meta.metrics
+            .insert("test_balanced_accuracy".into(), m.balanced_accuracy);
         meta.metrics.insert("test_sensitivity".into(), m.recall);
-        meta.metrics.insert("test_specificity".into(), m.specificity);
+        meta.metrics
+            .insert("test_specificity".into(), m.specificity);
         meta.progress = Some(progress.clone());
         let text = toml::to_string_pretty(&meta).map_err(|e| Error::Other(e.to_string()))?;
         let path = checkpoint::meta_path(&best_path(&dir, name));
-        checkpoint::atomic_write(&path, |tmp| std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e)))?;
+        checkpoint::atomic_write(&path, |tmp| {
+            std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e))
+        })?;
     }
     Ok(SplitOutcome {
         checkpoint: checkpoint::tensors_path(&best_path(&dir, name)),
@@ -427,9 +500,13 @@ fn save_last(
     checkpoint::save(&model.vs, &meta, &last_path(dir, name))?;
     let optim = optim_path(dir, name);
     let state = opt.state();
-    checkpoint::atomic_write(&optim, |tmp| Tensor::write_safetensors(&state, tmp).map_err(Error::from))?;
+    checkpoint::atomic_write(&optim, |tmp| {
+        Tensor::write_safetensors(&state, tmp).map_err(Error::from)
+    })?;
     let text = serde_json::to_string(history).map_err(|e| Error::Other(e.to_string()))?;
     let hist = history_path(dir, name);
-    checkpoint::atomic_write(&hist, |tmp| std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e)))?;
+    checkpoint::atomic_write(&hist, |tmp| {
+        std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e))
+    })?;
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Helpers shared by integration tests.
 #![allow(dead_code)]
 
+pub mod dataset;
+
 use std::path::PathBuf;
 
 /// Repository root (tests run with the package root as working directory).

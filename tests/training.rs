@@ -1,0 +1,166 @@
+//! Training on a small generated data set: seeded repeatability, resume after
+//! cancel equal to an uninterrupted run, k-fold out-of-fold coverage.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use melxai::data::cache::ImageCache;
+use melxai::data::scan::scan;
+use melxai::engine::Event;
+use melxai::model::Classifier;
+use melxai::train::{train, RunOutcome, TrainConfig, TrainContext};
+use tch::{Device, Tensor};
+
+const SIZE: i64 = 32;
+
+/// libtorch's random generator is process-global: runs in parallel test
+/// threads would draw from it in interleaved order, so these tests take turns.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn config(name: &str, epochs: usize) -> TrainConfig {
+    TrainConfig {
+        name: name.into(),
+        epochs,
+        batch_size: 8,
+        input_size: Some(SIZE),
+        patience: 0,
+        ..TrainConfig::default()
+    }
+}
+
+fn data(dir: &Path) -> ImageCache {
+    common::dataset::make(&dir.join("data"), 12, 40);
+    let s = scan(&dir.join("data"), true).unwrap();
+    ImageCache::build(&s.samples, [SIZE, SIZE]).unwrap()
+}
+
+fn run(
+    cfg: &TrainConfig,
+    cache: &ImageCache,
+    weights: &Path,
+    resume: bool,
+    cancel_at: Option<(usize, usize)>,
+) -> melxai::Result<RunOutcome> {
+    let cancel = AtomicBool::new(false);
+    let mut events = Vec::new();
+    let mut sink = |e: Event| {
+        if let (Some((ep, b)), Event::Batch { epoch, batch, .. }) = (cancel_at, &e) {
+            if *epoch == ep && *batch == b {
+                cancel.store(true, Ordering::SeqCst);
+            }
+        }
+        events.push(e);
+    };
+    let mut ctx = TrainContext {
+        cache,
+        class_names: vec!["melanoma".into(), "naevus".into()],
+        positive: 0,
+        weights_dir: weights.to_path_buf(),
+        imagenet_dir: common::weights_dir(),
+        device: Device::Cpu,
+        sink: &mut sink,
+        cancel: &cancel,
+        job: 1,
+        resume,
+    };
+    train(cfg, &mut ctx)
+}
+
+fn weights_of(path: &Path) -> HashMap<String, Tensor> {
+    Classifier::from_checkpoint(path, Device::Cpu)
+        .unwrap()
+        .vs
+        .variables()
+}
+
+fn assert_same_weights(a: &Path, b: &Path) {
+    let (wa, wb) = (weights_of(a), weights_of(b));
+    assert_eq!(wa.len(), wb.len());
+    for (name, ta) in &wa {
+        let tb = &wb[name];
+        assert!(
+            ta.equal(tb),
+            "{name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+#[test]
+fn seeded_training_repeats_and_resume_matches_uninterrupted() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = data(dir.path());
+    let cfg = config("tiny", 3);
+    let (a, b, c) = (
+        dir.path().join("a"),
+        dir.path().join("b"),
+        dir.path().join("c"),
+    );
+
+    let out_a = run(&cfg, &cache, &a, false, None).unwrap();
+    assert_eq!(out_a.splits[0].history.len(), 3);
+    assert!(a.join("tiny.safetensors").exists() && a.join("tiny.toml").exists());
+    assert!(a.join("tiny-last.safetensors").exists());
+
+    // Same seed, fresh run: identical weights.
+    run(&cfg, &cache, &b, false, None).unwrap();
+    assert_same_weights(&a.join("tiny-last"), &b.join("tiny-last"));
+    assert_same_weights(&a.join("tiny"), &b.join("tiny"));
+
+    // Cancel in the middle of epoch 2, then resume: same final weights as run a.
+    let err = run(&cfg, &cache, &c, false, Some((2, 1))).unwrap_err();
+    assert!(matches!(err, melxai::Error::Cancelled), "{err}");
+    let meta = melxai::model::checkpoint::read_meta(&c.join("tiny-last")).unwrap();
+    assert_eq!(
+        meta.progress.as_ref().map(|p| p.epochs_done),
+        Some(1),
+        "checkpoint left at the last finished epoch"
+    );
+    let out_c = run(&cfg, &cache, &c, true, None).unwrap();
+    assert_eq!(
+        out_c.splits[0].history.len(),
+        3,
+        "history carried across the resume"
+    );
+    assert_same_weights(&a.join("tiny-last"), &c.join("tiny-last"));
+    assert_eq!(
+        out_a.splits[0].test, out_c.splits[0].test,
+        "identical test predictions"
+    );
+
+    // The checkpoint records the split by sample id and the class names.
+    let meta = melxai::model::checkpoint::read_meta(&a.join("tiny")).unwrap();
+    let split = meta.split.unwrap();
+    assert_eq!(split.train.len() + split.val.len() + split.test.len(), 24);
+    assert_eq!(meta.class_names, vec!["melanoma", "naevus"]);
+    assert_eq!(meta.input_size, [SIZE, SIZE]);
+}
+
+#[test]
+fn k_fold_predicts_every_image_once_out_of_fold() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = data(dir.path());
+    let mut cfg = config("cv", 1);
+    cfg.folds = 3;
+    let out = run(&cfg, &cache, &dir.path().join("w"), false, None).unwrap();
+    let cv = out.cross_validation.expect("k-fold summary");
+    assert_eq!(cv.folds, 3);
+    assert_eq!(cv.per_fold.len(), 3);
+    let mut ids: Vec<&str> = cv.out_of_fold.iter().map(|r| r.id.as_str()).collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 24, "each image exactly once");
+    assert_eq!(cv.pooled.n, 24);
+    assert!(
+        cv.pooled_auroc_ci.low <= cv.pooled.auroc && cv.pooled.auroc <= cv.pooled_auroc_ci.high
+    );
+    for (f, s) in out.splits.iter().enumerate() {
+        assert_eq!(s.fold, Some((f, 3)));
+        assert!(s.checkpoint.ends_with(format!("cv-fold{f}.safetensors")));
+    }
+}
