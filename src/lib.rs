@@ -11,9 +11,11 @@ pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod eval;
+pub mod explain;
 pub mod metrics;
 pub mod model;
 pub mod predict;
 pub mod train;
+pub mod tui;
 
 pub use error::{Error, Result};

@@ -1,5 +1,6 @@
 //! Command-line surface. Each subcommand is a thin wrapper over the library.
 
+mod explain;
 mod progress;
 mod train;
 
@@ -37,6 +38,8 @@ pub enum Command {
     Train(train::TrainArgs),
     /// Metrics of a checkpoint on its recorded split.
     Eval(train::EvalArgs),
+    /// GradCAM / Integrated Gradients / DeepLIFT maps, written as .npy and PNG.
+    Explain(explain::ExplainArgs),
     /// Check the installation: libtorch, weights, data set, config.
     Doctor {
         #[arg(long)]
@@ -93,6 +96,7 @@ pub fn run(args: Args) -> Result<i32> {
     match args.command {
         Some(Command::Train(a)) => train::run_train(&config, &a),
         Some(Command::Eval(a)) => train::run_eval(&config, &a),
+        Some(Command::Explain(a)) => explain::run(&config, &a),
         Some(Command::Doctor { json }) => doctor(&config, &args.config, json),
         Some(Command::Predict {
             inputs,

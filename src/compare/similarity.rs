@@ -25,8 +25,10 @@
 //! A heatmap is a [`Map`]: a row-major `f32` slice of `height * width`
 //! values (index `row * width + col`). Values may have any finite range;
 //! only SSIM interprets the scale (through [`SsimOptions::data_range`],
-//! default 1.0, i.e. maps normalised to `[0, 1]`). All arithmetic is done in
-//! `f64`.
+//! default 1.0, i.e. maps normalised to `[0, 1]`). Results are accumulated
+//! in `f64`; Pearson and cosine form their products and short (16-term)
+//! partial sums in `f32` for speed, which stays far below the 1e-6 the
+//! references are checked to (see the "fast single-pass kernels").
 //!
 //! Every metric validates its inputs in this order and never panics:
 //! 1. options ([`SimilarityError::InvalidPercentile`],
@@ -675,6 +677,170 @@ fn centred_moments<T: Copy + Into<f64>>(a: &[T], b: &[T], ma: f64, mb: f64) -> (
     (rxx, ryy, rxy)
 }
 
+// Fast single-pass kernels for Pearson and cosine.
+//
+// The inputs are f32, so the products and squares are formed in f32
+// (relative rounding 2^-24 per term, like rounding the inputs) and summed
+// in f32 over short runs only: `F32_LANES` independent accumulators, each
+// taking `F32_BLOCK / F32_LANES` terms before the block's partial sums are
+// promoted to f64 lane accumulators. The accumulated f32 error is thus
+// bounded by ~`F32_BLOCK / F32_LANES` ulps of a block's partial sums and in
+// practice is orders of magnitude below the 1e-6 the references are
+// checked to. The plain `f32` loops autovectorise at the baseline x86-64
+// target (SSE2, 4 lanes per register).
+//
+// Results outside the range where f32 is trustworthy (a square or product
+// that overflows, sums of squares so small that subnormal rounding could
+// matter, non-finite input, or a constant map) are recomputed by the exact
+// f64 two-pass code, which also reports non-finite input and returns NaN
+// for constant maps.
+
+/// f32 accumulators per quantity (4 SSE2 registers).
+const F32_LANES: usize = 8;
+/// Elements summed in f32 before promotion to f64 (16 per lane).
+const F32_BLOCK: usize = 128;
+
+/// `[sum a, sum b, sum a*a, sum b*b, sum a*b]` of `a - ca`, `b - cb`, with
+/// f32 terms, f32 partial sums per block and f64 accumulation.
+fn shifted_moments(a: &[f32], b: &[f32], ca: f32, cb: f32) -> [f64; MOMENTS] {
+    let mut out = [0.0f64; MOMENTS];
+    let (ba, ta) = a.as_chunks::<F32_BLOCK>();
+    let (bb, tb) = b.as_chunks::<F32_BLOCK>();
+    for (xa, xb) in ba.iter().zip(bb) {
+        add_lanes(&mut out, &block_moments(xa, xb, ca, cb));
+    }
+    for (&x, &y) in ta.iter().zip(tb) {
+        let (dx, dy) = (x - ca, y - cb);
+        out[0] += f64::from(dx);
+        out[1] += f64::from(dy);
+        out[2] += f64::from(dx * dx);
+        out[3] += f64::from(dy * dy);
+        out[4] += f64::from(dx * dy);
+    }
+    out
+}
+
+/// Per-lane f32 moments of one block for [`shifted_moments`] (out of line
+/// for the reason given at [`block_products`]).
+#[inline(never)]
+fn block_moments(xa: &[f32], xb: &[f32], ca: f32, cb: f32) -> [[f32; F32_LANES]; MOMENTS] {
+    let mut p = [[0.0f32; F32_LANES]; MOMENTS];
+    let (xs, _) = xa.as_chunks::<F32_LANES>();
+    let (ys, _) = xb.as_chunks::<F32_LANES>();
+    for (x, y) in xs.iter().zip(ys) {
+        let dx: [f32; F32_LANES] = std::array::from_fn(|l| x[l] - ca);
+        let dy: [f32; F32_LANES] = std::array::from_fn(|l| y[l] - cb);
+        for l in 0..F32_LANES {
+            p[0][l] += dx[l];
+        }
+        for l in 0..F32_LANES {
+            p[1][l] += dy[l];
+        }
+        for l in 0..F32_LANES {
+            p[2][l] += dx[l] * dx[l];
+        }
+        for l in 0..F32_LANES {
+            p[3][l] += dy[l] * dy[l];
+        }
+        for l in 0..F32_LANES {
+            p[4][l] += dx[l] * dy[l];
+        }
+    }
+    p
+}
+
+/// `[sum a*a, sum b*b, sum a*b]` with f32 terms, f32 partial sums per block
+/// and f64 accumulation.
+fn raw_products(a: &[f32], b: &[f32]) -> [f64; 3] {
+    let mut out = [0.0f64; 3];
+    let (ba, ta) = a.as_chunks::<F32_BLOCK>();
+    let (bb, tb) = b.as_chunks::<F32_BLOCK>();
+    for (xa, xb) in ba.iter().zip(bb) {
+        add_lanes(&mut out, &block_products(xa, xb));
+    }
+    for (&x, &y) in ta.iter().zip(tb) {
+        out[0] += f64::from(x * x);
+        out[1] += f64::from(y * y);
+        out[2] += f64::from(x * y);
+    }
+    out
+}
+
+/// Per-lane f32 `[sum a*a, sum b*b, sum a*b]` of one block. Kept out of
+/// line: inlined into the block loop, LLVM's SLP vectoriser interleaves it
+/// with the f64 promotion and produces far worse code.
+#[inline(never)]
+fn block_products(xa: &[f32], xb: &[f32]) -> [[f32; F32_LANES]; 3] {
+    let mut p = [[0.0f32; F32_LANES]; 3];
+    let (ca, _) = xa.as_chunks::<F32_LANES>();
+    let (cb, _) = xb.as_chunks::<F32_LANES>();
+    for (x, y) in ca.iter().zip(cb) {
+        for l in 0..F32_LANES {
+            p[0][l] += x[l] * x[l];
+        }
+        for l in 0..F32_LANES {
+            p[1][l] += y[l] * y[l];
+        }
+        for l in 0..F32_LANES {
+            p[2][l] += x[l] * y[l];
+        }
+    }
+    p
+}
+
+/// `out[m] += sum_l f64::from(p[m][l])`, lane by lane in f64.
+#[inline(always)]
+fn add_lanes<const M: usize>(out: &mut [f64; M], p: &[[f32; F32_LANES]; M]) {
+    for (s, q) in out.iter_mut().zip(p) {
+        for &q in q {
+            *s += f64::from(q);
+        }
+    }
+}
+
+/// Smallest sum of squares (per pixel) trusted from the f32 kernels: below
+/// it, subnormal rounding of the squares (at most 2^-149 each) could be
+/// visible.
+const F32_MIN_SQ_PER_PIXEL: f64 = 1e-30;
+
+/// Mean of up to 64 evenly spaced samples, as an f32 shift for
+/// [`shifted_moments`] (any finite value is correct; one near the mean
+/// avoids cancellation).
+fn sample_mean(data: &[f32]) -> f32 {
+    let s = data.len().min(64);
+    let sum: f64 = (0..s).map(|k| f64::from(data[k * data.len() / s])).sum();
+    (sum / s as f64) as f32
+}
+
+/// Single-pass Pearson from f32 moments; `None` when the exact path must
+/// decide (see the section comment).
+fn pearson_fast(a: &[f32], b: &[f32]) -> Option<f64> {
+    let n = a.len() as f64;
+    let (mut ca, mut cb) = (sample_mean(a), sample_mean(b));
+    for _ in 0..2 {
+        let [sx, sy, sxx, syy, sxy] = shifted_moments(a, b, ca, cb);
+        if ![sx, sy, sxx, syy, sxy].iter().all(|v| v.is_finite()) {
+            return None;
+        }
+        let cxx = sxx - sx * sx / n;
+        let cyy = syy - sy * sy / n;
+        let cxy = sxy - sx * sy / n;
+        let floor = n * F32_MIN_SQ_PER_PIXEL;
+        if !(cxx > floor && cyy > floor) {
+            return None;
+        }
+        // Shift far from the mean (unrepresentative sample): the raw sums
+        // would cancel, so shift by the mean just found and redo.
+        if sxx > 4.0 * cxx || syy > 4.0 * cyy {
+            ca = (f64::from(ca) + sx / n) as f32;
+            cb = (f64::from(cb) + sy / n) as f32;
+            continue;
+        }
+        return Some(pearson_from(cxx, cyy, cxy));
+    }
+    None
+}
+
 /// Pearson correlation from the centred sums; NaN when either variance is 0.
 fn pearson_from(sxx: f64, syy: f64, sxy: f64) -> f64 {
     if sxx == 0.0 || syy == 0.0 {
@@ -696,6 +862,9 @@ pub fn pearson(a: Map<'_>, b: Map<'_>) -> Result<f64, SimilarityError> {
 /// f32 values cannot overflow, so a non-finite sum means a non-finite
 /// input, and a separate validation pass is avoided.
 fn pearson_unchecked(a: Map<'_>, b: Map<'_>) -> Result<f64, SimilarityError> {
+    if let Some(r) = pearson_fast(a.data, b.data) {
+        return Ok(r);
+    }
     let (sa, sb) = sums(a.data, b.data);
     if !sa.is_finite() {
         return Err(non_finite("a", a.data));
@@ -801,6 +970,12 @@ pub fn cosine(a: Map<'_>, b: Map<'_>) -> Result<f64, SimilarityError> {
 
 /// As [`pearson_unchecked`], finiteness is read off the sums of squares.
 fn cosine_unchecked(a: Map<'_>, b: Map<'_>) -> Result<f64, SimilarityError> {
+    let [saa, sbb, sab] = raw_products(a.data, b.data);
+    let floor = a.len() as f64 * F32_MIN_SQ_PER_PIXEL;
+    if saa.is_finite() && sbb.is_finite() && sab.is_finite() && saa > floor && sbb > floor {
+        return Ok((sab / (saa.sqrt() * sbb.sqrt())).clamp(-1.0, 1.0));
+    }
+    // Exact f64 path: non-finite input, all-zero maps, extreme ranges.
     let (saa, sbb, sab) = centred_moments(a.data, b.data, 0.0, 0.0);
     if !saa.is_finite() {
         return Err(non_finite("a", a.data));
@@ -818,44 +993,54 @@ fn cosine_unchecked(a: Map<'_>, b: Map<'_>) -> Result<f64, SimilarityError> {
 // Top-percentile Jaccard and top-k
 // ---------------------------------------------------------------------------
 
-/// `(x - min) / (max - min)` in f64, exactly as NumPy on a float64 array;
-/// all zeros for a constant map.
-fn min_max_normalise(data: &[f32]) -> Vec<f64> {
-    // Plain comparisons (inputs are finite) vectorise; f32::min does not.
-    let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-    for &x in data {
+/// `(min, max)` of finite values, with independent per-lane extremes so
+/// the loop vectorises (plain comparisons, not `f32::min`, which has NaN
+/// semantics that block that).
+fn min_max(data: &[f32]) -> (f32, f32) {
+    let mut lo = [f32::INFINITY; SCAN_CHUNK];
+    let mut hi = [f32::NEG_INFINITY; SCAN_CHUNK];
+    let (chunks, tail) = data.as_chunks::<SCAN_CHUNK>();
+    for x in chunks {
+        for l in 0..SCAN_CHUNK {
+            lo[l] = lo[l].min(x[l]);
+            hi[l] = hi[l].max(x[l]);
+        }
+    }
+    let (mut lo, mut hi) = lo
+        .iter()
+        .zip(&hi)
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), (&l, &h)| {
+            (if l < a { l } else { a }, if h > b { h } else { b })
+        });
+    for &x in tail {
         lo = if x < lo { x } else { lo };
         hi = if x > hi { x } else { hi };
     }
-    let (lo, hi) = (f64::from(lo), f64::from(hi));
-    if hi <= lo {
-        return vec![0.0; data.len()];
-    }
-    let range = hi - lo;
-    data.iter().map(|&x| (f64::from(x) - lo) / range).collect()
+    (lo, hi)
 }
 
-/// `np.percentile(values, q)` with the default 'linear' method, for
-/// non-empty `values` in `[0, 1]` (NumPy's exact index, weight and
-/// interpolation arithmetic, so thresholds agree bit for bit).
-fn percentile_linear(values: &[f64], q: f64) -> f64 {
-    let n = values.len();
+/// NumPy's 'linear' percentile position for `n` values: the two 0-based
+/// ranks `(prev, next)` to interpolate between and the weight `gamma` of
+/// `next` (NumPy's exact index arithmetic).
+fn percentile_index(n: usize, q: f64) -> (usize, usize, f64) {
     let last = n - 1;
     let virtual_index = last as f64 * (q / 100.0);
-    let prev_f = virtual_index.floor();
     let (prev, next) = if virtual_index >= last as f64 {
         (last, last)
     } else if virtual_index < 0.0 {
         (0, 0)
     } else {
-        (prev_f as usize, prev_f as usize + 1)
+        let prev = virtual_index.floor() as usize;
+        (prev, prev + 1)
     };
-    let (lo, hi) = order_statistics(values, prev, next);
-    let gamma = virtual_index - prev as f64;
-    if prev == next {
+    (prev, next, virtual_index - prev as f64)
+}
+
+/// NumPy's `_lerp(lo, hi, gamma)` (or `lo` when both ranks coincide).
+fn percentile_lerp(lo: f64, hi: f64, gamma: f64, same_rank: bool) -> f64 {
+    if same_rank {
         return lo;
     }
-    // numpy `_lerp`.
     let diff = hi - lo;
     if gamma >= 0.5 {
         hi - diff * (1.0 - gamma)
@@ -864,48 +1049,147 @@ fn percentile_linear(values: &[f64], q: f64) -> f64 {
     }
 }
 
-/// The `i`-th and `j`-th smallest (0-based, `i <= j < n`) of `values`, all
-/// in `[0, 1]`. Linear time: a histogram over value buckets locates the
-/// buckets holding ranks `i..=j`, and only their members are selected.
-fn order_statistics(values: &[f64], i: usize, j: usize) -> (f64, f64) {
-    let n = values.len();
-    let buckets = (n / 4).clamp(1, 1 << 16);
-    let scale = buckets as f64;
-    let bucket_of = |v: f64| ((v * scale) as usize).min(buckets - 1);
-    let mut counts = vec![0usize; buckets];
-    for &v in values {
-        counts[bucket_of(v)] += 1;
-    }
-    // First bucket whose cumulative count exceeds the rank.
-    let (mut below_i, mut bi, mut bj) = (0usize, 0usize, 0usize);
-    let mut cum = 0usize;
-    let mut found_i = false;
-    for (bk, &c) in counts.iter().enumerate() {
-        if !found_i && cum + c > i {
-            below_i = cum;
-            bi = bk;
-            found_i = true;
-        }
-        if cum + c > j {
-            bj = bk;
-            break;
-        }
-        cum += c;
-    }
-    let mut cand: Vec<f64> = values
-        .iter()
-        .copied()
-        .filter(|&v| (bi..=bj).contains(&bucket_of(v)))
-        .collect();
-    let (ri, rj) = (i - below_i, j - below_i);
-    let (_, &mut vi, upper) = cand.select_nth_unstable_by(ri, f64::total_cmp);
-    let vj = if rj == ri {
-        vi
+/// `np.percentile(values, q)` of finite `values` (test oracle of the rules
+/// above).
+#[cfg(test)]
+fn percentile_linear(values: &[f64], q: f64) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let (prev, next, gamma) = percentile_index(sorted.len(), q);
+    percentile_lerp(sorted[prev], sorted[next], gamma, prev == next)
+}
+
+/// Inverse of [`sort_key`].
+#[inline(always)]
+fn from_sort_key(k: u32) -> f32 {
+    if k & 0x8000_0000 != 0 {
+        f32::from_bits(k & 0x7fff_ffff)
     } else {
-        // rank ri + 1 is the minimum of the part above ri.
-        upper.iter().copied().fold(f64::INFINITY, f64::min)
+        f32::from_bits(!k)
+    }
+}
+
+/// Up to this many pixels the order statistics are selected directly.
+const DIRECT_SELECT_MAX: usize = 8192;
+/// Size of the strided sample that brackets the wanted ranks.
+const SAMPLE: usize = 2048;
+/// Pixels per step of the bracketing and counting passes.
+const SCAN_CHUNK: usize = 16;
+
+/// The `i`-th and `j`-th smallest (0-based, `i <= j < n`) of finite `data`
+/// by value (`-0.0 == 0.0`), using `buf` as scratch.
+///
+/// Linear time: a strided sample of [`SAMPLE`] values gives a value bracket
+/// that holds ranks `i..=j` with overwhelming probability; one vectorised
+/// pass counts the pixels below it and collects the few inside it, and
+/// `select_nth_unstable` finishes on those. If the bracket misses (or the
+/// map is small) the selection runs on all pixels, so the result is always
+/// exact.
+fn order_statistics(data: &[f32], i: usize, j: usize, buf: &mut Vec<u32>) -> (f32, f32) {
+    let n = data.len();
+    buf.clear();
+    let mut below = 0usize;
+    if n > DIRECT_SELECT_MAX {
+        buf.extend((0..SAMPLE).map(|k| sort_key(data[k * n / SAMPLE])));
+        // Rank of i in the sample, widened by ~3 standard deviations (a miss only costs time).
+        let p = i as f64 / n as f64;
+        let margin = (3.0 * (SAMPLE as f64 * p * (1.0 - p)).sqrt()) as usize + 4;
+        let centre = i * SAMPLE / n;
+        let r_lo = centre.saturating_sub(margin);
+        let r_hi = (centre + margin).min(SAMPLE - 1);
+        let (_, &mut k_lo, upper) = buf.select_nth_unstable(r_lo);
+        let k_hi = if r_hi == r_lo {
+            k_lo
+        } else {
+            *upper.select_nth_unstable(r_hi - r_lo - 1).1
+        };
+        let plo = if r_lo == 0 {
+            f32::NEG_INFINITY
+        } else {
+            from_sort_key(k_lo)
+        };
+        let phi = if r_hi == SAMPLE - 1 {
+            f32::INFINITY
+        } else {
+            from_sort_key(k_hi)
+        };
+        buf.clear();
+        let (chunks, tail) = data.as_chunks::<SCAN_CHUNK>();
+        for chunk in chunks {
+            let (mut nb, mut ni) = (0u32, 0u32);
+            for &x in chunk {
+                nb += u32::from(x < plo);
+                ni += u32::from((x >= plo) & (x <= phi));
+            }
+            below += nb as usize;
+            if ni > 0 {
+                // Branch-free compaction: write every key, keep the inside.
+                let mut k = buf.len();
+                buf.resize(k + SCAN_CHUNK, 0);
+                for &x in chunk {
+                    buf[k] = sort_key(x);
+                    k += usize::from((x >= plo) & (x <= phi));
+                }
+                buf.truncate(k);
+            }
+        }
+        for &x in tail {
+            below += usize::from(x < plo);
+            if x >= plo && x <= phi {
+                buf.push(sort_key(x));
+            }
+        }
+        if below > i || below + buf.len() <= j {
+            buf.clear();
+            below = 0;
+        }
+    }
+    if buf.is_empty() {
+        buf.extend(data.iter().map(|&x| sort_key(x)));
+    }
+    let (ri, rj) = (i - below, j - below);
+    let (_, &mut ki, upper) = buf.select_nth_unstable(ri);
+    let kj = if rj == ri {
+        ki
+    } else {
+        // Rank ri + 1 is the minimum of the part above ri.
+        upper.iter().copied().min().unwrap_or(ki)
     };
-    (vi, vj)
+    (from_sort_key(ki), from_sort_key(kj))
+}
+
+/// The mask threshold of [`jaccard_top`] in the original value space: the
+/// smallest f32 `c` with `norm(c) >= np.percentile(norm(data), q)`, where
+/// `norm(x) = (x - min) / (max - min)` in f64 as NumPy computes it. Since
+/// `norm` is monotone (rounding is), `norm(x) >= t` holds exactly when
+/// `x >= c`, so masks need no per-pixel division and match NumPy bit for
+/// bit. A constant map (normalised to zeros, threshold 0) gives `-inf`.
+fn top_threshold(data: &[f32], q: f64, buf: &mut Vec<u32>) -> f32 {
+    let (lo, hi) = min_max(data);
+    if hi <= lo {
+        return f32::NEG_INFINITY;
+    }
+    let (lo, range) = (f64::from(lo), f64::from(hi) - f64::from(lo));
+    let norm = |x: f32| (f64::from(x) - lo) / range;
+    let (prev, next, gamma) = percentile_index(data.len(), q);
+    // norm is monotone, so the order statistics of norm(data) are norm of
+    // those of data.
+    let (xp, xn) = order_statistics(data, prev, next, buf);
+    let t = percentile_lerp(norm(xp), norm(xn), gamma, prev == next);
+    if norm(f32::MAX) < t {
+        return f32::INFINITY;
+    }
+    // Binary search over the finite f32 values in key (= value) order.
+    let (mut lo_k, mut hi_k) = (sort_key(f32::MIN), sort_key(f32::MAX));
+    while lo_k < hi_k {
+        let mid = lo_k + (hi_k - lo_k) / 2;
+        if norm(from_sort_key(mid)) >= t {
+            hi_k = mid;
+        } else {
+            lo_k = mid + 1;
+        }
+    }
+    from_sort_key(lo_k)
 }
 
 /// Jaccard index `|A ∩ B| / |A ∪ B|`, in `[0, 1]`, of the masks
@@ -922,12 +1206,23 @@ pub fn jaccard_top(a: Map<'_>, b: Map<'_>, q: f64) -> Result<f64, SimilarityErro
 }
 
 fn jaccard_unchecked(a: Map<'_>, b: Map<'_>, q: f64) -> f64 {
-    let na = min_max_normalise(a.data);
-    let nb = min_max_normalise(b.data);
-    let ta = percentile_linear(&na, q);
-    let tb = percentile_linear(&nb, q);
+    let mut buf = Vec::new();
+    let ta = top_threshold(a.data, q, &mut buf);
+    let tb = top_threshold(b.data, q, &mut buf);
     let (mut inter, mut union) = (0usize, 0usize);
-    for (&x, &y) in na.iter().zip(&nb) {
+    let (ca, ra) = a.data.as_chunks::<SCAN_CHUNK>();
+    let (cb, rb) = b.data.as_chunks::<SCAN_CHUNK>();
+    for (xa, xb) in ca.iter().zip(cb) {
+        let (mut ni, mut nu) = (0u32, 0u32);
+        for (&x, &y) in xa.iter().zip(xb) {
+            let (ma, mb) = (x >= ta, y >= tb);
+            ni += u32::from(ma & mb);
+            nu += u32::from(ma | mb);
+        }
+        inter += ni as usize;
+        union += nu as usize;
+    }
+    for (&x, &y) in ra.iter().zip(rb) {
         let (ma, mb) = (x >= ta, y >= tb);
         inter += usize::from(ma & mb);
         union += usize::from(ma | mb);
@@ -1256,5 +1551,152 @@ mod tests {
             .collect();
         assert_eq!(percentile_linear(&vals, 90.0), 0.9);
         assert!((percentile_linear(&vals, 25.05) - 0.2505).abs() < 1e-12);
+    }
+
+    /// xorshift64* in [0, 1).
+    fn rng(seed: &mut u64) -> f64 {
+        *seed ^= *seed >> 12;
+        *seed ^= *seed << 25;
+        *seed ^= *seed >> 27;
+        (seed.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Large maps of several kinds: smooth, noisy, coarsely quantised (many
+    /// ties), signed with an offset, mostly constant.
+    fn big_maps() -> Vec<(Vec<f32>, usize, usize)> {
+        let mut seed = 0x1234_5678_9abc_def1u64;
+        let mut out = Vec::new();
+        for (h, w) in [(224, 224), (97, 131), (300, 41)] {
+            let n = h * w;
+            out.push((wave(h, w, 0.4), h, w));
+            out.push(((0..n).map(|_| rng(&mut seed) as f32).collect(), h, w));
+            out.push((
+                (0..n)
+                    .map(|_| (rng(&mut seed) * 7.0).floor() as f32 / 7.0)
+                    .collect(),
+                h,
+                w,
+            ));
+            out.push((
+                (0..n)
+                    .map(|_| (1000.0 + 3.0 * (rng(&mut seed) - 0.5)) as f32)
+                    .collect(),
+                h,
+                w,
+            ));
+            out.push((
+                (0..n)
+                    .map(|i| {
+                        if i % 97 == 0 {
+                            rng(&mut seed) as f32 - 0.5
+                        } else {
+                            -0.0
+                        }
+                    })
+                    .collect(),
+                h,
+                w,
+            ));
+        }
+        out
+    }
+
+    /// Jaccard counts exactly as the NumPy reference: normalise, sort,
+    /// interpolate, compare.
+    fn jaccard_reference(a: &[f32], b: &[f32], q: f64) -> f64 {
+        let norm = |d: &[f32]| -> Vec<f64> {
+            let lo = d.iter().copied().fold(f32::INFINITY, f32::min) as f64;
+            let hi = d.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+            if hi == lo {
+                return vec![0.0; d.len()];
+            }
+            d.iter().map(|&x| (f64::from(x) - lo) / (hi - lo)).collect()
+        };
+        let (na, nb) = (norm(a), norm(b));
+        let (ta, tb) = (percentile_linear(&na, q), percentile_linear(&nb, q));
+        let (mut i, mut u) = (0usize, 0usize);
+        for (&x, &y) in na.iter().zip(&nb) {
+            i += usize::from(x >= ta && y >= tb);
+            u += usize::from(x >= ta || y >= tb);
+        }
+        if u == 0 {
+            1.0
+        } else {
+            i as f64 / u as f64
+        }
+    }
+
+    #[test]
+    fn jaccard_fast_path_is_exact_on_large_maps() {
+        let maps = big_maps();
+        for pair in maps.chunks(2).filter(|p| p.len() == 2) {
+            let ((a, h, w), (b, _, _)) = (&pair[0], &pair[1]);
+            if a.len() != b.len() {
+                continue;
+            }
+            for q in [0.0, 0.5, 10.0, 50.0, 75.0, 90.0, 99.0, 99.9, 100.0] {
+                let got = jaccard_top(m(a, *h, *w), m(b, *h, *w), q).unwrap();
+                assert_eq!(got, jaccard_reference(a, b, q), "q={q} {h}x{w}");
+            }
+        }
+        // Every map against itself shifted by one pixel.
+        for (a, h, w) in &maps {
+            let mut b = a.clone();
+            b.rotate_left(1);
+            for q in [25.0, 90.0, 97.3] {
+                let got = jaccard_top(m(a, *h, *w), m(&b, *h, *w), q).unwrap();
+                assert_eq!(got, jaccard_reference(a, &b, q), "q={q} {h}x{w}");
+            }
+        }
+    }
+
+    /// Pearson and cosine through the f32 kernels against the exact f64
+    /// two-pass sums.
+    #[test]
+    fn fast_correlations_are_accurate() {
+        let maps = big_maps();
+        let mut worst = 0.0f64;
+        for (a, h, w) in &maps {
+            for (b, h2, w2) in &maps {
+                if (h, w) != (h2, w2) {
+                    continue;
+                }
+                let n = a.len() as f64;
+                let (sa, sb) = sums(a, b);
+                let (sxx, syy, sxy) = centred_moments(a, b, sa / n, sb / n);
+                let exact_p = pearson_from(sxx, syy, sxy);
+                let got_p = pearson(m(a, *h, *w), m(b, *h, *w)).unwrap();
+                let (saa, sbb, sab) = centred_moments(a, b, 0.0, 0.0);
+                let exact_c = (sab / (saa.sqrt() * sbb.sqrt())).clamp(-1.0, 1.0);
+                let got_c = cosine(m(a, *h, *w), m(b, *h, *w)).unwrap();
+                for (g, e) in [(got_p, exact_p), (got_c, exact_c)] {
+                    assert_eq!(g.is_nan(), e.is_nan());
+                    if !e.is_nan() {
+                        worst = worst.max((g - e).abs());
+                    }
+                }
+            }
+        }
+        eprintln!("worst |fast - exact| = {worst:e}");
+        assert!(worst < 1e-7, "{worst}");
+    }
+
+    #[test]
+    fn f32_kernels_fall_back_outside_f32_range() {
+        // Squares overflow f32, and squares underflow to subnormals.
+        let big: Vec<f32> = (0..600).map(|i| 1e20 * (1.0 + (i % 7) as f32)).collect();
+        let big2: Vec<f32> = (0..600).map(|i| 1e20 * (1.0 + (i % 5) as f32)).collect();
+        let tiny: Vec<f32> = big.iter().map(|x| x * 1e-42).collect();
+        let tiny2: Vec<f32> = big2.iter().map(|x| x * 1e-42).collect();
+        for (a, b) in [(&big, &big2), (&tiny, &tiny2)] {
+            let (ma, mb) = (m(a, 20, 30), m(b, 20, 30));
+            let n = 600.0;
+            let (sa, sb) = sums(a.as_slice(), b.as_slice());
+            let (sxx, syy, sxy) = centred_moments(a.as_slice(), b.as_slice(), sa / n, sb / n);
+            assert!((pearson(ma, mb).unwrap() - pearson_from(sxx, syy, sxy)).abs() < 1e-12);
+            let (saa, sbb, sab) = centred_moments(a.as_slice(), b.as_slice(), 0.0, 0.0);
+            let c = sab / (saa.sqrt() * sbb.sqrt());
+            assert!((cosine(ma, mb).unwrap() - c).abs() < 1e-12);
+        }
     }
 }

@@ -452,6 +452,9 @@ fn main() -> anyhow::Result<()> {
         let use_hip =
             si_lib.join("libtorch_hip.so").exists() || si_lib.join("torch_hip.dll").exists();
         println!("cargo:rustc-link-search=native={}", si_lib.display());
+        // melxai patch: a different libtorch installed at the same path (a venv
+        // upgrade) must rebuild the shim against its headers.
+        println!("cargo:rerun-if-changed={}", si_lib.join("libtorch_cpu.so").display());
 
         system_info.make();
 

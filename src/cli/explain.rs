@@ -1,0 +1,200 @@
+//! `melxai explain`: GradCAM / IG / DeepLIFT maps for images, written to disk.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use melxai::config::Config;
+use melxai::data::image::{denormalise, load_input};
+use melxai::explain::faithfulness::curves;
+use melxai::explain::heatmap::tensor_to_rgb;
+use melxai::explain::sanity::randomisation;
+use melxai::explain::{explain, output, Baseline, ExplainConfig, Integration, Method};
+use melxai::model::{parse_device, Arch, Classifier};
+use serde_json::json;
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    /// Images or preprocessed .npy inputs.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    #[arg(long, conflicts_with = "imagenet")]
+    pub checkpoint: Option<PathBuf>,
+    /// Explain the shipped ImageNet model instead of a checkpoint.
+    #[arg(long)]
+    pub imagenet: bool,
+    #[arg(long, default_value = "lite0")]
+    pub arch: String,
+    /// Comma-separated: gradcam, gradcam++, ig, deeplift.
+    #[arg(long, default_value = "gradcam,ig,deeplift")]
+    pub method: String,
+    /// Class index to explain (default: the predicted class).
+    #[arg(long)]
+    pub target: Option<usize>,
+    /// IG steps.
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    /// IG rule: gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid.
+    #[arg(long, default_value = "gausslegendre")]
+    pub integration: String,
+    /// IG inputs per forward/backward pass.
+    #[arg(long, default_value_t = 16)]
+    pub internal_batch: usize,
+    /// Baseline for IG and DeepLIFT: zero, black, blur, noise.
+    #[arg(long, default_value = "zero")]
+    pub baseline: String,
+    /// GradCAM layer.
+    #[arg(long, default_value = "_conv_head")]
+    pub layer: String,
+    #[arg(long, default_value = "reports/explain")]
+    pub out: PathBuf,
+    /// Also compute deletion/insertion curves (AUC) per map.
+    #[arg(long)]
+    pub faithfulness: bool,
+    /// Also run the model-randomisation sanity check (slow).
+    #[arg(long)]
+    pub sanity: bool,
+    #[arg(long)]
+    pub json: bool,
+    /// Print the overlays in the terminal after the run.
+    #[arg(long)]
+    pub show: bool,
+}
+
+pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
+    let device = parse_device(&config.device)?;
+    let arch: Arch = args.arch.parse()?;
+    let load = || -> melxai::Result<Classifier> {
+        match &args.checkpoint {
+            Some(p) => Classifier::from_checkpoint(p, device),
+            None => Classifier::imagenet(arch, &config.model.weights_dir, device),
+        }
+    };
+    if args.checkpoint.is_none() && !args.imagenet {
+        anyhow::bail!("explain needs --checkpoint PATH or --imagenet");
+    }
+    let model = load()?;
+    let methods = Method::parse_list(&args.method)?;
+    let cfg = ExplainConfig {
+        target: args.target,
+        steps: args.steps,
+        integration: args.integration.parse::<Integration>()?,
+        internal_batch: args.internal_batch,
+        baseline: args.baseline.parse::<Baseline>()?,
+        cam_layer: args.layer.clone(),
+        seed: 0,
+    };
+    let mut results = Vec::new();
+    let mut overlays = Vec::new();
+    let mut failures = 0;
+    for input in &args.inputs {
+        let x = match load_input(input, model.meta.input_size, &model.meta.normalisation) {
+            Ok(x) => x,
+            Err(e) => {
+                eprintln!("error: {e}");
+                failures += 1;
+                continue;
+            }
+        };
+        let rgb = tensor_to_rgb(&denormalise(&x, &model.meta.normalisation))?;
+        let stem = input
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("input")
+            .to_string();
+        for &method in &methods {
+            let e = explain(&model, &x, method, &cfg)
+                .with_context(|| format!("{} on {}", method.label(), input.display()))?;
+            let files = output::write(&e, &rgb, &args.out, &stem)?;
+            let faith = if args.faithfulness {
+                let b = Baseline::Blur.build(&x.unsqueeze(0), &model.meta.normalisation, 0);
+                Some(curves(
+                    &model,
+                    &x.unsqueeze(0),
+                    &b,
+                    &e.heatmap,
+                    e.target,
+                    20,
+                )?)
+            } else {
+                None
+            };
+            let class = model
+                .meta
+                .class_names
+                .get(e.target)
+                .cloned()
+                .unwrap_or_default();
+            if !args.json {
+                let delta = e.delta.map(|d| {
+                    let span = (e.output - e.baseline_output.unwrap_or(0.0)).abs();
+                    format!(
+                        "  delta {d:+.2e} ({:.2e} relative)",
+                        d.abs() / span.max(1e-12)
+                    )
+                });
+                let f = faith.as_ref().map(|f| {
+                    format!(
+                        "  deletion AUC {:.3} insertion AUC {:.3}",
+                        f.deletion.auc, f.insertion.auc
+                    )
+                });
+                println!(
+                    "{} {:<9} target {} ({class}) logit {:.3}{}{}  {:.2}s -> {}",
+                    stem,
+                    method.key(),
+                    e.target,
+                    e.output,
+                    delta.unwrap_or_default(),
+                    f.unwrap_or_default(),
+                    e.seconds,
+                    files.overlay.display()
+                );
+            }
+            overlays.push(files.overlay.clone());
+            results.push(json!({
+                "input": input,
+                "method": method.key(),
+                "target": e.target,
+                "class": class,
+                "output": e.output,
+                "baseline_output": e.baseline_output,
+                "delta": e.delta,
+                "seconds": e.seconds,
+                "files": files,
+                "faithfulness": faith,
+            }));
+        }
+        if args.sanity {
+            let steps = randomisation(load, &x, &methods, &cfg)?;
+            if !args.json {
+                for s in &steps {
+                    println!(
+                        "  sanity: randomised through {:<14} SSIM {:?} Spearman {:?}",
+                        s.randomised_through, s.ssim, s.spearman
+                    );
+                }
+            }
+            results.push(json!({ "input": input, "sanity": steps }));
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    if args.show {
+        let conf = viuer::Config {
+            width: Some(40),
+            absolute_offset: false,
+            ..Default::default()
+        };
+        for p in &overlays {
+            println!("{}", p.display());
+            let shown = image::open(p)
+                .map_err(|e| e.to_string())
+                .and_then(|img| viuer::print(&img, &conf).map_err(|e| e.to_string()));
+            if let Err(e) = shown {
+                eprintln!("cannot show {}: {e}", p.display());
+            }
+        }
+    }
+    Ok(if failures > 0 { 1 } else { 0 })
+}

@@ -1,0 +1,190 @@
+//! Explanations of one prediction: GradCAM (and GradCAM++), Integrated
+//! Gradients and DeepLIFT (Rescale), with the study's heatmap post-processing,
+//! overlays, faithfulness curves and the model-randomisation sanity check.
+//!
+//! Every method returns the raw attribution `(C,H,W)` and the heatmap `(H,W)`
+//! in [0, 1]; gradient methods also return their completeness delta.
+
+pub mod baseline;
+pub mod colormap;
+pub mod deeplift;
+pub mod faithfulness;
+pub mod gradcam;
+pub mod heatmap;
+pub mod integrated_gradients;
+pub mod output;
+pub mod sanity;
+
+use std::str::FromStr;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use tch::{Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::model::Classifier;
+
+pub use baseline::Baseline;
+pub use integrated_gradients::Integration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    GradCam,
+    GradCamPlusPlus,
+    IntegratedGradients,
+    DeepLift,
+}
+
+impl Method {
+    /// Short name used in file names and tables.
+    pub fn key(self) -> &'static str {
+        match self {
+            Method::GradCam => "gradcam",
+            Method::GradCamPlusPlus => "gradcampp",
+            Method::IntegratedGradients => "ig",
+            Method::DeepLift => "deeplift",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::GradCam => "GradCAM",
+            Method::GradCamPlusPlus => "GradCAM++",
+            Method::IntegratedGradients => "Integrated Gradients",
+            Method::DeepLift => "DeepLIFT",
+        }
+    }
+
+    /// Parses a comma-separated list such as `gradcam,ig,deeplift`.
+    pub fn parse_list(s: &str) -> Result<Vec<Method>> {
+        s.split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| p.trim().parse())
+            .collect()
+    }
+}
+
+impl FromStr for Method {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "gradcam" | "grad-cam" => Ok(Method::GradCam),
+            "gradcam++" | "gradcampp" | "gradcamplusplus" => Ok(Method::GradCamPlusPlus),
+            "ig" | "integrated_gradients" | "integrated-gradients" => {
+                Ok(Method::IntegratedGradients)
+            }
+            "deeplift" | "dl" => Ok(Method::DeepLift),
+            other => Err(Error::Config(format!(
+                "unknown method '{other}' (gradcam, gradcam++, ig, deeplift)"
+            ))),
+        }
+    }
+}
+
+/// Settings shared by the methods.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExplainConfig {
+    /// Class to explain; None = the predicted class.
+    pub target: Option<usize>,
+    /// IG interpolation steps (the study used 200).
+    pub steps: usize,
+    pub integration: Integration,
+    /// IG inputs per forward/backward batch (bounds memory).
+    pub internal_batch: usize,
+    pub baseline: Baseline,
+    /// GradCAM layer (see `EfficientNet::layer_names`).
+    pub cam_layer: String,
+    /// Seed for the noise baseline.
+    pub seed: u64,
+}
+
+impl Default for ExplainConfig {
+    fn default() -> Self {
+        ExplainConfig {
+            target: None,
+            steps: 50,
+            integration: Integration::GaussLegendre,
+            internal_batch: 16,
+            baseline: Baseline::Zero,
+            cam_layer: crate::model::efficientnet::DEFAULT_CAM_LAYER.into(),
+            seed: 0,
+        }
+    }
+}
+
+/// One explained prediction.
+#[derive(Debug)]
+pub struct Explanation {
+    pub method: Method,
+    pub target: usize,
+    /// Model output (logit) of the target class for the input.
+    pub output: f64,
+    /// Raw attribution `(C,H,W)` float32 on the CPU (GradCAM: `(1,H,W)` upsampled CAM).
+    pub attribution: Tensor,
+    /// Post-processed heatmap `(H,W)` in [0, 1].
+    pub heatmap: Tensor,
+    /// Σ attribution − (f(x) − f(baseline)) for IG and DeepLIFT.
+    pub delta: Option<f64>,
+    /// Target logit of the baseline, where there is one.
+    pub baseline_output: Option<f64>,
+    pub seconds: f64,
+}
+
+/// Explains `input` `(3,H,W)` (normalised) with `method`.
+pub fn explain(
+    model: &Classifier,
+    input: &Tensor,
+    method: Method,
+    cfg: &ExplainConfig,
+) -> Result<Explanation> {
+    let device = model.device();
+    let x = input.to_device(device).to_kind(Kind::Float);
+    let x = if x.dim() == 3 { x.unsqueeze(0) } else { x };
+    if x.size().len() != 4 || x.size()[0] != 1 || x.size()[1] != 3 {
+        return Err(Error::Shape {
+            expected: vec![1, 3, -1, -1],
+            got: x.size(),
+        });
+    }
+    let logits = model.logits(&x);
+    let target = match cfg.target {
+        Some(t) => t,
+        None => logits.argmax(-1, false).int64_value(&[0]) as usize,
+    };
+    let classes = logits.size()[1] as usize;
+    if target >= classes {
+        return Err(Error::Config(format!(
+            "target class {target} out of range (model has {classes} classes)"
+        )));
+    }
+    let t0 = Instant::now();
+    let mut e = match method {
+        Method::GradCam | Method::GradCamPlusPlus => gradcam::explain(
+            model,
+            &x,
+            target,
+            &cfg.cam_layer,
+            method == Method::GradCamPlusPlus,
+        )?,
+        Method::IntegratedGradients => {
+            let b = cfg.baseline.build(&x, &model.meta.normalisation, cfg.seed);
+            integrated_gradients::explain(
+                model,
+                &x,
+                &b,
+                target,
+                cfg.steps,
+                cfg.integration,
+                cfg.internal_batch,
+            )?
+        }
+        Method::DeepLift => {
+            let b = cfg.baseline.build(&x, &model.meta.normalisation, cfg.seed);
+            deeplift::explain(model, &x, &b, target)?
+        }
+    };
+    e.seconds = t0.elapsed().as_secs_f64();
+    Ok(e)
+}

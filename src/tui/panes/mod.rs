@@ -1,0 +1,57 @@
+//! One widget per pane, each drawn from `&AppState` alone.
+//!
+//! Panes draw into the inner area of a block that `ui.rs` owns (borders,
+//! focus colour, titles), so a pane looks the same in the normal layout, when
+//! zoomed, and when exported alone by `--batch`.
+
+pub mod agreement;
+pub mod calibration;
+pub mod images;
+pub mod samples;
+pub mod training;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Alignment, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::Line;
+use ratatui::widgets::{Paragraph, Widget, Wrap};
+
+use crate::tui::state::ImageKey;
+
+/// A rectangle of the frame that shows an image (drawn as half blocks; a
+/// graphics protocol or a screenshot may draw the real image over it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRegion {
+    pub rect: Rect,
+    pub key: ImageKey,
+}
+
+/// Centred, dimmed message for a pane with nothing to show yet.
+pub fn empty_message(area: Rect, buf: &mut Buffer, text: &str) {
+    if area.height == 0 {
+        return;
+    }
+    let lines: Vec<Line> = text.lines().map(Line::from).collect();
+    let h = (lines.len() as u16).min(area.height);
+    let y = area.y + (area.height - h) / 2;
+    Paragraph::new(lines)
+        .alignment(Alignment::Center)
+        .wrap(Wrap { trim: true })
+        .style(
+            Style::default()
+                .fg(Color::Gray)
+                .add_modifier(Modifier::ITALIC),
+        )
+        .render(
+            Rect::new(area.x, y, area.width, area.height - (y - area.y)),
+            buf,
+        );
+}
+
+/// Formats a probability-like number with a fixed width.
+pub fn fmt3(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() => format!("{v:.3}"),
+        _ => "—".to_string(),
+    }
+}

@@ -1,0 +1,126 @@
+//! The data set list: one row per sample with the model's verdict and the
+//! researcher's triage mark, so misclassified and uncertain cases stand out.
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Cell, Row, Table, Widget};
+
+use super::empty_message;
+use crate::tui::state::AppState;
+
+/// First visible row so that the selection stays on screen (stateless, so
+/// the pane depends on `&AppState` only).
+pub fn scroll_offset(selected: usize, len: usize, height: usize) -> usize {
+    if height == 0 || len <= height {
+        return 0;
+    }
+    let half = height / 2;
+    selected.saturating_sub(half).min(len - height)
+}
+
+/// Rows of the list body (after the header) that fit in `area`.
+pub fn body_height(area: Rect) -> usize {
+    area.height.saturating_sub(1) as usize
+}
+
+/// Column widths computed here rather than by the constraint solver, whose
+/// choice among equally good layouts is not stable when space is short.
+pub fn column_widths(width: u16) -> [Constraint; 6] {
+    // mark+note, verdict, file, true, pred, p; five gaps of one.
+    let fixed = 2 + 1 + 4 + 5;
+    let avail = width.saturating_sub(fixed);
+    let class = (avail.saturating_sub(8) / 2).clamp(3, 8);
+    let file = avail.saturating_sub(2 * class);
+    [
+        Constraint::Length(2),
+        Constraint::Length(1),
+        Constraint::Length(file),
+        Constraint::Length(class),
+        Constraint::Length(class),
+        Constraint::Length(4),
+    ]
+}
+
+pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    if state.rows().is_empty() {
+        empty_message(
+            area,
+            buf,
+            "No samples found —\ncheck the data set path in config.toml",
+        );
+        return;
+    }
+    let visible = state.visible();
+    if visible.is_empty() {
+        let text = format!(
+            "No samples match\n(filter: {}{})\nf: change filter · Esc: clear search",
+            state.filter().label(),
+            if state.query().is_empty() {
+                String::new()
+            } else {
+                format!(", search: {}", state.query())
+            }
+        );
+        empty_message(area, buf, &text);
+        return;
+    }
+    let selected = state.selected_position(&visible).unwrap_or(0);
+    let height = body_height(area);
+    let offset = scroll_offset(selected, visible.len(), height);
+    let rows = visible
+        .iter()
+        .enumerate()
+        .skip(offset)
+        .take(height)
+        .map(|(pos, &i)| {
+            let row = &state.rows()[i];
+            let mark = state.mark_of(&row.id).map(|m| m.symbol()).unwrap_or(" ");
+            let has_note = state
+                .triage()
+                .get(&row.id)
+                .is_some_and(|e| e.note.is_some());
+            let (verdict, pred, prob, colour) = match &row.prediction {
+                Some(p) => (
+                    if p.correct() { "✓" } else { "✗" },
+                    state.class_name(p.predicted),
+                    format!("{:.2}", p.probability),
+                    if p.correct() {
+                        Color::Green
+                    } else {
+                        Color::Red
+                    },
+                ),
+                None => (" ", "—".to_string(), "—".to_string(), Color::Gray),
+            };
+            let style = if pos == selected {
+                Style::default()
+                    .bg(Color::DarkGray)
+                    .add_modifier(Modifier::BOLD)
+            } else {
+                Style::default()
+            };
+            Row::new(vec![
+                Cell::from(Line::from(vec![
+                    Span::styled(mark, Style::default().fg(Color::Yellow)),
+                    Span::raw(if has_note { "✎" } else { " " }),
+                ])),
+                Cell::from(Span::styled(verdict, Style::default().fg(colour))),
+                Cell::from(row.file_name().to_string()),
+                Cell::from(state.class_name(row.label)),
+                Cell::from(Span::styled(pred, Style::default().fg(colour))),
+                Cell::from(prob),
+            ])
+            .style(style)
+        });
+    let header = Row::new(vec!["", "", "file", "true", "pred", "p"]).style(
+        Style::default()
+            .fg(Color::Cyan)
+            .add_modifier(Modifier::BOLD),
+    );
+    Table::new(rows, column_widths(area.width))
+        .header(header)
+        .column_spacing(1)
+        .render(area, buf);
+}

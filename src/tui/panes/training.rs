@@ -1,0 +1,194 @@
+//! Training progress: where the run is (epoch and batch gauges, ETA) and
+//! whether it is learning (loss and validation metrics per epoch), so a
+//! researcher can stop a diverging run early.
+
+use std::time::Duration;
+
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Style};
+use ratatui::symbols::Marker;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Axis, Block, Chart, Dataset, Gauge, GraphType, Paragraph, Widget};
+
+use super::empty_message;
+use crate::tui::state::AppState;
+
+/// A chart title with a colour key (ratatui hides the legend in small charts).
+pub fn legend(title: &str, series: &[(&str, Color)]) -> Line<'static> {
+    let mut spans = vec![Span::raw(title.to_string())];
+    for (name, colour) in series {
+        spans.push(Span::raw(" "));
+        spans.push(Span::styled(
+            format!("━ {name}"),
+            Style::default().fg(*colour),
+        ));
+    }
+    Line::from(spans)
+}
+
+/// `1m 20s` style duration, rounded to seconds.
+pub fn format_eta(seconds: f64) -> String {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return "—".into();
+    }
+    humantime::format_duration(Duration::from_secs(seconds.round() as u64)).to_string()
+}
+
+pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let t = state.training();
+    if !t.active && t.history.is_empty() && t.batches == 0 {
+        let text = if state.checkpoint().is_none() {
+            "No checkpoint yet — press t to train"
+        } else {
+            "No training run in this session — press t to train"
+        };
+        empty_message(area, buf, text);
+        return;
+    }
+    let [summary, epoch_gauge, batch_gauge, charts] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+        Constraint::Min(0),
+    ])
+    .areas(area);
+
+    let mut parts = Vec::new();
+    if let Some((k, n)) = t.fold {
+        parts.push(format!("fold {}/{n}", k + 1));
+    }
+    if let Some(loss) = t.last_loss {
+        parts.push(format!("loss {loss:.4}"));
+    }
+    if let Some(lr) = t.learning_rate {
+        parts.push(format!("lr {lr:.1e}"));
+    }
+    if let Some(last) = t.history.last() {
+        parts.push(format!("{:.0} img/s", last.images_per_second));
+    }
+    if t.active {
+        if let Some(eta) = t.eta() {
+            parts.push(format!("ETA {}", format_eta(eta)));
+        }
+    } else {
+        parts.push("finished".into());
+    }
+    Paragraph::new(parts.join(" · ")).render(summary, buf);
+
+    let epoch_ratio = if t.epochs > 0 {
+        let done = t.history.last().map(|e| e.epoch).unwrap_or(0);
+        (done as f64 / t.epochs as f64).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    Gauge::default()
+        .gauge_style(Style::default().fg(Color::Cyan).bg(Color::Black))
+        .ratio(epoch_ratio)
+        .label(format!(
+            "epoch {}/{}",
+            t.epoch,
+            if t.epochs > 0 {
+                t.epochs.to_string()
+            } else {
+                "?".into()
+            }
+        ))
+        .render(epoch_gauge, buf);
+    let batch_ratio = if t.batches > 0 {
+        (t.batch as f64 / t.batches as f64).clamp(0.0, 1.0)
+    } else {
+        0.0
+    };
+    Gauge::default()
+        .gauge_style(Style::default().fg(Color::Blue).bg(Color::Black))
+        .ratio(batch_ratio)
+        .label(format!("batch {}/{}", t.batch, t.batches))
+        .render(batch_gauge, buf);
+
+    if charts.height < 4 {
+        return;
+    }
+    if t.history.is_empty() {
+        empty_message(charts, buf, "charts appear after the first epoch");
+        return;
+    }
+    let [left, right] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(charts);
+    let pts = |f: fn(&crate::engine::events::EpochSummary) -> f64| -> Vec<(f64, f64)> {
+        t.history.iter().map(|e| (e.epoch as f64, f(e))).collect()
+    };
+    let train_loss = pts(|e| e.train_loss);
+    let val_loss = pts(|e| e.val_loss);
+    let bal_acc = pts(|e| e.val_balanced_accuracy);
+    let auroc = pts(|e| e.val_auroc);
+    let x_max = (t.epochs.max(t.history.last().map(|e| e.epoch).unwrap_or(1))).max(2) as f64;
+    let loss_max = train_loss
+        .iter()
+        .chain(val_loss.iter())
+        .map(|p| p.1)
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max)
+        .max(1e-3)
+        * 1.1;
+    let x_axis = || {
+        Axis::default()
+            .bounds([1.0, x_max])
+            .labels(vec![Span::raw("1"), Span::raw(format!("{x_max:.0}"))])
+            .style(Style::default().fg(Color::Gray))
+    };
+    Chart::new(vec![
+        Dataset::default()
+            .name("train")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(Color::Yellow))
+            .data(&train_loss),
+        Dataset::default()
+            .name("val")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(Color::Magenta))
+            .data(&val_loss),
+    ])
+    .block(Block::default().title(legend(
+        "loss",
+        &[("train", Color::Yellow), ("val", Color::Magenta)],
+    )))
+    .legend_position(None)
+    .x_axis(x_axis())
+    .y_axis(
+        Axis::default()
+            .bounds([0.0, loss_max])
+            .labels(vec![Span::raw("0"), Span::raw(format!("{loss_max:.2}"))])
+            .style(Style::default().fg(Color::Gray)),
+    )
+    .render(left, buf);
+    Chart::new(vec![
+        Dataset::default()
+            .name("bal. acc")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(Color::Green))
+            .data(&bal_acc),
+        Dataset::default()
+            .name("AUROC")
+            .marker(Marker::Braille)
+            .graph_type(GraphType::Line)
+            .style(Style::default().fg(Color::Cyan))
+            .data(&auroc),
+    ])
+    .block(Block::default().title(legend(
+        "validation",
+        &[("bal. acc", Color::Green), ("AUROC", Color::Cyan)],
+    )))
+    .legend_position(None)
+    .x_axis(x_axis())
+    .y_axis(
+        Axis::default()
+            .bounds([0.0, 1.0])
+            .labels(vec![Span::raw("0"), Span::raw("1")])
+            .style(Style::default().fg(Color::Gray)),
+    )
+    .render(right, buf);
+}

@@ -1,0 +1,434 @@
+//! The run loop: engine events and keys in, frames and requests out.
+//!
+//! The engine works on its own thread and reports through a tokio unbounded
+//! channel (non-blocking `try_recv`, so no runtime is needed here); requests
+//! go back through a std channel. Each turn the loop drains every queued
+//! event and draws once, and only when something changed (or on a ~100 ms
+//! tick while a job runs, for the spinner), so a burst of batch events during
+//! training costs one frame and keys stay responsive. The loop is generic
+//! over the ratatui backend and the input source, which makes it testable
+//! with `TestBackend` and a scripted list of key events.
+
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use crossterm::event::{Event as TermEvent, KeyEventKind, MouseButton, MouseEventKind};
+use image::RgbImage;
+use ratatui::backend::Backend;
+use ratatui::layout::{Position, Rect};
+use ratatui::Terminal;
+use tokio::sync::mpsc::error::TryRecvError;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+use crate::engine::events::{Event, HeatmapData};
+use crate::engine::requests::Request;
+use crate::tui::error::Result;
+use crate::tui::graphics::{GraphicsMode, ProtocolRenderer};
+use crate::tui::keys::{Action, KeyMap};
+use crate::tui::panes::{samples, ImageRegion};
+use crate::tui::screenshot::{self, RenderedFrame};
+use crate::tui::state::{AppState, Metric};
+use crate::tui::terminal::{self, TerminalGuard};
+use crate::tui::{triage, ui};
+
+/// Loads the photo of a sample id (`<class>/<file>`); `None` when it cannot.
+pub type ImageLoader = Box<dyn Fn(&str) -> Option<RgbImage> + Send>;
+
+/// Similarity of two heatmaps under a metric (the engine's `compare`
+/// functions); `None` when it cannot be computed.
+pub type SimilarityFn = Box<dyn Fn(Metric, &HeatmapData, &HeatmapData) -> Option<f64> + Send>;
+
+/// Redraw period while a job runs (spinner), and the input poll period.
+const TICK: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_millis(50);
+
+/// What the UI needs from its caller.
+pub struct TuiOptions {
+    /// Triage marks file (loaded at start, written on every change).
+    pub triage_path: PathBuf,
+    /// Screenshots go to `<report_dir>/screens/`.
+    pub report_dir: PathBuf,
+    pub graphics: GraphicsMode,
+    pub keys: KeyMap,
+    /// Samples known before any prediction: `(id, label)`.
+    pub samples: Vec<(String, usize)>,
+    /// Class names in label order.
+    pub class_names: Vec<String>,
+    /// Checkpoint for explain/evaluate until the engine reports another.
+    pub checkpoint: Option<PathBuf>,
+    /// Directory bare model names in events resolve against.
+    pub weights_dir: PathBuf,
+    pub image_loader: ImageLoader,
+    /// When set, agreement matrices are computed as heatmaps arrive.
+    pub similarity: Option<SimilarityFn>,
+}
+
+impl TuiOptions {
+    /// Options with defaults: auto graphics, default keys, no samples, no
+    /// images, `weights/` for checkpoints.
+    pub fn new(triage_path: PathBuf, report_dir: PathBuf) -> Self {
+        TuiOptions {
+            triage_path,
+            report_dir,
+            graphics: GraphicsMode::Auto,
+            keys: KeyMap::default(),
+            samples: Vec::new(),
+            class_names: Vec::new(),
+            checkpoint: None,
+            weights_dir: PathBuf::from("weights"),
+            image_loader: Box::new(|_| None),
+            similarity: None,
+        }
+    }
+}
+
+/// The state plus what the loop needs around it (files, callbacks, graphics).
+pub struct App {
+    pub state: AppState,
+    pub keys: KeyMap,
+    triage_path: PathBuf,
+    report_dir: PathBuf,
+    image_loader: ImageLoader,
+    similarity: Option<SimilarityFn>,
+    renderer: Option<ProtocolRenderer>,
+    /// Last frame size, for screenshots and mouse hit-testing.
+    size: Rect,
+}
+
+impl App {
+    /// Builds the app and loads the triage file (a broken file is reported on
+    /// the status line and left untouched until the next mark).
+    pub fn new(options: TuiOptions) -> Self {
+        let mut state = AppState::new(options.samples, options.class_names);
+        state.set_weights_dir(options.weights_dir);
+        if let Some(cp) = options.checkpoint {
+            state.set_checkpoint(cp);
+        }
+        match triage::load(&options.triage_path) {
+            Ok(entries) => state.set_triage(entries),
+            Err(e) => state.error(format!("could not read triage marks: {e}")),
+        }
+        let mut app = App {
+            state,
+            keys: options.keys,
+            triage_path: options.triage_path,
+            report_dir: options.report_dir,
+            image_loader: options.image_loader,
+            similarity: options.similarity,
+            renderer: None,
+            size: Rect::default(),
+        };
+        app.load_selected_image();
+        app
+    }
+
+    /// Starts a graphics protocol (call with the terminal in TUI mode).
+    pub fn init_graphics(&mut self, mode: GraphicsMode) {
+        self.renderer = ProtocolRenderer::detect(mode);
+        if let Some(r) = &self.renderer {
+            self.state.info(format!("images: {}", r.protocol_name()));
+        }
+    }
+
+    /// One engine event.
+    pub fn on_engine_event(&mut self, ev: Event) {
+        let heatmap_sample = match &ev {
+            Event::Heatmap { map, .. } => Some(map.sample_id.clone()),
+            _ => None,
+        };
+        self.state.apply_event(ev);
+        if let Some(id) = heatmap_sample {
+            if let Some(r) = &mut self.renderer {
+                r.forget_sample(&id);
+            }
+            self.compute_agreement(&id);
+        }
+        self.load_selected_image();
+    }
+
+    /// Matrices of every metric for a sample, its score, and the mean matrix.
+    fn compute_agreement(&mut self, sample_id: &str) {
+        let Some(sim) = &self.similarity else {
+            return;
+        };
+        let maps: Vec<HeatmapData> = self
+            .state
+            .heatmaps_of(sample_id)
+            .into_iter()
+            .cloned()
+            .collect();
+        if maps.len() < 2 {
+            return;
+        }
+        let methods: Vec<String> = maps.iter().map(|m| m.method.clone()).collect();
+        for metric in Metric::ALL {
+            let values: Vec<Vec<f64>> = maps
+                .iter()
+                .map(|a| {
+                    maps.iter()
+                        .map(|b| {
+                            if std::ptr::eq(a, b) {
+                                1.0
+                            } else {
+                                sim(metric, a, b).unwrap_or(f64::NAN)
+                            }
+                        })
+                        .collect()
+                })
+                .collect();
+            self.state
+                .set_sample_matrix(sample_id, metric.name(), methods.clone(), values);
+        }
+        self.refresh_agreement();
+    }
+
+    /// Scores and the all-samples mean matrix for the current metric.
+    fn refresh_agreement(&mut self) {
+        if self.similarity.is_none() {
+            return;
+        }
+        let metric = self.state.metric();
+        let mut scores = Vec::new();
+        let mut sum: Option<(Vec<String>, Vec<Vec<f64>>, usize)> = None;
+        for ((id, m), matrix) in &self.state.sample_matrices {
+            if *m != metric {
+                continue;
+            }
+            if let Some(s) = matrix.mean_off_diagonal() {
+                scores.push((id.clone(), s));
+            }
+            match &mut sum {
+                None => sum = Some((matrix.methods.clone(), matrix.values.clone(), 1)),
+                Some((methods, acc, n)) if *methods == matrix.methods => {
+                    for (ra, rb) in acc.iter_mut().zip(&matrix.values) {
+                        for (a, b) in ra.iter_mut().zip(rb) {
+                            *a += b;
+                        }
+                    }
+                    *n += 1;
+                }
+                Some(_) => {}
+            }
+        }
+        for (id, s) in scores {
+            self.state.set_agreement(&id, s);
+        }
+        if let Some((methods, acc, n)) = sum {
+            let mean = acc
+                .into_iter()
+                .map(|r| r.into_iter().map(|v| v / n as f64).collect())
+                .collect();
+            self.state.set_split_matrix(metric.name(), methods, mean);
+        }
+    }
+
+    fn load_selected_image(&mut self) {
+        let Some(id) = self.state.selected_id().map(str::to_string) else {
+            return;
+        };
+        if self.state.needs_image(&id) {
+            match (self.image_loader)(&id) {
+                Some(img) => self.state.set_image(&id, img),
+                None => self.state.set_image_missing(&id),
+            }
+        }
+    }
+
+    /// One terminal input event; returns the requests for the engine.
+    pub fn on_input(&mut self, ev: TermEvent) -> Vec<Request> {
+        let action = match ev {
+            TermEvent::Key(k) if k.kind != KeyEventKind::Release => {
+                self.keys.action_for(self.state.input(), &k)
+            }
+            TermEvent::Mouse(m) => self.mouse_action(m.kind, m.column, m.row),
+            _ => None,
+        };
+        match action {
+            Some(a) => self.perform(a),
+            None => Vec::new(),
+        }
+    }
+
+    fn mouse_action(&self, kind: MouseEventKind, column: u16, row: u16) -> Option<Action> {
+        let layout = ui::layout(&self.state, self.size);
+        let list = layout.samples?;
+        let inside = list.contains(Position::new(column, row));
+        match kind {
+            MouseEventKind::ScrollDown if inside => Some(Action::MoveDown),
+            MouseEventKind::ScrollUp if inside => Some(Action::MoveUp),
+            MouseEventKind::Down(MouseButton::Left) if inside => {
+                // Border + header row above the first data row.
+                let first = list.y + 2;
+                if row < first || row >= list.bottom().saturating_sub(1) {
+                    return None;
+                }
+                let visible = self.state.visible();
+                let height = list.height.saturating_sub(3) as usize;
+                let selected = self.state.selected_position(&visible).unwrap_or(0);
+                let offset = samples::scroll_offset(selected, visible.len(), height);
+                Some(Action::SelectRow(offset + (row - first) as usize))
+            }
+            _ => None,
+        }
+    }
+
+    /// Performs an action: the state's `update`, plus what needs files.
+    pub fn perform(&mut self, action: Action) -> Vec<Request> {
+        if action == Action::Screenshot {
+            self.screenshot();
+            return Vec::new();
+        }
+        let metric = self.state.metric();
+        let requests = self.state.update(action);
+        if self.state.metric() != metric {
+            self.refresh_agreement();
+        }
+        if self.state.take_triage_dirty() {
+            if let Err(e) = triage::save(&self.triage_path, self.state.triage()) {
+                self.state
+                    .error(format!("could not save triage marks: {e}"));
+            }
+        }
+        self.load_selected_image();
+        requests
+    }
+
+    fn screenshot(&mut self) {
+        let size = if self.size.width == 0 {
+            Rect::new(0, 0, 120, 40)
+        } else {
+            self.size
+        };
+        let frame: RenderedFrame =
+            screenshot::render_frame(&self.state, &self.keys, None, size.width, size.height);
+        match screenshot::save_screenshot(&self.state, &frame, &self.report_dir) {
+            Ok((svg, html)) => self.state.info(format!(
+                "screenshot: {} and {}",
+                svg.display(),
+                html.display()
+            )),
+            Err(e) => self.state.error(format!("screenshot failed: {e}")),
+        }
+    }
+
+    /// Draws one frame.
+    pub fn draw<B: Backend>(&mut self, terminal: &mut Terminal<B>) -> Result<()> {
+        let state = &self.state;
+        let keys = &self.keys;
+        let renderer = &mut self.renderer;
+        let mut size = Rect::default();
+        terminal.draw(|f| {
+            size = f.area();
+            let regions: Vec<ImageRegion> = ui::render(state, keys, size, f.buffer_mut());
+            if let Some(r) = renderer {
+                r.draw(state, &regions, f.buffer_mut());
+            }
+        })?;
+        if size != self.size {
+            self.size = size;
+            if let Some(list) = ui::layout(&self.state, size).samples {
+                self.state
+                    .set_page_size(list.height.saturating_sub(3) as usize);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The loop, for any backend and input source. `next_input(timeout)` waits up
+/// to `timeout` for a terminal event. Returns when the user quits; sends
+/// `Request::Shutdown` on the way out.
+pub fn run_loop<B: Backend>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    events_rx: &mut UnboundedReceiver<Event>,
+    requests_tx: &Sender<Request>,
+    next_input: &mut dyn FnMut(Duration) -> std::io::Result<Option<TermEvent>>,
+) -> Result<()> {
+    let mut dirty = true;
+    let mut engine_alive = true;
+    let mut last_tick = Instant::now();
+    loop {
+        loop {
+            match events_rx.try_recv() {
+                Ok(ev) => {
+                    app.on_engine_event(ev);
+                    dirty = true;
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    if engine_alive {
+                        engine_alive = false;
+                        app.state
+                            .warn("the engine stopped; results will not update".into());
+                        dirty = true;
+                    }
+                    break;
+                }
+            }
+        }
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            if app.state.job().is_running() {
+                app.state.tick();
+                dirty = true;
+            }
+        }
+        if dirty {
+            app.draw(terminal)?;
+            dirty = false;
+        }
+        if app.state.should_quit() {
+            break;
+        }
+        if let Some(ev) = next_input(POLL)? {
+            if let TermEvent::Resize(..) = ev {
+                terminal.autoresize()?;
+            }
+            for request in app.on_input(ev) {
+                if requests_tx.send(request).is_err() {
+                    app.state.error("the engine is not running".into());
+                }
+            }
+            dirty = true;
+        }
+    }
+    if app.state.job().is_running() {
+        let _ = requests_tx.send(Request::Cancel);
+    }
+    let _ = requests_tx.send(Request::Shutdown);
+    Ok(())
+}
+
+/// Runs the terminal UI until the user quits. Refuses politely when stdout
+/// is not a terminal.
+pub fn run_app(
+    options: TuiOptions,
+    mut events_rx: UnboundedReceiver<Event>,
+    requests_tx: Sender<Request>,
+) -> Result<()> {
+    if !terminal::stdout_is_terminal() {
+        return Err(crate::tui::TuiError::NotATerminal);
+    }
+    let graphics = options.graphics;
+    let mut app = App::new(options);
+    let mut guard = TerminalGuard::enter()?;
+    app.init_graphics(graphics);
+    let mut input = |timeout: Duration| -> std::io::Result<Option<TermEvent>> {
+        if crossterm::event::poll(timeout)? {
+            crossterm::event::read().map(Some)
+        } else {
+            Ok(None)
+        }
+    };
+    let result = run_loop(
+        guard.terminal(),
+        &mut app,
+        &mut events_rx,
+        &requests_tx,
+        &mut input,
+    );
+    drop(guard);
+    result
+}

@@ -1,0 +1,141 @@
+//! Triage marks: a researcher's per-sample verdicts, kept on disk.
+//!
+//! Marks are written the moment they change, atomically (temporary file in
+//! the same directory, then rename), so a crash or a killed SSH session never
+//! loses or half-writes them. The file is TOML (or JSON when its name ends in
+//! `.json`) so it can be read and edited by hand and diffed in review:
+//!
+//! ```toml
+//! [samples."melanoma/ISIC_1.jpg"]
+//! mark = "flag"
+//! note = "hair artefact"
+//! ```
+//!
+//! Samples marked [`TriageMark::Exclude`] are left out of the next training run.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::tui::error::{Result, TuiError};
+
+/// A researcher's verdict on one sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TriageMark {
+    /// Worth a second look.
+    Flag,
+    /// Label and prediction checked.
+    Confirmed,
+    /// Leave out of training (bad image, wrong label, duplicate).
+    Exclude,
+}
+
+impl TriageMark {
+    /// One-character symbol for the sample list.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            TriageMark::Flag => "⚑",
+            TriageMark::Confirmed => "●",
+            TriageMark::Exclude => "⊘",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            TriageMark::Flag => "flagged",
+            TriageMark::Confirmed => "confirmed",
+            TriageMark::Exclude => "excluded",
+        }
+    }
+}
+
+/// Mark and note of one sample (either may be absent).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriageEntry {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<TriageMark>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl TriageEntry {
+    pub fn is_empty(&self) -> bool {
+        self.mark.is_none() && self.note.as_deref().is_none_or(str::is_empty)
+    }
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct TriageFile {
+    #[serde(default)]
+    samples: BTreeMap<String, TriageEntry>,
+}
+
+fn is_json(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+}
+
+/// Reads the triage file; a missing file is an empty triage.
+pub fn load(path: &Path) -> Result<BTreeMap<String, TriageEntry>> {
+    let text = match fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) => return Err(TuiError::io(path, e)),
+    };
+    let file: TriageFile = if is_json(path) {
+        serde_json::from_str(&text)
+            .map_err(|e| TuiError::Triage(format!("{}: {e}", path.display())))?
+    } else {
+        toml::from_str(&text).map_err(|e| TuiError::Triage(format!("{}: {e}", path.display())))?
+    };
+    Ok(file.samples)
+}
+
+/// Writes all entries (empty ones dropped) atomically.
+pub fn save(path: &Path, entries: &BTreeMap<String, TriageEntry>) -> Result<()> {
+    let file = TriageFile {
+        samples: entries
+            .iter()
+            .filter(|(_, e)| !e.is_empty())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
+    let text = if is_json(path) {
+        serde_json::to_string_pretty(&file).map_err(|e| TuiError::Triage(e.to_string()))?
+    } else {
+        toml::to_string_pretty(&file).map_err(|e| TuiError::Triage(e.to_string()))?
+    };
+    atomic_write(path, text.as_bytes())
+}
+
+/// Writes `bytes` to a temporary sibling of `path`, then renames it over `path`.
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    if let Some(dir) = path.parent() {
+        if !dir.as_os_str().is_empty() {
+            fs::create_dir_all(dir).map_err(|e| TuiError::io(dir, e))?;
+        }
+    }
+    let mut tmp_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    tmp_name.push(format!(".tmp{}", std::process::id()));
+    let tmp = path.with_file_name(tmp_name);
+    fs::write(&tmp, bytes).map_err(|e| TuiError::io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        TuiError::io(path, e)
+    })
+}
+
+/// Ids marked "exclude from training", sorted.
+pub fn excluded_ids(entries: &BTreeMap<String, TriageEntry>) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|(_, e)| e.mark == Some(TriageMark::Exclude))
+        .map(|(k, _)| k.clone())
+        .collect()
+}

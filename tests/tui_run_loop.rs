@@ -1,0 +1,153 @@
+//! The run loop with `TestBackend`, a scripted key sequence and real channels.
+
+mod tui_support;
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use melxai::engine::requests::Request;
+use melxai::tui::run::{run_loop, App, TuiOptions};
+use melxai::tui::screenshot::buffer_to_text;
+use melxai::tui::TriageMark;
+use ratatui::backend::TestBackend;
+use ratatui::Terminal;
+use tui_support::*;
+
+fn k(c: char) -> TermEvent {
+    TermEvent::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+}
+
+#[test]
+fn keys_drive_requests_triage_and_screenshots() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = TuiOptions::new(
+        dir.path().join("reports/triage.toml"),
+        dir.path().join("reports"),
+    );
+    opts.samples = samples();
+    opts.class_names = class_names();
+    opts.image_loader = Box::new(|id| id.starts_with("melanoma").then(photo));
+    opts.similarity = Some(Box::new(|_m, a, b| {
+        // Cosine similarity: enough to exercise the wiring.
+        let dot: f32 = a.values.iter().zip(&b.values).map(|(x, y)| x * y).sum();
+        let na: f32 = a.values.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let nb: f32 = b.values.iter().map(|x| x * x).sum::<f32>().sqrt();
+        Some((dot / (na * nb)) as f64)
+    }));
+    let mut app = App::new(opts);
+    assert!(
+        app.state.photo("melanoma/m01.jpg").is_some(),
+        "loaded for the first selection"
+    );
+
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (req_tx, req_rx) = std::sync::mpsc::channel();
+    for ev in training_events().into_iter().chain(evaluation_events()) {
+        ev_tx.send(ev).unwrap();
+    }
+    for ev in heatmap_events("melanoma/m01.jpg") {
+        ev_tx.send(ev).unwrap();
+    }
+    let mut script: VecDeque<TermEvent> = [
+        k('x'),
+        k('j'),
+        k('m'),
+        k('t'),
+        k('p'),
+        k('e'),
+        TermEvent::Resize(70, 20),
+        k('q'),
+    ]
+    .into();
+    let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
+    let mut input = |_t: Duration| Ok(script.pop_front());
+    run_loop(&mut terminal, &mut app, &mut ev_rx, &req_tx, &mut input).unwrap();
+
+    let reqs: Vec<Request> = req_rx.try_iter().collect();
+    assert_eq!(
+        reqs[0],
+        Request::Train {
+            name: None,
+            epochs: None,
+            excluded: vec!["melanoma/m01.jpg".into()]
+        }
+    );
+    assert!(
+        matches!(&reqs[1], Request::Explain { sample_ids, .. } if sample_ids == &["melanoma/m02.jpg"])
+    );
+    assert_eq!(reqs.last(), Some(&Request::Shutdown));
+
+    let marks = melxai::tui::triage::load(&dir.path().join("reports/triage.toml")).unwrap();
+    assert_eq!(marks["melanoma/m01.jpg"].mark, Some(TriageMark::Exclude));
+    assert_eq!(marks["melanoma/m02.jpg"].mark, Some(TriageMark::Flag));
+
+    let shots: Vec<_> = std::fs::read_dir(dir.path().join("reports/screens"))
+        .unwrap()
+        .collect();
+    assert_eq!(shots.len(), 2, "svg + html");
+    assert!(app
+        .state
+        .messages()
+        .iter()
+        .any(|m| m.text.starts_with("screenshot: ")));
+
+    // Agreement computed from the heatmaps through the similarity callback.
+    assert!(app.state.rows()[0].agreement.is_some());
+    assert!(app.state.split_matrix().is_some());
+    assert!(
+        app.state.photo("melanoma/m02.jpg").is_some(),
+        "loaded on selection change"
+    );
+    assert!(app.state.should_quit());
+    let text = buffer_to_text(terminal.backend().buffer());
+    assert!(text.contains("melxai"), "{text}");
+}
+
+#[test]
+fn engine_gone_is_reported_not_fatal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut app = App::new(TuiOptions::new(
+        dir.path().join("t.toml"),
+        dir.path().into(),
+    ));
+    let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
+    drop(ev_tx);
+    let (req_tx, req_rx) = std::sync::mpsc::channel();
+    drop(req_rx);
+    let mut script: VecDeque<TermEvent> = [k('t'), k('q')].into();
+    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    let mut input = |_t: Duration| Ok(script.pop_front());
+    run_loop(&mut terminal, &mut app, &mut ev_rx, &req_tx, &mut input).unwrap();
+    assert!(app
+        .state
+        .messages()
+        .iter()
+        .any(|m| m.text.contains("engine stopped")));
+    assert!(app
+        .state
+        .messages()
+        .iter()
+        .any(|m| m.text.contains("not running")));
+}
+
+#[test]
+fn refuses_without_a_terminal() {
+    // Test harness stdout is captured, not a terminal.
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let (req_tx, _req_rx) = std::sync::mpsc::channel();
+    let err = melxai::tui::run_app(
+        TuiOptions::new(dir.path().join("t.toml"), dir.path().into()),
+        rx,
+        req_tx,
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "melxai needs a terminal; use `melxai --batch` for headless runs"
+    );
+}
