@@ -1,5 +1,6 @@
 //! Command-line surface. Each subcommand is a thin wrapper over the library.
 
+mod app;
 mod explain;
 mod progress;
 mod train;
@@ -28,6 +29,9 @@ pub struct Args {
     /// Run the configured pipeline headless and write a report.
     #[arg(long)]
     pub batch: bool,
+    /// Inline image protocol: auto, kitty, sixel, iterm2 or halfblocks.
+    #[arg(long, default_value = "auto")]
+    pub graphics: String,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -154,7 +158,7 @@ pub fn run(args: Args) -> Result<i32> {
             json,
         }) => similarity(&a, &b, percentile, top_k, gaussian, json),
         None if args.batch => anyhow::bail!("--batch is not implemented yet"),
-        None => anyhow::bail!("the terminal UI is not implemented yet; try `melxai doctor`"),
+        None => app::run(config, &args.graphics),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod requests;
+pub mod worker;
 
 pub use events::{Event, EventSink, JobId, JobKind};
 pub use requests::Request;

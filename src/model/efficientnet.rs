@@ -271,6 +271,7 @@ impl MbConv {
         inputs: &Tensor,
         act: Nonlinearity,
         train: bool,
+        bn_train: bool,
         mode: ForwardMode,
         capture: &mut Option<&mut Capture>,
     ) -> Tensor {
@@ -279,11 +280,11 @@ impl MbConv {
         if let Some((conv, bn)) = &self.expand {
             let y = conv.forward(&x);
             offer(capture, &name("_expand_conv"), &y);
-            x = act.apply(&y.apply_t(bn, train), mode);
+            x = act.apply(&y.apply_t(bn, bn_train), mode);
         }
         let y = self.depthwise.forward(&x);
         offer(capture, &name("_depthwise_conv"), &y);
-        x = act.apply(&y.apply_t(&self.bn1, train), mode);
+        x = act.apply(&y.apply_t(&self.bn1, bn_train), mode);
         if let Some((reduce, expand)) = &self.se {
             let squeezed = x.adaptive_avg_pool2d([1, 1]);
             let squeezed = act.apply(&reduce.forward(&squeezed), mode);
@@ -292,7 +293,7 @@ impl MbConv {
         }
         let y = self.project.forward(&x);
         offer(capture, &name("_project_conv"), &y);
-        let mut x = y.apply_t(&self.bn2, train);
+        let mut x = y.apply_t(&self.bn2, bn_train);
         if self.cfg.has_residual() {
             if train && self.cfg.drop_connect > 0.0 {
                 x = drop_connect(&x, self.cfg.drop_connect);
@@ -316,6 +317,10 @@ fn drop_connect(xs: &Tensor, p: f64) -> Tensor {
 #[derive(Debug)]
 pub struct EfficientNet {
     pub config: EfficientNetConfig,
+    /// Keep batch norm in inference mode while training (running statistics
+    /// frozen, batch statistics unused): the usual choice for fine-tuning on a
+    /// few hundred images, where batch-of-16 statistics are noise.
+    pub frozen_batch_norm: bool,
     activation: Nonlinearity,
     conv_stem: SameConv,
     bn0: nn::BatchNorm,
@@ -346,6 +351,7 @@ impl EfficientNet {
         let bn1 = batch_norm(p / "_bn1", head);
         let fc = nn::linear(p / "_fc", head, config.num_classes, Default::default());
         EfficientNet {
+            frozen_batch_norm: false,
             activation: activation_of(config.activation()),
             config,
             conv_stem,
@@ -371,15 +377,16 @@ impl EfficientNet {
         mut capture: Option<&mut Capture>,
     ) -> Tensor {
         let act = self.activation;
+        let bn_train = train && !self.frozen_batch_norm;
         let y = self.conv_stem.forward(xs);
         offer(&mut capture, "_conv_stem", &y);
-        let mut x = act.apply(&y.apply_t(&self.bn0, train), mode);
+        let mut x = act.apply(&y.apply_t(&self.bn0, bn_train), mode);
         for block in &self.blocks {
-            x = block.forward(&x, act, train, mode, &mut capture);
+            x = block.forward(&x, act, train, bn_train, mode, &mut capture);
         }
         let y = self.conv_head.forward(&x);
         offer(&mut capture, "_conv_head", &y);
-        let x = act.apply(&y.apply_t(&self.bn1, train), mode);
+        let x = act.apply(&y.apply_t(&self.bn1, bn_train), mode);
         offer(&mut capture, "features", &x);
         let pooled = x.adaptive_avg_pool2d([1, 1]).flatten(1, -1);
         pooled.dropout(self.config.dropout, train).apply(&self.fc)

@@ -33,6 +33,8 @@ pub struct TrainConfig {
     pub warmup_epochs: usize,
     /// Train only the classifier head (backbone in eval mode).
     pub freeze_backbone: bool,
+    /// Keep batch-norm statistics frozen during fine-tuning (see `EfficientNet::frozen_batch_norm`).
+    pub freeze_batch_norm: bool,
     /// Stop after this many epochs without improvement (0 = never).
     pub patience: usize,
     pub monitor: Monitor,
@@ -57,13 +59,14 @@ impl Default for TrainConfig {
         TrainConfig {
             name: "lite0-mednode".into(),
             arch: "lite0".into(),
-            epochs: 20,
+            epochs: 15,
             batch_size: 16,
-            learning_rate: 3e-4,
+            learning_rate: 2e-4,
             weight_decay: 1e-4,
             schedule: Schedule::Cosine,
             warmup_epochs: 1,
             freeze_backbone: false,
+            freeze_batch_norm: true,
             patience: 8,
             monitor: Monitor::ValLoss,
             grad_clip: 5.0,

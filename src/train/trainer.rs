@@ -197,6 +197,7 @@ fn build_model(cfg: &TrainConfig, ctx: &mut TrainContext, name: &str) -> Result<
         )
     };
     model.meta.input_size = ctx.cache.size;
+    model.net.frozen_batch_norm = cfg.freeze_batch_norm;
     model.meta.training = toml::Value::try_from(cfg)
         .ok()
         .and_then(|v| v.as_table().cloned())

