@@ -28,7 +28,8 @@
 //! Environment knobs (to keep runs short on a loaded machine):
 //! `MELXAI_BENCH_REPS` (timed runs per measurement, default 3; IG 200 uses
 //! at most 2 of them), `MELXAI_BENCH_IG_STEPS` (comma list, default `50,200`),
-//! `MELXAI_BENCH_IG_BATCHES` (comma list, default `16,32`).
+//! `MELXAI_BENCH_IG_BATCHES` (comma list, default `16,32`), `MELXAI_BENCH_IG_ONLY=1`
+//! (skip DeepLIFT and GradCAM).
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -150,8 +151,15 @@ fn run_peer(args: &[String]) -> Result<BTreeMap<String, f64>, String> {
             tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
         ));
     }
-    let v: serde_json::Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("peer printed no JSON ({e})"))?;
+    let v: serde_json::Value = {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout
+            .lines()
+            .rev()
+            .find(|l| l.trim_start().starts_with('{'))
+            .unwrap_or("");
+        serde_json::from_str(line).map_err(|e| format!("peer printed no JSON ({e})"))
+    }?;
     if let Some(versions) = v.get("versions") {
         println!("python peer: {versions}");
     }
@@ -174,6 +182,7 @@ fn main() {
     let reps = env_usize("MELXAI_BENCH_REPS", 3).max(1);
     let steps_list = env_list("MELXAI_BENCH_IG_STEPS", &[50, 200]);
     let batch_list = env_list("MELXAI_BENCH_IG_BATCHES", &[16, 32]);
+    let ig_only = env_usize("MELXAI_BENCH_IG_ONLY", 0) != 0;
     let threads = tch::get_num_threads();
 
     let model = match Classifier::imagenet(Arch::Lite0, &root.join("weights"), Device::Cpu) {
@@ -216,7 +225,7 @@ fn main() {
 
     // The unit cost: one batched forward+backward of 16 inputs.
     let batch16 = input.unsqueeze(0).repeat([16, 1, 1, 1]);
-    let fwd_bwd = median_ms(1, reps, || {
+    let fwd_bwd = median_ms(2, reps, || {
         let xs = batch16.detach().set_requires_grad(true);
         let out = model
             .net
@@ -226,6 +235,7 @@ fn main() {
         Tensor::run_backward(&[&out], &[&xs], false, false)
     });
     rows.push(("fwd+bwd, batch 16".into(), "fwd_bwd16".into(), fwd_bwd));
+    println!("  rust fwd+bwd 16: {fwd_bwd:.0} ms");
 
     let mut deltas = Vec::new();
     let mut first_ig = true;
@@ -249,6 +259,7 @@ fn main() {
                 delta = e.delta.unwrap_or(f64::NAN);
             });
             deltas.push(format!("IG {steps}/b{batch} delta {delta:+.4}"));
+            println!("  rust IG {steps}/b{batch}: {t:.0} ms");
             rows.push((
                 format!("IG {steps} steps GL, b{batch}"),
                 format!("ig{steps}_b{batch}"),
@@ -256,17 +267,21 @@ fn main() {
             ));
         }
     }
-    let mut dl_delta = f64::NAN;
-    let dl = median_ms(1, reps, || {
-        let e = explain(&model, &input, Method::DeepLift, &cfg).expect("DeepLIFT");
-        dl_delta = e.delta.unwrap_or(f64::NAN);
-    });
-    deltas.push(format!("DeepLIFT delta {dl_delta:+.4}"));
-    rows.push(("DeepLIFT (Rescale)".into(), "deeplift".into(), dl));
-    let cam = median_ms(1, reps, || {
-        explain(&model, &input, Method::GradCam, &cfg).expect("GradCAM")
-    });
-    rows.push(("GradCAM _conv_head".into(), "gradcam".into(), cam));
+    if !ig_only {
+        let mut dl_delta = f64::NAN;
+        let dl = median_ms(1, reps, || {
+            let e = explain(&model, &input, Method::DeepLift, &cfg).expect("DeepLIFT");
+            dl_delta = e.delta.unwrap_or(f64::NAN);
+        });
+        deltas.push(format!("DeepLIFT delta {dl_delta:+.4}"));
+        rows.push(("DeepLIFT (Rescale)".into(), "deeplift".into(), dl));
+        println!("  rust DeepLIFT: {dl:.0} ms");
+        let cam = median_ms(1, reps, || {
+            explain(&model, &input, Method::GradCam, &cfg).expect("GradCAM")
+        });
+        rows.push(("GradCAM _conv_head".into(), "gradcam".into(), cam));
+        println!("  rust GradCAM: {cam:.0} ms");
+    }
     println!("rust completeness: {}", deltas.join(", "));
 
     // The peer, on the very same preprocessed input.
@@ -293,6 +308,11 @@ fn main() {
         "--batches".into(),
         join(&batch_list),
     ];
+    let args = if ig_only {
+        [args, vec!["--ig-only".to_string()]].concat()
+    } else {
+        args
+    };
     let peer = run_peer(&args);
     let _ = std::fs::remove_file(&npy);
     let peer = match peer {

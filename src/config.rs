@@ -21,6 +21,7 @@ pub struct Config {
     pub compare: toml::Table,
     pub report: toml::Table,
     pub tui: toml::Table,
+    pub batch: toml::Table,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +54,7 @@ impl Default for Config {
             compare: toml::Table::new(),
             report: toml::Table::new(),
             tui: toml::Table::new(),
+            batch: toml::Table::new(),
         }
     }
 }

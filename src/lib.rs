@@ -3,6 +3,7 @@
 //! The pipeline (data, model, train, calibrate, explain, compare, report) is
 //! this library; the terminal UI and `--batch` are thin faces over it.
 
+pub mod batch;
 pub mod calibrate;
 pub mod compare;
 pub mod config;
@@ -15,6 +16,7 @@ pub mod explain;
 pub mod metrics;
 pub mod model;
 pub mod predict;
+pub mod report;
 pub mod train;
 pub mod tui;
 

@@ -1,6 +1,8 @@
 //! Command-line surface. Each subcommand is a thin wrapper over the library.
 
 mod app;
+mod calibrate;
+mod compare;
 mod explain;
 mod progress;
 mod train;
@@ -29,6 +31,12 @@ pub struct Args {
     /// Run the configured pipeline headless and write a report.
     #[arg(long)]
     pub batch: bool,
+    /// Run name for --batch (reports/<name>/).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// With --batch: print the final summary as JSON.
+    #[arg(long)]
+    pub json: bool,
     /// Inline image protocol: auto, kitty, sixel, iterm2 or halfblocks.
     #[arg(long, default_value = "auto")]
     pub graphics: String,
@@ -44,6 +52,10 @@ pub enum Command {
     Eval(train::EvalArgs),
     /// GradCAM / Integrated Gradients / DeepLIFT maps, written as .npy and PNG.
     Explain(explain::ExplainArgs),
+    /// Fit the softmax temperature on held-out predictions and store it in the checkpoint.
+    Calibrate(calibrate::CalibrateArgs),
+    /// Explain a split with several models and measure how far the maps agree.
+    Compare(compare::CompareArgs),
     /// Check the installation: libtorch, weights, data set, config.
     Doctor {
         #[arg(long)]
@@ -101,6 +113,8 @@ pub fn run(args: Args) -> Result<i32> {
         Some(Command::Train(a)) => train::run_train(&config, &a),
         Some(Command::Eval(a)) => train::run_eval(&config, &a),
         Some(Command::Explain(a)) => explain::run(&config, &a),
+        Some(Command::Calibrate(a)) => calibrate::run(&config, &a),
+        Some(Command::Compare(a)) => compare::run(&config, &a),
         Some(Command::Doctor { json }) => doctor(&config, &args.config, json),
         Some(Command::Predict {
             inputs,
@@ -157,7 +171,7 @@ pub fn run(args: Args) -> Result<i32> {
             gaussian,
             json,
         }) => similarity(&a, &b, percentile, top_k, gaussian, json),
-        None if args.batch => anyhow::bail!("--batch is not implemented yet"),
+        None if args.batch => batch(&config, args.name.as_deref(), args.json),
         None => app::run(config, &args.graphics),
     }
 }
@@ -223,4 +237,33 @@ fn similarity(
         );
     }
     Ok(0)
+}
+
+fn batch(config: &Config, name: Option<&str>, json: bool) -> Result<i32> {
+    let mut sink = progress::CliProgress::new();
+    let t0 = std::time::Instant::now();
+    let summary = melxai::batch::run(config, name, &mut sink)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        for s in &summary.steps {
+            println!(
+                "{} {:<45} {:>7.1}s{}",
+                if s.ok { " ok " } else { "FAIL" },
+                s.step,
+                s.seconds,
+                s.error
+                    .as_ref()
+                    .map(|e| format!("  {e}"))
+                    .unwrap_or_default()
+            );
+        }
+        println!("{}", serde_json::to_string_pretty(&summary.headline)?);
+        println!(
+            "report: {} ({:.0}s)",
+            summary.report_dir.join("report.md").display(),
+            t0.elapsed().as_secs_f64()
+        );
+    }
+    Ok(if summary.succeeded() { 0 } else { 1 })
 }

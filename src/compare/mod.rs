@@ -1,4 +1,6 @@
 //! Agreement between explanations: similarity metrics on heatmaps, and the
 //! within-model and cross-model matrices built from them.
 
+pub mod agreement;
+pub mod run;
 pub mod similarity;

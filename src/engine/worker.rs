@@ -17,7 +17,7 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 use super::events::{Event, EventSink, HeatmapData, JobId, JobKind};
 use super::requests::Request;
-use crate::calibrate::{calibration_report, fit_temperature, CalibrationConfig};
+use crate::calibrate::fit::{fit_split, store_temperature};
 use crate::config::Config;
 use crate::data::cache::ImageCache;
 use crate::data::scan::{scan, Scan};
@@ -349,57 +349,27 @@ impl Worker {
                 .filter(|r| split_of.get(&r.id).map(String::as_str) == Some(part))
                 .collect()
         };
-        let fit_rows = pick("val");
-        if fit_rows.is_empty() {
-            return Err(Error::Checkpoint {
-                path: path.into(),
-                message: "no validation split recorded; cannot fit a temperature".into(),
-            });
-        }
-        let logits: Vec<Vec<f64>> = fit_rows.iter().map(|r| r.logits.clone()).collect();
-        let labels: Vec<usize> = fit_rows.iter().map(|r| r.label).collect();
-        let fit = fit_temperature(&logits, &labels)
-            .map_err(|e| Error::Other(format!("calibration: {e}")))?;
-        let test = pick("test");
-        let report_rows = if test.is_empty() {
-            fit_rows.clone()
-        } else {
-            test
-        };
-        let logits: Vec<Vec<f64>> = report_rows.iter().map(|r| r.logits.clone()).collect();
-        let labels: Vec<usize> = report_rows.iter().map(|r| r.label).collect();
-        let report = |t: f64| {
-            let cfg = CalibrationConfig {
-                temperature: t,
-                positive,
-                ..CalibrationConfig::default()
-            };
-            calibration_report(&logits, &labels, &cfg)
-                .map_err(|e| Error::Other(format!("calibration: {e}")))
-                .and_then(|r| serde_json::to_value(r).map_err(|e| Error::Other(e.to_string())))
-        };
-        let (before, after) = (report(1.0)?, report(fit.temperature)?);
-        let mut meta = read_meta(path)?;
-        meta.temperature = fit.temperature;
-        let text = toml::to_string_pretty(&meta).map_err(|e| Error::Other(e.to_string()))?;
-        let meta_path = checkpoint::meta_path(path);
-        checkpoint::atomic_write(&meta_path, |tmp| {
-            std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e))
-        })?;
+        let outcome = fit_split(&pick("val"), &pick("test"), positive)?;
+        store_temperature(path, outcome.fit.temperature)?;
         if let Some(m) = self.models.get_mut(&checkpoint::tensors_path(path)) {
-            m.meta.temperature = fit.temperature;
+            m.meta.temperature = outcome.fit.temperature;
         }
+        let shown = &outcome.results[0];
+        let json = |r| serde_json::to_value(r).map_err(|e| Error::Other(e.to_string()));
         self.sink.send(Event::Calibration {
             job,
             model: name,
-            temperature: fit.temperature,
-            before,
-            after,
+            temperature: outcome.fit.temperature,
+            before: json(&shown.before)?,
+            after: json(&shown.after)?,
         });
         Ok(format!(
-            "temperature {:.3} fitted on {} validation images",
-            fit.temperature,
-            labels.len()
+            "temperature {:.3} fitted on {} validation images; {}: ECE {:.3} -> {:.3}",
+            outcome.fit.temperature,
+            outcome.fitted_n,
+            shown.evaluated_on,
+            shown.before.ece,
+            shown.after.ece
         ))
     }
 

@@ -14,6 +14,7 @@ pub mod heatmap;
 pub mod integrated_gradients;
 pub mod output;
 pub mod sanity;
+pub mod split;
 
 use std::str::FromStr;
 use std::time::Instant;

@@ -1,0 +1,153 @@
+//! `melxai calibrate`: fit, store and report a temperature.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use melxai::calibrate::fit::{
+    fit_cross_validated, fit_split, store_temperature, CalibrationOutcome,
+};
+use melxai::config::Config;
+use melxai::data::cache::ImageCache;
+use melxai::data::scan::scan;
+use melxai::eval::{predict_rows, EvalRow};
+use melxai::model::checkpoint::read_meta;
+use melxai::model::{parse_device, Classifier};
+use melxai::train::RunOutcome;
+
+#[derive(Debug, clap::Args)]
+pub struct CalibrateArgs {
+    /// A single-split checkpoint: fit on its validation split, report on its test split.
+    #[arg(long, required_unless_present = "cv", conflicts_with = "cv")]
+    pub checkpoint: Option<PathBuf>,
+    /// A k-fold run's reports/<name>/training.json: cross-fitted on out-of-fold predictions;
+    /// the temperature is stored in every fold checkpoint.
+    #[arg(long)]
+    pub cv: Option<PathBuf>,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
+    let positive_name = &config.data.positive_class;
+    let (outcome, report_dir, stored_in) = if let Some(cv) = &args.cv {
+        let run: RunOutcome = serde_json::from_str(
+            &std::fs::read_to_string(cv).with_context(|| format!("reading {}", cv.display()))?,
+        )?;
+        let positive = run
+            .splits
+            .first()
+            .and_then(|s| read_meta(&s.checkpoint).ok())
+            .and_then(|m| m.class_names.iter().position(|c| c == positive_name))
+            .with_context(|| {
+                format!("positive class '{positive_name}' not in the run's class names")
+            })?;
+        let folds: Vec<Vec<EvalRow>> = run.splits.iter().map(|s| s.test.clone()).collect();
+        let outcome = fit_cross_validated(&folds, positive)?;
+        let mut stored = Vec::new();
+        for s in &run.splits {
+            store_temperature(&s.checkpoint, outcome.fit.temperature)?;
+            stored.push(s.checkpoint.clone());
+        }
+        (outcome, PathBuf::from("reports").join(&run.name), stored)
+    } else {
+        let path = args.checkpoint.clone().context("--checkpoint or --cv")?;
+        let meta = read_meta(&path)?;
+        let split = meta
+            .split
+            .clone()
+            .context("the checkpoint records no data split; use --cv for k-fold runs")?;
+        let data = scan(&config.data.root, true)?;
+        let positive = data
+            .class_index(positive_name)
+            .with_context(|| format!("positive class '{positive_name}' not found"))?;
+        let wanted: Vec<_> = data
+            .samples
+            .iter()
+            .filter(|s| split.val.contains(&s.id) || split.test.contains(&s.id))
+            .cloned()
+            .collect();
+        let cache = ImageCache::build(&wanted, meta.input_size)?;
+        let model = Classifier::from_checkpoint(&path, parse_device(&config.device)?)?;
+        let rows = predict_rows(&model, &cache, &(0..cache.len()).collect::<Vec<_>>(), 32)?;
+        let val: Vec<&EvalRow> = rows.iter().filter(|r| split.val.contains(&r.id)).collect();
+        let test: Vec<&EvalRow> = rows.iter().filter(|r| split.test.contains(&r.id)).collect();
+        let outcome = fit_split(&val, &test, positive)?;
+        store_temperature(&path, outcome.fit.temperature)?;
+        (
+            outcome,
+            PathBuf::from("reports").join(&meta.name),
+            vec![path],
+        )
+    };
+    std::fs::create_dir_all(&report_dir)?;
+    let json_path = report_dir.join("calibration.json");
+    std::fs::write(&json_path, serde_json::to_string_pretty(&outcome)?)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print_outcome(&outcome);
+        for p in &stored_in {
+            eprintln!(
+                "temperature stored in {}",
+                melxai::model::checkpoint::meta_path(p).display()
+            );
+        }
+        eprintln!(
+            "details (reliability bins, intervals): {}",
+            json_path.display()
+        );
+    }
+    Ok(0)
+}
+
+fn print_outcome(o: &CalibrationOutcome) {
+    println!(
+        "temperature {:.4} fitted on {} {} predictions (NLL {:.4} -> {:.4})",
+        o.fit.temperature, o.fitted_n, o.fitted_on, o.fit.nll_before, o.fit.nll_after
+    );
+    for r in &o.results {
+        println!("{} ({} images):", r.evaluated_on, r.before.n);
+        println!("  {:<14} {:>22} {:>22}", "", "before", "after");
+        let row = |name: &str, b: f64, bl: f64, bh: f64, a: f64, al: f64, ah: f64| {
+            println!("  {name:<14} {b:>7.4} [{bl:.3}, {bh:.3}] {a:>7.4} [{al:.3}, {ah:.3}]");
+        };
+        row(
+            "ECE (15 bins)",
+            r.before.ece,
+            r.before_ci.ece.low,
+            r.before_ci.ece.high,
+            r.after.ece,
+            r.after_ci.ece.low,
+            r.after_ci.ece.high,
+        );
+        row(
+            "Brier",
+            r.before.brier,
+            r.before_ci.brier.low,
+            r.before_ci.brier.high,
+            r.after.brier,
+            r.after_ci.brier.low,
+            r.after_ci.brier.high,
+        );
+        row(
+            "NLL",
+            r.before.nll,
+            r.before_ci.nll.low,
+            r.before_ci.nll.high,
+            r.after.nll,
+            r.after_ci.nll.low,
+            r.after_ci.nll.high,
+        );
+        println!(
+            "  {:<14} {:>7.4} {:>22.4}",
+            "adaptive ECE", r.before.adaptive_ece, r.after.adaptive_ece
+        );
+        println!(
+            "  {:<14} {:>7.4} {:>22.4}",
+            "MCE", r.before.mce, r.after.mce
+        );
+        if let Some(w) = &r.after.small_sample_warning {
+            println!("  note: {w}");
+        }
+    }
+}

@@ -1,0 +1,137 @@
+//! `melxai compare`: within-model and cross-model agreement of explanations.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use melxai::compare::run::{compare, CompareJob, ComparisonReport};
+use melxai::config::Config;
+use melxai::data::scan::scan;
+use melxai::explain::{ExplainConfig, Method};
+use melxai::model::checkpoint::read_meta;
+use melxai::model::{parse_device, Classifier};
+
+use super::progress::CliProgress;
+
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Reference checkpoint (its recorded split picks the images).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Other checkpoints to compare against (repeatable).
+    #[arg(long)]
+    pub against: Vec<PathBuf>,
+    /// test, val, train or all.
+    #[arg(long, default_value = "test")]
+    pub split: String,
+    #[arg(long, default_value = "gradcam,ig,deeplift")]
+    pub methods: String,
+    /// IG steps (the study used 200).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    #[arg(long, default_value = "reports/compare")]
+    pub out: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(config: &Config, args: &CompareArgs) -> Result<i32> {
+    let device = parse_device(&config.device)?;
+    let meta = read_meta(&args.checkpoint)?;
+    let data = scan(&config.data.root, true)?;
+    let ids: Vec<String> = match (args.split.as_str(), &meta.split) {
+        ("all", _) => data.samples.iter().map(|s| s.id.clone()).collect(),
+        ("test", Some(r)) => r.test.clone(),
+        ("val", Some(r)) => r.val.clone(),
+        ("train", Some(r)) => r.train.clone(),
+        (_, None) => anyhow::bail!(
+            "{} records no split; use --split all",
+            args.checkpoint.display()
+        ),
+        (other, _) => anyhow::bail!("unknown split '{other}'"),
+    };
+    let mut models = vec![(
+        args.checkpoint.clone(),
+        Classifier::from_checkpoint(&args.checkpoint, device)?,
+    )];
+    for p in &args.against {
+        models.push((
+            p.clone(),
+            Classifier::from_checkpoint(p, device)
+                .with_context(|| format!("loading {}", p.display()))?,
+        ));
+    }
+    let mut explain: ExplainConfig = toml::Value::Table(config.explain.clone())
+        .try_into()
+        .context("[explain] in config")?;
+    if let Some(s) = args.steps {
+        explain.steps = s;
+    }
+    let positive = data
+        .class_index(&config.data.positive_class)
+        .context("positive class not found")?;
+    let cancel = std::sync::atomic::AtomicBool::new(false);
+    let mut sink = CliProgress::new();
+    let report = compare(
+        &models,
+        CompareJob {
+            data: &data,
+            sample_ids: ids,
+            split: args.split.clone(),
+            methods: Method::parse_list(&args.methods)?,
+            explain,
+            positive,
+            out_dir: args.out.clone(),
+            sink: &mut sink,
+            cancel: &cancel,
+            job: 0,
+        },
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_summary(&report);
+        eprintln!("written: {}/agreement.json and CSVs", args.out.display());
+    }
+    Ok(0)
+}
+
+pub fn print_summary(r: &ComparisonReport) {
+    println!(
+        "{} images ({} split), methods {}",
+        r.sample_ids.len(),
+        r.split,
+        r.methods.join(", ")
+    );
+    for m in &r.models {
+        println!("within {}: mean [95% CI] over images", m.model);
+        for metric in ["ssim", "pearson", "cosine", "jaccard"] {
+            let mat = &m.within.overall[metric];
+            for i in 0..r.methods.len() {
+                for j in (i + 1)..r.methods.len() {
+                    let s = &mat[i][j];
+                    println!(
+                        "  {metric:<8} {:>9} vs {:<9} {:.3} ± {:.3} [{:.3}, {:.3}]",
+                        r.methods[i], r.methods[j], s.mean, s.std, s.ci_low, s.ci_high
+                    );
+                }
+            }
+        }
+    }
+    for c in &r.cross {
+        println!(
+            "cross {} vs {} ({} images): predictions agree {:.1}%, mean |Δp| {:.3}",
+            c.model_a,
+            c.model_b,
+            c.images,
+            100.0 * c.prediction_agreement,
+            c.mean_abs_probability_difference
+        );
+        for (method, metrics) in &c.per_method {
+            let line: Vec<String> = ["ssim", "pearson", "cosine", "jaccard"]
+                .iter()
+                .map(|k| format!("{k} {:.3}", metrics[*k].mean))
+                .collect();
+            println!("  {method:<9} {}", line.join("  "));
+        }
+    }
+}

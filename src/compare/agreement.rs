@@ -1,0 +1,351 @@
+//! Agreement of explanations: method × method matrices within one model, and
+//! method-by-method agreement between models, per image and aggregated over a
+//! split (mean, standard deviation, bootstrap 95 % interval), broken down by
+//! true class and by correct/incorrect prediction.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::similarity::{compare_maps, CompareOptions, Map, SimilarityReport};
+use crate::metrics::{bootstrap_mean_ci, mean_std, BootstrapOptions};
+
+/// Metric names in report order.
+pub const METRICS: [&str; 6] = ["ssim", "pearson", "spearman", "cosine", "jaccard", "topk"];
+
+fn metric(r: &SimilarityReport, name: &str) -> f64 {
+    match name {
+        "ssim" => r.ssim,
+        "pearson" => r.pearson,
+        "spearman" => r.spearman,
+        "cosine" => r.cosine,
+        "jaccard" => r.jaccard,
+        _ => r.topk_intersection,
+    }
+}
+
+/// One heatmap `(H,W)` in [0, 1], row-major.
+#[derive(Debug, Clone)]
+pub struct Heatmap {
+    pub values: Vec<f32>,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// Every method's heatmap for one image under one model.
+#[derive(Debug, Clone)]
+pub struct ExplainedSample {
+    pub id: String,
+    pub label: usize,
+    pub predicted: usize,
+    /// Calibrated probability of the positive class.
+    pub probability: f64,
+    pub maps: BTreeMap<String, Heatmap>,
+}
+
+/// Mean, spread and bootstrap interval of one number over images.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub mean: f64,
+    pub std: f64,
+    pub ci_low: f64,
+    pub ci_high: f64,
+    pub n: usize,
+}
+
+pub fn summarise(values: &[f64], seed: u64) -> Summary {
+    let finite: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    let ms = mean_std(&finite);
+    let ci = bootstrap_mean_ci(&finite, &BootstrapOptions::new(1000, seed)).ok();
+    Summary {
+        mean: ms.mean,
+        std: ms.std,
+        ci_low: ci.as_ref().map_or(f64::NAN, |c| c.low),
+        ci_high: ci.as_ref().map_or(f64::NAN, |c| c.high),
+        n: finite.len(),
+    }
+}
+
+fn pair(a: &Heatmap, b: &Heatmap, opts: &CompareOptions) -> Option<SimilarityReport> {
+    let ma = Map::new(&a.values, a.height, a.width).ok()?;
+    let mb = Map::new(&b.values, b.height, b.width).ok()?;
+    compare_maps(ma, mb, opts).ok()
+}
+
+/// Per-image method × method matrices, one per metric.
+#[derive(Debug, Clone, Serialize)]
+pub struct SampleMatrices {
+    pub id: String,
+    pub label: usize,
+    pub correct: bool,
+    /// metric -> matrix[i][j] for methods i, j.
+    pub matrices: BTreeMap<String, Vec<Vec<f64>>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WithinModel {
+    pub methods: Vec<String>,
+    pub per_sample: Vec<SampleMatrices>,
+    /// metric -> matrix of summaries over all images.
+    pub overall: BTreeMap<String, Vec<Vec<Summary>>>,
+    /// group ("class=<c>", "correct", "incorrect") -> metric -> matrix of means.
+    pub by_group: BTreeMap<String, BTreeMap<String, Vec<Vec<f64>>>>,
+}
+
+/// Method × method agreement within one model.
+pub fn within_model(
+    samples: &[ExplainedSample],
+    methods: &[String],
+    class_names: &[String],
+    opts: &CompareOptions,
+) -> WithinModel {
+    let k = methods.len();
+    let mut per_sample = Vec::new();
+    for s in samples {
+        let mut matrices: BTreeMap<String, Vec<Vec<f64>>> = METRICS
+            .iter()
+            .map(|m| (m.to_string(), vec![vec![f64::NAN; k]; k]))
+            .collect();
+        for i in 0..k {
+            for j in i..k {
+                let (Some(a), Some(b)) = (s.maps.get(&methods[i]), s.maps.get(&methods[j])) else {
+                    continue;
+                };
+                let Some(r) = pair(a, b, opts) else { continue };
+                for m in METRICS {
+                    let v = metric(&r, m);
+                    if let Some(mat) = matrices.get_mut(m) {
+                        mat[i][j] = v;
+                        mat[j][i] = v;
+                    }
+                }
+            }
+        }
+        per_sample.push(SampleMatrices {
+            id: s.id.clone(),
+            label: s.label,
+            correct: s.label == s.predicted,
+            matrices,
+        });
+    }
+    let cell_values = |rows: &[&SampleMatrices], m: &str, i: usize, j: usize| -> Vec<f64> {
+        rows.iter().map(|r| r.matrices[m][i][j]).collect()
+    };
+    let all: Vec<&SampleMatrices> = per_sample.iter().collect();
+    let overall = METRICS
+        .iter()
+        .map(|m| {
+            let mat = (0..k)
+                .map(|i| {
+                    (0..k)
+                        .map(|j| summarise(&cell_values(&all, m, i, j), 42))
+                        .collect()
+                })
+                .collect();
+            (m.to_string(), mat)
+        })
+        .collect();
+    let mut groups: Vec<(String, Vec<&SampleMatrices>)> = class_names
+        .iter()
+        .enumerate()
+        .map(|(c, name)| {
+            (
+                format!("class={name}"),
+                per_sample.iter().filter(|s| s.label == c).collect(),
+            )
+        })
+        .collect();
+    groups.push((
+        "correct".into(),
+        per_sample.iter().filter(|s| s.correct).collect(),
+    ));
+    groups.push((
+        "incorrect".into(),
+        per_sample.iter().filter(|s| !s.correct).collect(),
+    ));
+    let by_group = groups
+        .into_iter()
+        .map(|(g, rows)| {
+            let mats = METRICS
+                .iter()
+                .map(|m| {
+                    let mat = (0..k)
+                        .map(|i| {
+                            (0..k)
+                                .map(|j| mean_std(&cell_values(&rows, m, i, j)).mean)
+                                .collect()
+                        })
+                        .collect();
+                    (m.to_string(), mat)
+                })
+                .collect();
+            (g, mats)
+        })
+        .collect();
+    WithinModel {
+        methods: methods.to_vec(),
+        per_sample,
+        overall,
+        by_group,
+    }
+}
+
+/// One image's agreement between two models for one method.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrossSample {
+    pub id: String,
+    pub method: String,
+    pub metrics: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CrossModel {
+    pub model_a: String,
+    pub model_b: String,
+    pub per_sample: Vec<CrossSample>,
+    /// method -> metric -> summary over images.
+    pub per_method: BTreeMap<String, BTreeMap<String, Summary>>,
+    /// Fraction of images where both models predict the same class.
+    pub prediction_agreement: f64,
+    /// Mean |p_a − p_b| of the calibrated positive-class probability.
+    pub mean_abs_probability_difference: f64,
+    pub images: usize,
+}
+
+/// Agreement between two models' explanations of the same images (matched by id).
+pub fn cross_model(
+    a_name: &str,
+    a: &[ExplainedSample],
+    b_name: &str,
+    b: &[ExplainedSample],
+    methods: &[String],
+    opts: &CompareOptions,
+) -> CrossModel {
+    let mut per_sample = Vec::new();
+    let (mut same, mut diff, mut n) = (0usize, 0.0, 0usize);
+    for sa in a {
+        let Some(sb) = b.iter().find(|s| s.id == sa.id) else {
+            continue;
+        };
+        n += 1;
+        same += usize::from(sa.predicted == sb.predicted);
+        diff += (sa.probability - sb.probability).abs();
+        for m in methods {
+            let (Some(ma), Some(mb)) = (sa.maps.get(m), sb.maps.get(m)) else {
+                continue;
+            };
+            let Some(r) = pair(ma, mb, opts) else {
+                continue;
+            };
+            per_sample.push(CrossSample {
+                id: sa.id.clone(),
+                method: m.clone(),
+                metrics: METRICS
+                    .iter()
+                    .map(|k| (k.to_string(), metric(&r, k)))
+                    .collect(),
+            });
+        }
+    }
+    let per_method = methods
+        .iter()
+        .map(|m| {
+            let rows: Vec<&CrossSample> = per_sample.iter().filter(|c| &c.method == m).collect();
+            let sums = METRICS
+                .iter()
+                .map(|k| {
+                    (
+                        k.to_string(),
+                        summarise(&rows.iter().map(|r| r.metrics[*k]).collect::<Vec<_>>(), 7),
+                    )
+                })
+                .collect();
+            (m.clone(), sums)
+        })
+        .collect();
+    CrossModel {
+        model_a: a_name.into(),
+        model_b: b_name.into(),
+        per_sample,
+        per_method,
+        prediction_agreement: if n > 0 {
+            same as f64 / n as f64
+        } else {
+            f64::NAN
+        },
+        mean_abs_probability_difference: if n > 0 { diff / n as f64 } else { f64::NAN },
+        images: n,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(f: impl Fn(usize, usize) -> f32) -> Heatmap {
+        let (h, w) = (16, 16);
+        Heatmap {
+            values: (0..h * w).map(|p| f(p / w, p % w)).collect(),
+            height: h,
+            width: w,
+        }
+    }
+
+    fn sample(id: &str, label: usize, predicted: usize, flip: bool) -> ExplainedSample {
+        let mut maps = BTreeMap::new();
+        maps.insert("gradcam".into(), map(|i, j| (i + j) as f32 / 30.0));
+        maps.insert(
+            "ig".into(),
+            map(|i, j| {
+                if flip {
+                    (30 - i - j) as f32 / 30.0
+                } else {
+                    (i + j) as f32 / 30.0
+                }
+            }),
+        );
+        ExplainedSample {
+            id: id.into(),
+            label,
+            predicted,
+            probability: 0.7,
+            maps,
+        }
+    }
+
+    #[test]
+    fn within_model_matrices_are_symmetric_with_unit_diagonal() {
+        let methods = vec!["gradcam".to_string(), "ig".to_string()];
+        let samples = vec![sample("a", 0, 0, false), sample("b", 1, 0, true)];
+        let w = within_model(
+            &samples,
+            &methods,
+            &["mel".into(), "nae".into()],
+            &CompareOptions::default(),
+        );
+        let p = &w.per_sample[0].matrices["pearson"];
+        assert!((p[0][0] - 1.0).abs() < 1e-9 && (p[0][1] - 1.0).abs() < 1e-9);
+        let p = &w.per_sample[1].matrices["pearson"];
+        assert!((p[0][1] + 1.0).abs() < 1e-9 && p[0][1] == p[1][0]);
+        let overall = &w.overall["pearson"][0][1];
+        assert!(overall.mean.abs() < 1e-9 && overall.n == 2);
+        assert!((w.by_group["correct"]["pearson"][0][1] - 1.0).abs() < 1e-9);
+        assert!((w.by_group["incorrect"]["pearson"][0][1] + 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cross_model_matches_by_id_and_counts_prediction_agreement() {
+        let methods = vec!["gradcam".to_string(), "ig".to_string()];
+        let a = vec![sample("a", 0, 0, false), sample("b", 1, 1, false)];
+        let b = vec![
+            sample("b", 1, 0, true),
+            sample("a", 0, 0, false),
+            sample("zz", 0, 0, false),
+        ];
+        let c = cross_model("A", &a, "B", &b, &methods, &CompareOptions::default());
+        assert_eq!(c.images, 2);
+        assert!((c.prediction_agreement - 0.5).abs() < 1e-12);
+        assert!((c.per_method["gradcam"]["pearson"].mean - 1.0).abs() < 1e-9);
+        assert!(c.per_method["ig"]["pearson"].mean.abs() < 1e-9);
+    }
+}
