@@ -280,7 +280,7 @@ fn setup(dir: &Path) {
 }
 
 fn command() -> String {
-    format!("'{BIN}' --graphics halfblocks")
+    format!("gdb -q -batch -ex 'set logging file /tmp/melx-gdb.log' -ex 'set logging overwrite off' -ex 'set logging enabled on' -ex 'set pagination off' -ex run -ex 'thread apply all bt 30' --args '{BIN}' --graphics halfblocks")
 }
 
 #[test]

@@ -106,9 +106,8 @@ pub fn print_summary(r: &ComparisonReport) {
         println!("within {}: mean [95% CI] over images", m.model);
         for metric in ["ssim", "pearson", "cosine", "jaccard"] {
             let mat = &m.within.overall[metric];
-            for i in 0..r.methods.len() {
-                for j in (i + 1)..r.methods.len() {
-                    let s = &mat[i][j];
+            for (i, row) in mat.iter().enumerate() {
+                for (j, s) in row.iter().enumerate().skip(i + 1) {
                     println!(
                         "  {metric:<8} {:>9} vs {:<9} {:.3} ± {:.3} [{:.3}, {:.3}]",
                         r.methods[i], r.methods[j], s.mean, s.std, s.ci_low, s.ci_high

@@ -104,7 +104,7 @@ pub enum Command {
 
 /// Runs the parsed command; returns the process exit code.
 pub fn run(args: Args) -> Result<i32> {
-    let explicit_config = args.config != PathBuf::from("config.toml");
+    let explicit_config = args.config.as_path() != std::path::Path::new("config.toml");
     let mut config = Config::load(&args.config, explicit_config)?;
     if let Some(d) = &args.device {
         config.device = d.clone();

@@ -84,12 +84,12 @@ pub fn compare(models: &[(PathBuf, Classifier)], job: CompareJob) -> Result<Comp
     let mut per_model = Vec::new();
     for (path, model) in models {
         let size = model.meta.input_size;
-        if !caches.contains_key(&size) {
-            caches.insert(size, ImageCache::build(&samples, size)?);
-        }
-        let cache = caches
-            .get(&size)
-            .ok_or_else(|| Error::Other("cache".into()))?;
+        let cache = match caches.entry(size) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(ImageCache::build(&samples, size)?)
+            }
+        };
         let rows: Vec<usize> = (0..cache.len()).collect();
         let preds = predict_rows(model, cache, &rows, 32)?;
         let pairs: Vec<(usize, _)> = rows.into_iter().zip(preds).collect();
@@ -155,17 +155,13 @@ pub fn write(report: &ComparisonReport, out_dir: &Path) -> Result<()> {
         for s in &m.within.per_sample {
             for metric in METRICS {
                 let mat = &s.matrices[metric];
-                for i in 0..report.methods.len() {
-                    for j in (i + 1)..report.methods.len() {
+                for (i, row) in mat.iter().enumerate() {
+                    for (j, value) in row.iter().enumerate().skip(i + 1) {
+                        let (a, b) = (&report.methods[i], &report.methods[j]);
                         writeln!(
                             f,
-                            "{},{},{},{metric},{},{},{}",
-                            s.id,
-                            s.label,
-                            s.correct,
-                            report.methods[i],
-                            report.methods[j],
-                            mat[i][j]
+                            "{},{},{},{metric},{a},{b},{value}",
+                            s.id, s.label, s.correct
                         )
                         .map_err(io(&path))?;
                     }

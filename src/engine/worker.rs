@@ -33,6 +33,9 @@ use crate::train::{train, TrainConfig, TrainContext};
 /// events always go through).
 const BATCH_EVENT_INTERVAL_MS: u64 = 100;
 
+/// Predictions of every sample, each sample's split name, the temperature and the model name.
+type ModelPredictions = (Vec<EvalRow>, HashMap<String, String>, f64, String);
+
 /// Handles to a running engine.
 pub struct Engine {
     pub requests: Sender<Request>,
@@ -288,10 +291,7 @@ impl Worker {
         ))
     }
 
-    fn rows_for(
-        &mut self,
-        path: &Path,
-    ) -> Result<(Vec<EvalRow>, HashMap<String, String>, f64, String)> {
+    fn rows_for(&mut self, path: &Path) -> Result<ModelPredictions> {
         let meta = read_meta(path)?;
         let cache_size = meta.input_size;
         self.cache(cache_size)?;

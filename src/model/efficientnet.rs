@@ -298,7 +298,7 @@ impl MbConv {
             if train && self.cfg.drop_connect > 0.0 {
                 x = drop_connect(&x, self.cfg.drop_connect);
             }
-            x = x + inputs;
+            x += inputs;
         }
         offer(capture, &format!("_blocks.{}", self.index), &x);
         x

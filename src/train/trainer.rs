@@ -128,10 +128,7 @@ pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
 }
 
 fn cross_validate(splits: &[SplitOutcome], positive: usize, seed: u64) -> Result<CrossValidation> {
-    let per_fold: Vec<BinaryMetrics> = splits
-        .iter()
-        .filter_map(|s| s.test_metrics.clone())
-        .collect();
+    let per_fold: Vec<BinaryMetrics> = splits.iter().filter_map(|s| s.test_metrics).collect();
     let mut oof: Vec<EvalRow> = splits.iter().flat_map(|s| s.test.clone()).collect();
     oof.sort_by(|a, b| a.id.cmp(&b.id));
     let pooled = metrics(&oof, positive, 1.0)?;
