@@ -76,6 +76,38 @@ pub fn run(config: Config, graphics: &str) -> Result<i32> {
     }
     let result = run_app(options, engine.events, engine.requests.clone());
     let _ = engine.requests.send(Request::Shutdown);
-    result?;
-    Ok(0)
+    let code = match &result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    };
+    stop_engine(engine.threads, code);
+    Ok(code)
+}
+
+/// Waits for the engine threads to finish their current step. A job still
+/// inside libtorch (loading a model, say) must not race the process's exit:
+/// libtorch's global destructors would run under it and crash. If the wait
+/// runs out, leave without running destructors.
+fn stop_engine(threads: Vec<std::thread::JoinHandle<()>>, code: i32) {
+    const ENGINE_STOP_WAIT_MS: u64 = 5000;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for t in threads {
+            let _ = t.join();
+        }
+        let _ = tx.send(());
+    });
+    if rx
+        .recv_timeout(std::time::Duration::from_millis(ENGINE_STOP_WAIT_MS))
+        .is_err()
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+        // SAFETY: _exit ends the process at once; nothing after it runs.
+        unsafe { libc::_exit(code) };
+    }
 }

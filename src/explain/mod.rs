@@ -149,12 +149,12 @@ pub fn explain(
             got: x.size(),
         });
     }
-    let logits = model.logits(&x);
+    // Only the predicted class needs an extra forward pass.
     let target = match cfg.target {
         Some(t) => t,
-        None => logits.argmax(-1, false).int64_value(&[0]) as usize,
+        None => model.logits(&x).argmax(-1, false).int64_value(&[0]) as usize,
     };
-    let classes = logits.size()[1] as usize;
+    let classes = model.meta.model.num_classes as usize;
     if target >= classes {
         return Err(Error::Config(format!(
             "target class {target} out of range (model has {classes} classes)"

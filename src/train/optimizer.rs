@@ -54,11 +54,18 @@ impl AdamW {
                 .map(|(_, p)| p.grad())
                 .filter(|g| g.defined())
                 .collect();
-            let total: f64 = grads
+            if grads.is_empty() {
+                return 0.0;
+            }
+            // One read-back for all tensors (each read is a device sync on CUDA).
+            let squares: Vec<Tensor> = grads
                 .iter()
-                .map(|g| g.pow_tensor_scalar(2).sum(Kind::Double).double_value(&[]))
-                .sum::<f64>()
-                .sqrt();
+                .map(|g| g.pow_tensor_scalar(2).sum(Kind::Double))
+                .collect();
+            let total = Tensor::stack(&squares, 0)
+                .sum(Kind::Double)
+                .sqrt()
+                .double_value(&[]);
             if total > max && total > 0.0 {
                 let scale = max / (total + 1e-6);
                 for mut g in grads {

@@ -329,6 +329,16 @@ fn train_split(
             ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(7919).wrapping_add(epoch as u64));
         let mut order = split.train.clone();
         order.shuffle(&mut rng);
+        ctx.sink.send(Event::Progress {
+            job: ctx.job,
+            stage: format!("{name} epoch {epoch}/{}", cfg.epochs),
+            done: (epoch - 1) as u64,
+            total: cfg.epochs as u64,
+            eta_seconds: (epochs_run > 0).then(|| {
+                started.elapsed().as_secs_f64() / epochs_run as f64
+                    * (cfg.epochs - epoch + 1) as f64
+            }),
+        });
         let (mut loss_sum, mut seen) = (0.0, 0usize);
         let mut lr = cfg.learning_rate;
         for (b, rows) in order.chunks(cfg.batch_size.max(1)).enumerate() {

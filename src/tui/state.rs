@@ -295,6 +295,8 @@ pub struct TrainingState {
     pub history: Vec<EpochSummary>,
     /// Latest estimate from a `Progress` event, if the engine sent one.
     pub eta_seconds: Option<f64>,
+    /// How the last run ended ("finished", "cancelled", "failed"); None while running.
+    pub outcome: Option<&'static str>,
 }
 
 impl TrainingState {
@@ -650,16 +652,23 @@ impl AppState {
                 {
                     self.training.active = false;
                     self.training.eta_seconds = None;
+                    self.training.outcome = Some("finished");
                 }
                 self.info(format!("done: {summary}"));
                 self.job = JobStatus::Done(summary);
             }
             Event::Failed { error, .. } => {
+                if self.training.active {
+                    self.training.outcome = Some("failed");
+                }
                 self.training.active = false;
                 self.error(format!("failed: {error}"));
                 self.job = JobStatus::Failed(error);
             }
             Event::Cancelled { .. } => {
+                if self.training.active {
+                    self.training.outcome = Some("cancelled");
+                }
                 self.training.active = false;
                 self.info("cancelled".to_string());
                 self.job = JobStatus::Done("cancelled".to_string());

@@ -72,7 +72,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             parts.push(format!("ETA {}", format_eta(eta)));
         }
     } else {
-        parts.push("finished".into());
+        parts.push(t.outcome.unwrap_or("finished").into());
     }
     Paragraph::new(parts.join(" · ")).render(summary, buf);
 
