@@ -49,14 +49,15 @@ pub fn spawn(config: Config) -> Engine {
     let (work_tx, work_rx) = channel::<(JobId, Request)>();
     let (event_tx, event_rx) = unbounded_channel();
     let cancel = Arc::new(AtomicBool::new(false));
-    let c = cancel.clone();
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let (c, s) = (cancel.clone(), shutdown.clone());
     let dispatcher = std::thread::Builder::new()
         .name("melxai-dispatch".into())
-        .spawn(move || dispatch(face_rx, work_tx, c))
+        .spawn(move || dispatch(face_rx, work_tx, c, s))
         .ok();
     let worker = std::thread::Builder::new()
         .name("melxai-engine".into())
-        .spawn(move || Worker::new(config, event_tx, cancel).run(work_rx))
+        .spawn(move || Worker::new(config, event_tx, cancel).run(work_rx, &shutdown))
         .ok();
     Engine {
         requests: face_tx,
@@ -65,12 +66,18 @@ pub fn spawn(config: Config) -> Engine {
     }
 }
 
-fn dispatch(face: Receiver<Request>, work: Sender<(JobId, Request)>, cancel: Arc<AtomicBool>) {
+fn dispatch(
+    face: Receiver<Request>,
+    work: Sender<(JobId, Request)>,
+    cancel: Arc<AtomicBool>,
+    shutdown: Arc<AtomicBool>,
+) {
     let mut next: JobId = 1;
     while let Ok(req) = face.recv() {
         match req {
             Request::Cancel => cancel.store(true, Ordering::SeqCst),
             Request::Shutdown => {
+                shutdown.store(true, Ordering::SeqCst);
                 cancel.store(true, Ordering::SeqCst);
                 let _ = work.send((0, Request::Shutdown));
                 return;
@@ -131,9 +138,10 @@ impl Worker {
         }
     }
 
-    fn run(mut self, rx: Receiver<(JobId, Request)>) {
+    fn run(mut self, rx: Receiver<(JobId, Request)>, shutdown: &AtomicBool) {
         while let Ok((job, req)) = rx.recv() {
-            if matches!(req, Request::Shutdown) {
+            // Jobs queued behind a shutdown are dropped, not run.
+            if matches!(req, Request::Shutdown) || shutdown.load(Ordering::SeqCst) {
                 return;
             }
             self.cancel.store(false, Ordering::SeqCst);
