@@ -102,7 +102,7 @@ fn tiny_terminal() {
 
 #[test]
 fn heatmap_cells_use_viridis() {
-    use melxai::tui::colormap::VIRIDIS;
+    use melxai::explain::colormap::VIRIDIS;
     use melxai::tui::state::ImageKind;
     use ratatui::style::Color;
     let s = full();

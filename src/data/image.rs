@@ -53,35 +53,30 @@ pub fn to_unit_tensor(img: &RgbImage) -> Tensor {
         / 255.0
 }
 
+/// Mean and std as tensors broadcastable against `xs` (`(3,H,W)` or `(N,3,H,W)`).
+fn channel_stats(xs: &Tensor, norm: &Normalisation) -> (Tensor, Tensor) {
+    let shape: &[i64] = if xs.dim() == 4 {
+        &[1, 3, 1, 1]
+    } else {
+        &[3, 1, 1]
+    };
+    let as_tensor = |v: [f64; 3]| {
+        Tensor::from_slice(&v.map(|x| x as f32))
+            .view(shape)
+            .to_device(xs.device())
+    };
+    (as_tensor(norm.mean), as_tensor(norm.std))
+}
+
 /// `(x - mean) / std` per channel on `(3,H,W)` or `(N,3,H,W)` tensors in 0..1.
 pub fn normalise(xs: &Tensor, norm: &Normalisation) -> Tensor {
-    let shape = if xs.dim() == 4 {
-        vec![1, 3, 1, 1]
-    } else {
-        vec![3, 1, 1]
-    };
-    let mean = Tensor::from_slice(&norm.mean.map(|v| v as f32))
-        .view(shape.as_slice())
-        .to_device(xs.device());
-    let std = Tensor::from_slice(&norm.std.map(|v| v as f32))
-        .view(shape.as_slice())
-        .to_device(xs.device());
+    let (mean, std) = channel_stats(xs, norm);
     (xs - mean) / std
 }
 
 /// Inverse of [`normalise`], for drawing a preprocessed input.
 pub fn denormalise(xs: &Tensor, norm: &Normalisation) -> Tensor {
-    let shape = if xs.dim() == 4 {
-        vec![1, 3, 1, 1]
-    } else {
-        vec![3, 1, 1]
-    };
-    let mean = Tensor::from_slice(&norm.mean.map(|v| v as f32))
-        .view(shape.as_slice())
-        .to_device(xs.device());
-    let std = Tensor::from_slice(&norm.std.map(|v| v as f32))
-        .view(shape.as_slice())
-        .to_device(xs.device());
+    let (mean, std) = channel_stats(xs, norm);
     xs * std + mean
 }
 

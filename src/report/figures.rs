@@ -207,64 +207,7 @@ fn palette(i: usize) -> RGBColor {
 // Colour maps
 // ---------------------------------------------------------------------------
 
-/// Matplotlib's viridis colour map at `t` in `[0, 1]` (clamped; NaN → 0).
-///
-/// Uses the degree-6 polynomial fit of the published viridis data (per
-/// channel, Horner form); it stays within a few 1/255 steps of the 256-entry
-/// table, which no reader of a heatmap can tell apart.
-pub fn viridis(t: f32) -> [u8; 3] {
-    const C: [[f64; 3]; 7] = [
-        [
-            0.277_727_327_223_417_7,
-            0.005_407_344_544_966_578,
-            0.334_099_805_335_306_1,
-        ],
-        [
-            0.105_093_043_108_577_4,
-            1.404_613_529_898_575,
-            1.384_590_162_594_685,
-        ],
-        [
-            -0.330_861_828_725_556_3,
-            0.214_847_559_468_213,
-            0.095_095_163_028_236_59,
-        ],
-        [
-            -4.634_230_498_983_486,
-            -5.799_100_973_351_585,
-            -19.332_440_956_279_87,
-        ],
-        [
-            6.228_269_936_347_081,
-            14.179_933_366_805_09,
-            56.690_552_600_681_05,
-        ],
-        [
-            4.776_384_997_670_288,
-            -13.745_145_377_746_01,
-            -65.353_032_633_372_34,
-        ],
-        [
-            -5.435_455_855_934_631,
-            4.645_852_612_178_535,
-            26.312_435_249_583_2,
-        ],
-    ];
-    let t = if t.is_nan() {
-        0.0
-    } else {
-        f64::from(t.clamp(0.0, 1.0))
-    };
-    let mut out = [0u8; 3];
-    for (ch, o) in out.iter_mut().enumerate() {
-        let mut v = C[6][ch];
-        for k in (0..6).rev() {
-            v = v * t + C[k][ch];
-        }
-        *o = (v.clamp(0.0, 1.0) * 255.0).round() as u8;
-    }
-    out
-}
+pub use crate::explain::colormap::viridis;
 
 /// ColorBrewer "Blues" (9 classes), as in matplotlib, at `t` in `[0, 1]`.
 fn blues(t: f64) -> RGBColor {
