@@ -31,6 +31,7 @@ batch_size = 8
 input_size = 32
 patience = 0
 [explain]
+integration = "gausslegendre"
 steps = 8
 internal_batch = 8
 [batch]

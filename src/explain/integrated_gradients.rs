@@ -17,6 +17,8 @@ pub enum Integration {
     RiemannRight,
     RiemannMiddle,
     RiemannTrapezoid,
+    /// Captum's name, `gausslegendre`, is accepted too.
+    #[serde(alias = "gausslegendre")]
     GaussLegendre,
 }
 
