@@ -67,9 +67,43 @@ pub fn summarise(values: &[f64], seed: u64) -> Summary {
 }
 
 fn pair(a: &Heatmap, b: &Heatmap, opts: &CompareOptions) -> Option<SimilarityReport> {
+    // Models with different input sizes (Lite0 224 px vs Lite1 240 px) give
+    // maps of different shapes: `b` is resampled onto `a`'s grid first.
+    let resized;
+    let b = if (a.height, a.width) == (b.height, b.width) {
+        b
+    } else {
+        resized = resize_bilinear(b, a.height, a.width);
+        &resized
+    };
     let ma = Map::new(&a.values, a.height, a.width).ok()?;
     let mb = Map::new(&b.values, b.height, b.width).ok()?;
     compare_maps(ma, mb, opts).ok()
+}
+
+/// Bilinear resampling with half-pixel centres (as `align_corners=False`).
+pub fn resize_bilinear(m: &Heatmap, height: usize, width: usize) -> Heatmap {
+    let sample = |src: usize, dst: usize, i: usize| -> (usize, usize, f32) {
+        let x = ((i as f64 + 0.5) * src as f64 / dst as f64 - 0.5).clamp(0.0, (src - 1) as f64);
+        let lo = x.floor() as usize;
+        (lo, (lo + 1).min(src - 1), (x - lo as f64) as f32)
+    };
+    let mut values = Vec::with_capacity(height * width);
+    for i in 0..height {
+        let (y0, y1, fy) = sample(m.height, height, i);
+        for j in 0..width {
+            let (x0, x1, fx) = sample(m.width, width, j);
+            let at = |y: usize, x: usize| m.values[y * m.width + x];
+            let top = at(y0, x0) * (1.0 - fx) + at(y0, x1) * fx;
+            let bottom = at(y1, x0) * (1.0 - fx) + at(y1, x1) * fx;
+            values.push(top * (1.0 - fy) + bottom * fy);
+        }
+    }
+    Heatmap {
+        values,
+        height,
+        width,
+    }
 }
 
 /// Per-image method × method matrices, one per metric.
@@ -331,6 +365,17 @@ mod tests {
         assert!(overall.mean.abs() < 1e-9 && overall.n == 2);
         assert!((w.by_group["correct"]["pearson"][0][1] - 1.0).abs() < 1e-9);
         assert!((w.by_group["incorrect"]["pearson"][0][1] + 1.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn maps_of_different_sizes_are_resampled_before_comparison() {
+        let small = map(|i, j| (i + j) as f32 / 30.0);
+        let big = resize_bilinear(&small, 20, 24);
+        assert_eq!((big.height, big.width, big.values.len()), (20, 24, 480));
+        let r = pair(&small, &big, &CompareOptions::default()).expect("compared");
+        assert!(r.pearson > 0.99, "{}", r.pearson);
+        // Identity resampling keeps values.
+        assert_eq!(resize_bilinear(&small, 16, 16).values, small.values);
     }
 
     #[test]
