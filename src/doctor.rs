@@ -70,8 +70,15 @@ pub fn run(config: &Config, config_path: &Path) -> Vec<Check> {
 }
 
 fn weights_check(arch: Arch, dir: &Path) -> std::result::Result<String, String> {
-    let model = Classifier::imagenet(arch, dir, Device::Cpu)
-        .map_err(|e| format!("{e}; run `make setup` to recreate it"))?;
+    let model = Classifier::imagenet(arch, dir, Device::Cpu).map_err(|e| {
+        let e = e.to_string();
+        // A missing file already carries the set-up hint.
+        if e.contains("make setup") {
+            e
+        } else {
+            format!("{e}; run `make setup` to recreate it")
+        }
+    })?;
     let res = model.meta.input_size;
     let x = Tensor::zeros([1, 3, res[0], res[1]], (Kind::Float, Device::Cpu));
     let logits = model.logits(&x);
