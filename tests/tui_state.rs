@@ -329,6 +329,16 @@ fn train_sends_exclusions_and_refuses_while_running() {
         description: "train".into(),
     });
     assert!(s.is_training());
+    // The epoch count is known from the first progress event, before any batch.
+    s.apply_event(Event::Progress {
+        job: 1,
+        stage: "epoch 1/15".into(),
+        done: 0,
+        total: 15,
+        eta_seconds: None,
+    });
+    assert_eq!(s.training().epochs, 15);
+    assert!(s.training().active);
     assert!(s.update(Action::StartTraining).is_empty());
     assert!(s.update(Action::Explain).is_empty());
     assert_eq!(s.update(Action::Cancel), [Request::Cancel]);

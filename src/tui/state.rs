@@ -554,6 +554,12 @@ impl AppState {
                 if let JobStatus::Running { kind, progress, .. } = &mut self.job {
                     if *kind == JobKind::Train {
                         self.training.eta_seconds = eta_seconds;
+                        // The trainer reports (epochs done, epochs) from the
+                        // start of each epoch, before any batch event.
+                        if total > 0 {
+                            self.training.epochs = total as usize;
+                            self.training.active = true;
+                        }
                     }
                     *progress = Some(Progress {
                         stage,
