@@ -153,9 +153,5 @@ pub fn fit_cross_validated(folds: &[Vec<EvalRow>], positive: usize) -> Result<Ca
 pub fn store_temperature(path: &Path, temperature: f64) -> Result<()> {
     let mut meta = read_meta(path)?;
     meta.temperature = temperature;
-    let text = toml::to_string_pretty(&meta).map_err(|e| Error::Other(e.to_string()))?;
-    let file = checkpoint::meta_path(path);
-    checkpoint::atomic_write(&file, |tmp| {
-        std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e))
-    })
+    checkpoint::write_meta(path, &meta)
 }

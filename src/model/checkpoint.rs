@@ -154,15 +154,21 @@ pub fn save(vs: &nn::VarStore, meta: &CheckpointMeta, path: &Path) -> Result<Pat
             .collect();
         tch::Tensor::write_safetensors(&cpu, tmp).map_err(Error::from)
     })?;
+    write_meta(&tensors, meta)?;
+    Ok(tensors)
+}
+
+/// Rewrites only the metadata of a checkpoint, atomically (`path` may name
+/// either file); the tensors are left alone.
+pub fn write_meta(path: &Path, meta: &CheckpointMeta) -> Result<()> {
+    let meta_file = meta_path(path);
     let text = toml::to_string_pretty(meta).map_err(|e| Error::Checkpoint {
-        path: meta_path(&tensors),
+        path: meta_file.clone(),
         message: format!("cannot serialise metadata: {e}"),
     })?;
-    let meta_file = meta_path(&tensors);
     atomic_write(&meta_file, |tmp| {
         std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e))
-    })?;
-    Ok(tensors)
+    })
 }
 
 /// Reads the metadata of a checkpoint (`path` may name either file).

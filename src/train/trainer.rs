@@ -464,11 +464,7 @@ fn train_split(
         meta.metrics
             .insert("test_specificity".into(), m.specificity);
         meta.progress = Some(progress.clone());
-        let text = toml::to_string_pretty(&meta).map_err(|e| Error::Other(e.to_string()))?;
-        let path = checkpoint::meta_path(&best_path(&dir, name));
-        checkpoint::atomic_write(&path, |tmp| {
-            std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e))
-        })?;
+        checkpoint::write_meta(&best_path(&dir, name), &meta)?;
     }
     Ok(SplitOutcome {
         checkpoint: checkpoint::tensors_path(&best_path(&dir, name)),
