@@ -22,15 +22,16 @@ use crate::compare::run::{compare, CompareJob, ComparisonReport};
 use crate::config::Config;
 use crate::data::cache::ImageCache;
 use crate::data::scan::{scan, Scan};
+use crate::data::split::stratified_split;
 use crate::engine::events::{Event, EventSink, HeatmapData};
 use crate::error::{Error, Result};
-use crate::eval::{metrics, EvalRow};
+use crate::eval::{metrics, predict_rows, EvalRow};
 use crate::explain::{ExplainConfig, Method};
 use crate::metrics::roc_curve;
-use crate::model::checkpoint::read_meta;
+use crate::model::checkpoint::{meta_path, read_meta, SplitRecord};
 use crate::model::{parse_device, Arch, Classifier, EfficientNetConfig};
 use crate::report::figures;
-use crate::train::{train, RunOutcome, TrainConfig, TrainContext};
+use crate::train::{train, RunOutcome, SplitOutcome, TrainConfig, TrainContext};
 
 /// One model of the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,7 +40,8 @@ pub struct ModelSpec {
     pub name: String,
     pub arch: String,
     pub seed: u64,
-    /// Use this checkpoint instead of training.
+    /// Evaluate this checkpoint instead of training (`arch` is then read from
+    /// its metadata; `seed` only draws a split when it records none).
     pub checkpoint: Option<PathBuf>,
 }
 
@@ -171,6 +173,14 @@ pub fn run(config: &Config, name: Option<&str>, sink: &mut dyn EventSink) -> Res
     if batch.models.is_empty() {
         return Err(Error::Config("[batch] models is empty".into()));
     }
+    for (i, m) in batch.models.iter().enumerate() {
+        if batch.models[..i].iter().any(|o| o.name == m.name) {
+            return Err(Error::Config(format!(
+                "[batch] models: the name '{}' is used twice (names key the report files)",
+                m.name
+            )));
+        }
+    }
     let dir = PathBuf::from("reports").join(&batch.run_name);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let mut run = Run {
@@ -200,15 +210,19 @@ pub fn run(config: &Config, name: Option<&str>, sink: &mut dyn EventSink) -> Res
     let positive = data.class_index(&config.data.positive_class).unwrap_or(0);
     let base_train = TrainConfig::from_table(&config.train)?;
 
-    // 1. Models: train or load.
+    // 1. Models: train, or load a given checkpoint.
     let mut models: Vec<(PathBuf, RunOutcome)> = Vec::new();
     let specs = run.batch.models.clone();
     for spec in &specs {
-        let label = format!("train {}", spec.name);
-        let trained = run.step(&label, |r| {
-            train_spec(r, &data, spec, &base_train, positive, device, 0)
-        });
-        if let Some(t) = trained {
+        let got = match &spec.checkpoint {
+            Some(ck) => run.step(&format!("load {}", spec.name), |r| {
+                load_spec(r, &data, spec, ck, &base_train, device)
+            }),
+            None => run.step(&format!("train {}", spec.name), |r| {
+                train_spec(r, &data, spec, &base_train, positive, device, 0)
+            }),
+        };
+        if let Some(t) = got {
             models.push(t);
         }
     }
@@ -221,7 +235,8 @@ pub fn run(config: &Config, name: Option<&str>, sink: &mut dyn EventSink) -> Res
         cv_outcome = run.step(
             &format!("{folds}-fold cross-validation of {}", spec.name),
             |r| {
-                let (_, o) = train_spec(r, &data, &spec, &base_train, positive, device, folds)?;
+                let (spec, recipe) = cv_recipe(&spec, &base_train)?;
+                let (_, o) = train_spec(r, &data, &spec, &recipe, positive, device, folds)?;
                 Ok(o)
             },
         );
@@ -257,20 +272,33 @@ pub fn run(config: &Config, name: Option<&str>, sink: &mut dyn EventSink) -> Res
     let mut loaded: Vec<(PathBuf, Classifier)> = Vec::new();
     for (path, outcome) in &models {
         let name = outcome.name.clone();
+        // A given checkpoint is the user's file: its temperature is applied in
+        // this run only, never written back.
+        let given = specs
+            .iter()
+            .any(|s| s.name == name && s.checkpoint.is_some());
         let model = run.step(&format!("evaluate and calibrate {name}"), |r| {
             let split = &outcome.splits[0];
             let val: Vec<&EvalRow> = split.val.iter().collect();
             let test: Vec<&EvalRow> = split.test.iter().collect();
             let cal = fit_split(&val, &test, positive)?;
-            store_temperature(path, cal.fit.temperature)?;
+            if !given {
+                store_temperature(path, cal.fit.temperature)?;
+            }
             reliability_figure(&r.dir.join(format!("reliability_{name}.png")), &cal)?;
             let m = metrics(&split.test, positive, cal.fit.temperature)?;
             roc_figure(&r.dir.join(format!("roc_{name}.png")), &split.test, positive, &format!("{name} test"))?;
             confusion_figure(&r.dir.join(format!("confusion_{name}.png")), &m, &data.classes, positive, &format!("{name} test"))?;
             write_predictions(&r.dir.join(format!("predictions_{name}.csv")), &split.test, &data.classes, positive, cal.fit.temperature)?;
-            training_figure(&r.dir.join(format!("training_{name}.png")), &outcome.splits.iter().flat_map(|s| s.history.clone()).collect::<Vec<_>>())?;
-            r.metrics.insert(format!("model:{name}"), json!({ "checkpoint": path, "best_epoch": split.best_epoch, "test": m, "calibration": cal, "history": split.history }));
-            Classifier::from_checkpoint(path, device)
+            let history: Vec<_> = outcome.splits.iter().flat_map(|s| s.history.clone()).collect();
+            if !history.is_empty() {
+                training_figure(&r.dir.join(format!("training_{name}.png")), &history)?;
+            }
+            r.metrics.insert(format!("model:{name}"), json!({ "checkpoint": path, "given_checkpoint": given, "best_epoch": split.best_epoch, "test": m, "calibration": cal, "history": split.history }));
+            let mut model = Classifier::from_checkpoint(path, device)?;
+            model.meta.name = name.clone();
+            model.meta.temperature = cal.fit.temperature;
+            Ok(model)
         });
         if let Some(m) = model {
             loaded.push((path.clone(), m));
@@ -282,7 +310,23 @@ pub fn run(config: &Config, name: Option<&str>, sink: &mut dyn EventSink) -> Res
     if !loaded.is_empty() {
         comparison = run.step("explain and compare", |r| {
             let meta = read_meta(&loaded[0].0)?;
-            let rec = meta.split.clone().unwrap_or_default();
+            // A given checkpoint without a recorded split was evaluated on a
+            // drawn one: explain that.
+            let rec = meta.split.clone().unwrap_or_else(|| {
+                let drawn = models
+                    .iter()
+                    .find(|(_, o)| o.name == loaded[0].1.meta.name)
+                    .map(|(_, o)| &o.splits[0]);
+                let ids = |rows: Option<&Vec<EvalRow>>| {
+                    rows.map(|v| v.iter().map(|e| e.id.clone()).collect())
+                        .unwrap_or_default()
+                };
+                SplitRecord {
+                    val: ids(drawn.map(|s| &s.val)),
+                    test: ids(drawn.map(|s| &s.test)),
+                    ..SplitRecord::default()
+                }
+            });
             let ids = match r.batch.split.as_str() {
                 "val" => rec.val,
                 "all" => data.samples.iter().map(|s| s.id.clone()).collect(),
@@ -359,15 +403,6 @@ fn train_spec(
     cfg.arch = spec.arch.clone();
     cfg.seed = spec.seed;
     cfg.folds = folds;
-    if let Some(ck) = &spec.checkpoint {
-        if folds < 2 {
-            return Err(Error::Config(format!(
-                "model '{}' names a checkpoint ({}): evaluation of bring-your-own checkpoints without their training run is not supported in --batch yet",
-                spec.name,
-                ck.display()
-            )));
-        }
-    }
     let arch: Arch = cfg.arch.parse()?;
     let size = cfg
         .input_size
@@ -394,6 +429,120 @@ fn train_spec(
     )
     .map_err(|e| Error::io(&file, e))?;
     Ok((path, outcome))
+}
+
+/// Evaluation rows of a given checkpoint on its recorded split (or, when it
+/// records none, on a stratified split drawn with the spec's seed and the
+/// `[train]` fractions), in the shape a training run returns.
+fn load_spec(
+    r: &mut Run,
+    data: &Scan,
+    spec: &ModelSpec,
+    checkpoint: &Path,
+    base: &TrainConfig,
+    device: tch::Device,
+) -> Result<(PathBuf, RunOutcome)> {
+    let meta = read_meta(checkpoint)?;
+    if meta.class_names != data.classes {
+        return Err(Error::Checkpoint {
+            path: meta_path(checkpoint),
+            message: format!(
+                "its classes {:?} do not match the data set's {:?} ({})",
+                meta.class_names,
+                data.classes,
+                data.root.display()
+            ),
+        });
+    }
+    let index_of = |ids: &[String], part: &str| -> Result<Vec<usize>> {
+        let mut rows = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match data.samples.iter().position(|s| &s.id == id) {
+                Some(i) => rows.push(i),
+                None => missing.push(id.as_str()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::Checkpoint {
+                path: meta_path(checkpoint),
+                message: format!(
+                    "{} of its recorded {part} images are not in {} (first: {}); is this the data set it was trained on?",
+                    missing.len(),
+                    data.root.display(),
+                    missing[0]
+                ),
+            });
+        }
+        Ok(rows)
+    };
+    let (val, test) = match &meta.split {
+        Some(rec) => (index_of(&rec.val, "val")?, index_of(&rec.test, "test")?),
+        None => {
+            let labels: Vec<usize> = data.samples.iter().map(|s| s.label).collect();
+            let s = stratified_split(&labels, base.test_fraction, base.val_fraction, spec.seed)?;
+            r.sink.send(Event::Warning {
+                job: 0,
+                message: format!(
+                    "{} records no data split: evaluating on a stratified split drawn with seed {}",
+                    checkpoint.display(),
+                    spec.seed
+                ),
+            });
+            (s.val, s.test)
+        }
+    };
+    if val.is_empty() || test.is_empty() {
+        return Err(Error::Config(format!(
+            "model '{}': the split of {} has {} validation and {} test images; calibration needs both",
+            spec.name,
+            checkpoint.display(),
+            val.len(),
+            test.len()
+        )));
+    }
+    let model = Classifier::from_checkpoint(checkpoint, device)?;
+    let samples: Vec<_> = val
+        .iter()
+        .chain(&test)
+        .map(|&i| data.samples[i].clone())
+        .collect();
+    let cache = ImageCache::build(&samples, meta.input_size)?;
+    let val_rows: Vec<usize> = (0..val.len()).collect();
+    let test_rows: Vec<usize> = (val.len()..samples.len()).collect();
+    let outcome = RunOutcome {
+        name: spec.name.clone(),
+        config: TrainConfig::from_table(&meta.training).unwrap_or_else(|_| base.clone()),
+        splits: vec![SplitOutcome {
+            checkpoint: checkpoint.to_path_buf(),
+            fold: None,
+            best_epoch: meta.progress.as_ref().map_or(0, |p| p.best_epoch),
+            history: Vec::new(),
+            val: predict_rows(&model, &cache, &val_rows, 32)?,
+            test: predict_rows(&model, &cache, &test_rows, 32)?,
+            test_metrics: None,
+        }],
+        cross_validation: None,
+    };
+    Ok((checkpoint.to_path_buf(), outcome))
+}
+
+/// The recipe cross-validation trains for the reference model: `[train]`,
+/// or for a given checkpoint its recorded training configuration (falling
+/// back to `[train]`) on its architecture.
+fn cv_recipe(spec: &ModelSpec, base: &TrainConfig) -> Result<(ModelSpec, TrainConfig)> {
+    let Some(ck) = &spec.checkpoint else {
+        return Ok((spec.clone(), base.clone()));
+    };
+    let meta = read_meta(ck)?;
+    let mut recipe = TrainConfig::from_table(&meta.training).unwrap_or_else(|_| base.clone());
+    recipe.input_size = Some(meta.input_size[0]);
+    let spec = ModelSpec {
+        arch: meta.model.arch.name().to_string(),
+        checkpoint: None,
+        ..spec.clone()
+    };
+    Ok((spec, recipe))
 }
 
 fn fig(e: figures::FigureError) -> Error {

@@ -158,3 +158,149 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     );
     let _ = t0;
 }
+
+/// `[batch] models` entries naming a checkpoint are evaluated, calibrated and
+/// explained without training and without rewriting the file; a checkpoint
+/// with the wrong classes fails its own step with the reason while the rest
+/// of the run still completes.
+#[test]
+fn batch_evaluates_given_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    common::dataset::make(&root.join("data"), 10, 40);
+    let weights = root.join("weights");
+    std::fs::create_dir_all(&weights).unwrap();
+    let f = "efficientnet-lite0-imagenet.safetensors";
+    std::os::unix::fs::symlink(common::weights_dir().join(f), weights.join(f)).unwrap();
+    let config = |models: &str| {
+        format!(
+            r#"
+device = "cpu"
+[data]
+root = "data"
+[model]
+weights_dir = "weights"
+[train]
+epochs = 1
+batch_size = 8
+input_size = 32
+[explain]
+steps = 4
+internal_batch = 8
+[batch]
+run_name = "given"
+folds = 0
+methods = ["gradcam", "ig"]
+screenshots = false
+models = {models}
+"#
+        )
+    };
+    let melxai = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_melxai"))
+            .args(args)
+            .current_dir(root)
+            .output()
+            .unwrap()
+    };
+    std::fs::write(root.join("config.toml"), config("[]")).unwrap();
+    let out = melxai(&["train", "--name", "mine"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let original = std::fs::read_to_string(weights.join("mine.toml")).unwrap();
+    let meta: toml::Table = toml::from_str(&original).unwrap();
+    let recorded_test = meta["split"]["test"].as_array().unwrap().len();
+
+    // The same weights without a recorded split, and with the classes renamed.
+    for (name, edit) in [("nosplit", "split"), ("wrongclasses", "classes")] {
+        let mut m = meta.clone();
+        if edit == "split" {
+            m.remove("split");
+        } else {
+            m.insert(
+                "class_names".into(),
+                toml::Value::Array(vec!["cat".into(), "dog".into()]),
+            );
+        }
+        std::fs::write(
+            weights.join(format!("{name}.toml")),
+            toml::to_string(&m).unwrap(),
+        )
+        .unwrap();
+        std::fs::copy(
+            weights.join("mine.safetensors"),
+            weights.join(format!("{name}.safetensors")),
+        )
+        .unwrap();
+    }
+    std::fs::write(
+        root.join("config.toml"),
+        config(
+            r#"[
+  { name = "mine", checkpoint = "weights/mine" },
+  { name = "drawn", checkpoint = "weights/nosplit.safetensors", seed = 7 },
+  { name = "bad", checkpoint = "weights/wrongclasses" },
+]"#,
+        ),
+    )
+    .unwrap();
+    let out = melxai(&["--batch", "--json"]);
+    let summary: Value = serde_json::from_slice(&out.stdout).expect("--json summary");
+    assert!(!out.status.success(), "a failed step must fail the run");
+    let steps = summary["steps"].as_array().unwrap();
+    let step = |name: &str| {
+        steps
+            .iter()
+            .find(|s| s["step"] == name)
+            .unwrap_or_else(|| panic!("no step '{name}' in {summary}"))
+    };
+    assert_eq!(step("load mine")["ok"], true);
+    assert_eq!(step("load drawn")["ok"], true);
+    let bad = step("load bad");
+    assert_eq!(bad["ok"], false);
+    let why = bad["error"].as_str().unwrap();
+    assert!(
+        why.contains("wrongclasses.toml") && why.contains("\"cat\""),
+        "{why}"
+    );
+    assert!(
+        !steps
+            .iter()
+            .any(|s| s["step"].as_str().unwrap().starts_with("train")),
+        "given checkpoints must not be trained: {summary}"
+    );
+    assert_eq!(step("explain and compare")["ok"], true);
+
+    let rep = root.join("reports/given");
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(rep.join("metrics.json")).unwrap()).unwrap();
+    let mine = &metrics["metrics"]["model:mine"];
+    assert_eq!(mine["given_checkpoint"], true);
+    assert_eq!(mine["test"]["n"].as_u64().unwrap() as usize, recorded_test);
+    let drawn = &metrics["metrics"]["model:drawn"];
+    assert!(drawn["test"]["n"].as_u64().unwrap() >= 2);
+    // The user's files are left as they were (temperature not written back).
+    assert_eq!(
+        std::fs::read_to_string(weights.join("mine.toml")).unwrap(),
+        original
+    );
+    // Explained under the spec names, on the recorded test split; compared.
+    let maps = std::fs::read_dir(rep.join("maps/mine"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with("_map.npy")
+        })
+        .count();
+    assert_eq!(maps, recorded_test * 2);
+    let cross = &metrics["metrics"]["agreement"]["cross"][0];
+    assert_eq!(cross["models"], serde_json::json!(["mine", "drawn"]));
+    // Identical weights: the two models agree on every prediction.
+    assert_eq!(cross["prediction_agreement"].as_f64().unwrap(), 1.0);
+}
