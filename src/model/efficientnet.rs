@@ -313,6 +313,20 @@ fn drop_connect(xs: &Tensor, p: f64) -> Tensor {
     xs / keep * mask
 }
 
+/// The same values laid out NHWC ("channels last") behind the NCHW shape.
+/// Convolutions follow their input's layout, and libtorch's CPU kernels for
+/// channels-last (oneDNN) are faster on this network: Lite0, 16 images at
+/// 224 px, 2 threads, measured here: training forward+backward 1.25 -> 1.03 s,
+/// input gradient (IG, GradCAM) 0.95 -> 0.85 s, inference 0.28 -> 0.19 s.
+/// Gradients reaching the caller keep the caller's layout.
+fn channels_last(xs: &Tensor) -> Tensor {
+    if xs.dim() == 4 {
+        xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    } else {
+        xs.shallow_clone()
+    }
+}
+
 /// EfficientNet with a replaceable classifier head (`_fc`).
 #[derive(Debug)]
 pub struct EfficientNet {
@@ -378,7 +392,7 @@ impl EfficientNet {
     ) -> Tensor {
         let act = self.activation;
         let bn_train = train && !self.frozen_batch_norm;
-        let y = self.conv_stem.forward(xs);
+        let y = self.conv_stem.forward(&channels_last(xs));
         offer(&mut capture, "_conv_stem", &y);
         let mut x = act.apply(&y.apply_t(&self.bn0, bn_train), mode);
         for block in &self.blocks {
