@@ -237,15 +237,28 @@ fn fmt_opt(v: Option<f64>) -> String {
 }
 
 fn report(rust: &Side, peer: &Side) {
-    println!("\n{:<44} {:>9} {:>9} {:>8}", "step", "rust s", "python s", "ratio");
-    let py: BTreeMap<&str, f64> = peer.steps.iter().map(|(s, t, _)| (s.as_str(), *t)).collect();
+    println!(
+        "\n{:<44} {:>9} {:>9} {:>8}",
+        "step", "rust s", "python s", "ratio"
+    );
+    let py: BTreeMap<&str, f64> = peer
+        .steps
+        .iter()
+        .map(|(s, t, _)| (s.as_str(), *t))
+        .collect();
     let mut seen = Vec::new();
     for (step, t, ok) in &rust.steps {
         let p = py.get(step.as_str()).copied();
         seen.push(step.as_str());
         let ratio = p.map_or("-".into(), |p| format!("{:.2}x", p / t));
         let mark = if *ok { "" } else { " (failed)" };
-        println!("{:<44} {:>9.1} {:>9} {:>8}{mark}", step, t, fmt_opt(p), ratio);
+        println!(
+            "{:<44} {:>9.1} {:>9} {:>8}{mark}",
+            step,
+            t,
+            fmt_opt(p),
+            ratio
+        );
     }
     for (step, t, _) in &peer.steps {
         if !seen.contains(&step.as_str()) {
@@ -256,7 +269,10 @@ fn report(rust: &Side, peer: &Side) {
     let ps: f64 = peer.steps.iter().map(|s| s.1).sum();
     println!(
         "{:<44} {:>9.1} {:>9.1} {:>7.2}x",
-        "sum of steps", rs, ps, ps / rs
+        "sum of steps",
+        rs,
+        ps,
+        ps / rs
     );
     println!(
         "{:<44} {:>9.1} {:>9.1} {:>7.2}x",
@@ -276,8 +292,39 @@ fn report(rust: &Side, peer: &Side) {
         "{:<44} {:>9} {:>9}",
         "files written", rust.files, peer.files
     );
-    println!("rust headline:   {}", rust.headline);
-    println!("python headline: {}", peer.headline);
+    let r = &rust.headline;
+    let p = &peer.headline;
+    let f = |v: &Value| v.as_f64().map_or("-".into(), |x| format!("{x:.3}"));
+    println!("\nsame work, not the same numbers (splits and training noise differ):");
+    println!(
+        "  CV AUROC            rust {:>6}  python {:>6}",
+        f(&r["cross_validation"]["auroc"]),
+        f(&p["cv_auroc"])
+    );
+    println!(
+        "  ECE before -> after rust {} -> {}  python {} -> {}",
+        f(&r["cross_validation"]["ece_before"]),
+        f(&r["cross_validation"]["ece_after"]),
+        f(&p["ece_before"]),
+        f(&p["ece_after"])
+    );
+    let within = &r["agreement"]["within"];
+    if let Some((model, pairs)) = within.as_object().and_then(|o| o.iter().next()) {
+        for metric in ["ssim", "pearson", "cosine", "jaccard"] {
+            println!(
+                "  {model} ig~deeplift {metric:<8} rust {:>6}  python {:>6}",
+                f(&pairs["ig~deeplift"][metric]["mean"]),
+                f(&p["within"][model]["ig~deeplift"][metric])
+            );
+        }
+    }
+    for method in ["gradcam", "ig", "deeplift"] {
+        println!(
+            "  cross-model Jaccard {method:<8} rust {:>6}  python {:>6}",
+            f(&r["agreement"]["cross"][0]["per_method"][method]["jaccard"]["mean"]),
+            f(&p["cross_jaccard"][method])
+        );
+    }
 }
 
 fn main() {

@@ -65,7 +65,6 @@ fn median_ms<T>(warmup: usize, reps: usize, mut f: impl FnMut() -> T) -> f64 {
     }
 }
 
-
 fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
     std::env::var(name)
         .ok()
@@ -111,8 +110,6 @@ fn first_melanoma(root: &Path) -> Option<PathBuf> {
     files.into_iter().next()
 }
 
-
-
 /// Runs the Python peer: its median milliseconds per row.
 fn run_peer(args: &[String]) -> Result<BTreeMap<String, f64>, String> {
     let v = common::run_peer("explain_peer.py", args)?;
@@ -134,6 +131,8 @@ fn run_peer(args: &[String]) -> Result<BTreeMap<String, f64>, String> {
 }
 
 fn main() {
+    // As the melxai binary does.
+    melxai::allocator::tune_for_tensors();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let reps = env_usize("MELXAI_BENCH_REPS", 3).max(1);
     let steps_list = env_list("MELXAI_BENCH_IG_STEPS", &[50, 200]);

@@ -61,8 +61,6 @@ const LR: f64 = 2e-4;
 const WEIGHT_DECAY: f64 = 1e-4;
 const GRAD_CLIP: f64 = 5.0;
 
-
-
 /// 80 images: per class the first 40 files (sorted) of MED-NODE, or seeded
 /// noise. Returns the cache, class names and (train rows, val rows).
 fn build_cache(root: &Path) -> (ImageCache, Vec<String>, Vec<usize>, Vec<usize>, String) {
@@ -262,6 +260,8 @@ fn rust_trainer(cache: &ImageCache, classes: &[String], epochs: usize) -> Result
 }
 
 fn main() {
+    // As the melxai binary does.
+    melxai::allocator::tune_for_tensors();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let epochs = env_usize("MELXAI_BENCH_EPOCHS", 2).max(1);
     let with_trainer = env_usize("MELXAI_BENCH_TRAINER", 1) != 0;

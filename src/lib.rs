@@ -3,6 +3,7 @@
 //! The pipeline (data, model, train, calibrate, explain, compare, report) is
 //! this library; the terminal UI and `--batch` are thin faces over it.
 
+pub mod allocator;
 pub mod batch;
 pub mod calibrate;
 pub mod compare;

@@ -5,6 +5,7 @@ mod cli;
 use clap::Parser;
 
 fn main() {
+    melxai::allocator::tune_for_tensors();
     let args = cli::Args::parse();
     match cli::run(args) {
         Ok(code) => std::process::exit(code),
