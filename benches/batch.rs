@@ -15,6 +15,10 @@
 //! sides read the same generated config.toml. `MELXAI_BENCH_REPS` (1) repeats
 //! the pair, alternating which side goes first.
 //!
+//! melxai keeps large tensor buffers on the heap (src/allocator.rs); the peer
+//! runs with the C library's defaults, as a Python user's script would, unless
+//! `MELXAI_BENCH_PEER_TUNED_MALLOC=1` gives it the same settings.
+//!
 //! The peer's interpreter is `$MELXAI_PEER_PYTHON` (default
 //! `/tmp/peervenv/bin/python`); see benches/README.md.
 
@@ -210,9 +214,14 @@ fn run_python(dir: &Path, root: &Path, threads: i32) -> Result<Side, String> {
     if !python.exists() {
         return Err(format!("{} not found", python.display()));
     }
+    let mut cmd = Command::new(&python);
+    if env_usize("MELXAI_BENCH_PEER_TUNED_MALLOC", 0) != 0 {
+        // The heap settings melxai applies to itself (src/allocator.rs).
+        cmd.env("MALLOC_MMAP_MAX_", "0")
+            .env("MALLOC_TRIM_THRESHOLD_", i32::MAX.to_string());
+    }
     let run = run_measured(
-        Command::new(&python)
-            .arg(root.join("benches/batch_peer.py"))
+        cmd.arg(root.join("benches/batch_peer.py"))
             .args(["--config", "config.toml", "--out", "out"])
             .args(["--threads", &threads.to_string()])
             .current_dir(dir),
