@@ -7,15 +7,22 @@ use std::process::Command;
 
 use serde_json::Value;
 
-#[test]
-fn batch_writes_a_complete_report_and_reuses_finished_work() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+/// `root/data` (10 images per class, 40 px) and `root/weights` with the Lite0
+/// ImageNet weights; returns the weights folder.
+fn tiny_project(root: &std::path::Path) -> std::path::PathBuf {
     common::dataset::make(&root.join("data"), 10, 40);
     let weights = root.join("weights");
     std::fs::create_dir_all(&weights).unwrap();
     let f = "efficientnet-lite0-imagenet.safetensors";
     std::os::unix::fs::symlink(common::weights_dir().join(f), weights.join(f)).unwrap();
+    weights
+}
+
+#[test]
+fn batch_writes_a_complete_report_and_reuses_finished_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let weights = tiny_project(root);
     std::fs::write(
         root.join("config.toml"),
         format!(
@@ -167,11 +174,7 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
 fn batch_evaluates_given_checkpoints() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    common::dataset::make(&root.join("data"), 10, 40);
-    let weights = root.join("weights");
-    std::fs::create_dir_all(&weights).unwrap();
-    let f = "efficientnet-lite0-imagenet.safetensors";
-    std::os::unix::fs::symlink(common::weights_dir().join(f), weights.join(f)).unwrap();
+    let weights = tiny_project(root);
     let config = |models: &str| {
         format!(
             r#"
