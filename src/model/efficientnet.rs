@@ -108,7 +108,7 @@ enum Nonlinearity {
 impl Nonlinearity {
     fn value(self, z: &Tensor) -> Tensor {
         match self {
-            Nonlinearity::Relu6 => z.clamp(0.0, 6.0),
+            Nonlinearity::Relu6 => z.relu6(),
             Nonlinearity::Silu => z.silu(),
             Nonlinearity::Sigmoid => z.sigmoid(),
         }
