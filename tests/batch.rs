@@ -7,6 +7,20 @@ use std::process::Command;
 
 use serde_json::Value;
 
+/// The `*_map.npy` files in `dir`.
+fn count_maps(dir: &std::path::Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with("_map.npy")
+        })
+        .count()
+}
+
 /// `root/data` (10 images per class, 40 px) and `root/weights` with the Lite0
 /// ImageNet weights; returns the weights folder.
 fn tiny_project(root: &std::path::Path) -> std::path::PathBuf {
@@ -117,16 +131,7 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     assert!(pair["mean"].as_f64().unwrap().abs() <= 1.0 && pair["n"].as_u64().unwrap() >= 2);
     // Maps: .npy per image and method, CSVs with one row per image x method.
     let test_ids = metrics["metrics"]["model:a"]["test"]["n"].as_u64().unwrap() as usize;
-    let maps_a = std::fs::read_dir(rep.join("maps/a"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with("_map.npy")
-        })
-        .count();
+    let maps_a = count_maps(&rep.join("maps/a"));
     assert_eq!(maps_a, test_ids * 3);
     let cross_csv = std::fs::read_to_string(rep.join("maps/cross_a_vs_b.csv")).unwrap();
     assert_eq!(cross_csv.lines().count(), 1 + test_ids * 3);
@@ -291,16 +296,7 @@ models = {models}
         original
     );
     // Explained under the spec names, on the recorded test split; compared.
-    let maps = std::fs::read_dir(rep.join("maps/mine"))
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .file_name()
-                .to_string_lossy()
-                .ends_with("_map.npy")
-        })
-        .count();
+    let maps = count_maps(&rep.join("maps/mine"));
     assert_eq!(maps, recorded_test * 2);
     let cross = &metrics["metrics"]["agreement"]["cross"][0];
     assert_eq!(cross["models"], serde_json::json!(["mine", "drawn"]));
