@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::eval::{metrics, predict_rows, EvalRow};
 use crate::explain::{ExplainConfig, Method};
 use crate::metrics::roc_curve;
-use crate::model::checkpoint::{meta_path, read_meta, SplitRecord};
+use crate::model::checkpoint::{meta_path, read_meta};
 use crate::model::{parse_device, Arch, Classifier, EfficientNetConfig};
 use crate::report::figures;
 use crate::train::{train, RunOutcome, SplitOutcome, TrainConfig, TrainContext};
@@ -309,28 +309,20 @@ pub fn run(config: &Config, name: Option<&str>, sink: &mut dyn EventSink) -> Res
     let mut comparison: Option<ComparisonReport> = None;
     if !loaded.is_empty() {
         comparison = run.step("explain and compare", |r| {
-            let meta = read_meta(&loaded[0].0)?;
-            // A given checkpoint without a recorded split was evaluated on a
-            // drawn one: explain that.
-            let rec = meta.split.clone().unwrap_or_else(|| {
-                let drawn = models
-                    .iter()
-                    .find(|(_, o)| o.name == loaded[0].1.meta.name)
-                    .map(|(_, o)| &o.splits[0]);
-                let ids = |rows: Option<&Vec<EvalRow>>| {
-                    rows.map(|v| v.iter().map(|e| e.id.clone()).collect())
-                        .unwrap_or_default()
-                };
-                SplitRecord {
-                    val: ids(drawn.map(|s| &s.val)),
-                    test: ids(drawn.map(|s| &s.test)),
-                    ..SplitRecord::default()
-                }
-            });
+            // The reference model's own split (recorded, or drawn for a given
+            // checkpoint that records none).
+            let reference = models
+                .iter()
+                .find(|(_, o)| o.name == loaded[0].1.meta.name)
+                .map(|(_, o)| &o.splits[0])
+                .ok_or_else(|| {
+                    Error::Other("the reference model's evaluation is missing".into())
+                })?;
+            let ids_of = |rows: &[EvalRow]| rows.iter().map(|e| e.id.clone()).collect();
             let ids = match r.batch.split.as_str() {
-                "val" => rec.val,
+                "val" => ids_of(&reference.val),
                 "all" => data.samples.iter().map(|s| s.id.clone()).collect(),
-                _ => rec.test,
+                _ => ids_of(&reference.test),
             };
             let methods: Vec<Method> = r
                 .batch
