@@ -189,21 +189,23 @@ fn run_rust(dir: &Path, root: &Path) -> Result<Side, String> {
         }
         std::os::unix::fs::symlink(src, weights.join(&f)).map_err(|e| e.to_string())?;
     }
-    let run = run_measured(
-        Command::new(env!("CARGO_BIN_EXE_melxai"))
-            .args(["--batch", "--json", "--config", "config.toml"])
-            .current_dir(dir),
-        dir,
-        "melxai",
-    )
-    .map_err(|e| format!("cannot run melxai: {e}"))?;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_melxai"));
+    cmd.args(["--batch", "--json", "--config", "config.toml"]);
+    run_side(cmd, dir, "melxai", &dir.join("reports/bench"))
+}
+
+/// Runs one side in `dir` (logs `<label>.out/.err` there), checks its exit
+/// status and reads its JSON summary; `outputs` is where it wrote its files.
+fn run_side(mut cmd: Command, dir: &Path, label: &str, outputs: &Path) -> Result<Side, String> {
+    let run = run_measured(cmd.current_dir(dir), dir, label)
+        .map_err(|e| format!("cannot run {label}: {e}"))?;
     if !run.success {
-        return Err(format!("melxai {}: {}", run.status, tail(&run.stderr, 4)));
+        return Err(format!("{label} {}: {}", run.status, tail(&run.stderr, 4)));
     }
-    let summary = last_json(&run.stdout).map_err(|e| format!("melxai {e}"))?;
+    let summary = last_json(&run.stdout).map_err(|e| format!("{label} {e}"))?;
     Ok(Side {
         steps: steps_of(&summary),
-        files: count_files(&dir.join("reports/bench")),
+        files: count_files(outputs),
         headline: summary["headline"].clone(),
         run,
     })
@@ -220,25 +222,10 @@ fn run_python(dir: &Path, root: &Path, threads: i32) -> Result<Side, String> {
         cmd.env("MALLOC_MMAP_MAX_", "0")
             .env("MALLOC_TRIM_THRESHOLD_", i32::MAX.to_string());
     }
-    let run = run_measured(
-        cmd.arg(root.join("benches/batch_peer.py"))
-            .args(["--config", "config.toml", "--out", "out"])
-            .args(["--threads", &threads.to_string()])
-            .current_dir(dir),
-        dir,
-        "peer",
-    )
-    .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
-    if !run.success {
-        return Err(format!("peer {}: {}", run.status, tail(&run.stderr, 4)));
-    }
-    let summary = last_json(&run.stdout).map_err(|e| format!("peer {e}"))?;
-    Ok(Side {
-        steps: steps_of(&summary),
-        files: count_files(&dir.join("out")),
-        headline: summary["headline"].clone(),
-        run,
-    })
+    cmd.arg(root.join("benches/batch_peer.py"))
+        .args(["--config", "config.toml", "--out", "out"])
+        .args(["--threads", &threads.to_string()]);
+    run_side(cmd, dir, "peer", &dir.join("out"))
 }
 
 fn fmt_opt(v: Option<f64>) -> String {

@@ -38,7 +38,7 @@ use std::time::Instant;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{env_usize, PEER_HINT};
+use common::{env_usize, pattern, PEER_HINT};
 
 use melxai::explain::{explain, ExplainConfig, Integration, Method};
 use melxai::model::{Arch, Classifier};
@@ -75,22 +75,6 @@ fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
         })
         .filter(|v| !v.is_empty())
         .unwrap_or_else(|| default.to_vec())
-}
-
-/// The tests' deterministic input pattern (tests/common/mod.rs), `(3,S,S)`.
-fn pattern(size: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(3 * size * size);
-    for c in 0..3 {
-        for i in 0..size {
-            for j in 0..size {
-                let x = 1.5
-                    * (0.031 * (i + 1) as f64 * (c + 1) as f64).sin()
-                    * (0.017 * (j + 1) as f64 + 0.5 * c as f64).cos();
-                v.push(x as f32);
-            }
-        }
-    }
-    v
 }
 
 /// First melanoma photograph of MED-NODE, if the data set is there.

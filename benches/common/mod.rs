@@ -1,6 +1,10 @@
 //! What the benches share: the Python peer's interpreter, running it, and
 //! measuring a child process (wall time and peak memory).
-#![allow(dead_code)] // each bench uses a subset
+#![allow(dead_code, unused_imports)] // each bench uses a subset
+
+#[path = "../../tests/common/pattern.rs"]
+mod pattern;
+pub use pattern::pattern;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -6,10 +6,12 @@ use anyhow::{Context, Result};
 use melxai::calibrate::fit::{
     fit_cross_validated, fit_split, store_temperature, CalibrationOutcome,
 };
+use melxai::calibrate::{CalibrationBootstrap, CalibrationReport};
 use melxai::config::Config;
 use melxai::data::cache::ImageCache;
 use melxai::data::scan::scan;
 use melxai::eval::{predict_rows, EvalRow};
+use melxai::metrics::Interval;
 use melxai::model::checkpoint::read_meta;
 use melxai::model::{parse_device, Classifier};
 use melxai::train::RunOutcome;
@@ -108,36 +110,20 @@ fn print_outcome(o: &CalibrationOutcome) {
     for r in &o.results {
         println!("{} ({} images):", r.evaluated_on, r.before.n);
         println!("  {:<14} {:>22} {:>22}", "", "before", "after");
-        let row = |name: &str, b: f64, bl: f64, bh: f64, a: f64, al: f64, ah: f64| {
-            println!("  {name:<14} {b:>7.4} [{bl:.3}, {bh:.3}] {a:>7.4} [{al:.3}, {ah:.3}]");
+        // One metric: its value and bootstrap interval before and after scaling.
+        let row = |name: &str,
+                   value: fn(&CalibrationReport) -> f64,
+                   interval: fn(&CalibrationBootstrap) -> &Interval| {
+            let (b, bi) = (value(&r.before), interval(&r.before_ci));
+            let (a, ai) = (value(&r.after), interval(&r.after_ci));
+            println!(
+                "  {name:<14} {b:>7.4} [{:.3}, {:.3}] {a:>7.4} [{:.3}, {:.3}]",
+                bi.low, bi.high, ai.low, ai.high
+            );
         };
-        row(
-            "ECE (15 bins)",
-            r.before.ece,
-            r.before_ci.ece.low,
-            r.before_ci.ece.high,
-            r.after.ece,
-            r.after_ci.ece.low,
-            r.after_ci.ece.high,
-        );
-        row(
-            "Brier",
-            r.before.brier,
-            r.before_ci.brier.low,
-            r.before_ci.brier.high,
-            r.after.brier,
-            r.after_ci.brier.low,
-            r.after_ci.brier.high,
-        );
-        row(
-            "NLL",
-            r.before.nll,
-            r.before_ci.nll.low,
-            r.before_ci.nll.high,
-            r.after.nll,
-            r.after_ci.nll.low,
-            r.after_ci.nll.high,
-        );
+        row("ECE (15 bins)", |c| c.ece, |c| &c.ece);
+        row("Brier", |c| c.brier, |c| &c.brier);
+        row("NLL", |c| c.nll, |c| &c.nll);
         println!(
             "  {:<14} {:>7.4} {:>22.4}",
             "adaptive ECE", r.before.adaptive_ece, r.after.adaptive_ece

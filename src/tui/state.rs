@@ -1015,10 +1015,10 @@ impl AppState {
             SortKey::Probability => idx.sort_by(|&a, &b| {
                 let pa = rows[a].prediction.as_ref().map(|p| p.probability);
                 let pb = rows[b].prediction.as_ref().map(|p| p.probability);
-                desc_none_last(pa, pb).then_with(|| rows[a].id.cmp(&rows[b].id))
+                none_last(pa, pb, true).then_with(|| rows[a].id.cmp(&rows[b].id))
             }),
             SortKey::Agreement => idx.sort_by(|&a, &b| {
-                asc_none_last(rows[a].agreement, rows[b].agreement)
+                none_last(rows[a].agreement, rows[b].agreement, false)
                     .then_with(|| rows[a].id.cmp(&rows[b].id))
             }),
         }
@@ -1066,19 +1066,12 @@ fn square(methods: Vec<String>, values: Vec<Vec<f64>>) -> Option<AgreementMatrix
         .then_some(AgreementMatrix { methods, values })
 }
 
-fn desc_none_last(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
+/// Orders present values (ascending, or descending when `descending`)
+/// before missing ones.
+fn none_last(a: Option<f64>, b: Option<f64>, descending: bool) -> std::cmp::Ordering {
     use std::cmp::Ordering::*;
     match (a, b) {
-        (Some(x), Some(y)) => y.partial_cmp(&x).unwrap_or(Equal),
-        (Some(_), None) => Less,
-        (None, Some(_)) => Greater,
-        (None, None) => Equal,
-    }
-}
-
-fn asc_none_last(a: Option<f64>, b: Option<f64>) -> std::cmp::Ordering {
-    use std::cmp::Ordering::*;
-    match (a, b) {
+        (Some(x), Some(y)) if descending => y.partial_cmp(&x).unwrap_or(Equal),
         (Some(x), Some(y)) => x.partial_cmp(&y).unwrap_or(Equal),
         (Some(_), None) => Less,
         (None, Some(_)) => Greater,

@@ -1,7 +1,10 @@
 //! Helpers shared by integration tests.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 pub mod dataset;
+mod pattern;
+
+pub use pattern::pattern;
 
 use std::path::PathBuf;
 
@@ -18,20 +21,4 @@ pub fn weights_dir() -> PathBuf {
         "ImageNet weights missing: run `make setup` (make test does it) before cargo test"
     );
     dir
-}
-
-/// The deterministic input pattern of scripts/fixtures/gen_logits.py, `(3,size,size)` row-major.
-pub fn pattern(size: usize) -> Vec<f32> {
-    let mut v = Vec::with_capacity(3 * size * size);
-    for c in 0..3 {
-        for i in 0..size {
-            for j in 0..size {
-                let x = 1.5
-                    * (0.031 * (i + 1) as f64 * (c + 1) as f64).sin()
-                    * (0.017 * (j + 1) as f64 + 0.5 * c as f64).cos();
-                v.push(x as f32);
-            }
-        }
-    }
-    v
 }
