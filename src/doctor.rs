@@ -49,24 +49,57 @@ pub fn run(config: &Config, config_path: &Path) -> Vec<Check> {
         let t = Tensor::from_slice(&[1.0f32, 2.0, 3.0]).sum(Kind::Float);
         match f64::try_from(t) {
             Ok(v) if (v - 6.0).abs() < 1e-6 => Ok(format!(
-                "tensor ops work; {} CPU threads; CUDA {}",
+                "libtorch {}: tensor ops work; {} CPU threads",
+                crate::device::libtorch_build().0,
                 tch::get_num_threads(),
-                if tch::Cuda::is_available() {
-                    format!("available ({} device(s))", tch::Cuda::device_count())
-                } else {
-                    "not available (CPU only)".into()
-                }
             )),
             Ok(v) => Err(format!("1+2+3 gave {v}")),
             Err(e) => Err(e.to_string()),
         }
     }));
+    let cuda = crate::device::cuda_report();
+    checks.push(check("cuda", cuda_check(&cuda)));
+    checks.push(check("device", device_check(&config.device, &cuda)));
     for arch in [Arch::Lite0, Arch::Lite1, Arch::Lite2] {
         let name = format!("weights {arch}");
         checks.push(check(&name, weights_check(arch, &config.model.weights_dir)));
     }
     checks.push(check("data set", data_check(config)));
     checks
+}
+
+/// CUDA being absent is fine (CPU is a supported device); a driver too old
+/// for this libtorch's CUDA runtime, or a CUDA libtorch whose backend was not
+/// linked, is a broken install.
+fn cuda_check(cuda: &crate::device::CudaReport) -> std::result::Result<String, String> {
+    let summary = cuda.summary();
+    if cuda.driver_too_old || (!cuda.libtorch_cuda.is_empty() && !cuda.cuda_linked) {
+        Err(summary)
+    } else {
+        Ok(summary)
+    }
+}
+
+/// The configured device must be one this machine can use.
+fn device_check(
+    spec: &str,
+    cuda: &crate::device::CudaReport,
+) -> std::result::Result<String, String> {
+    use crate::device::DeviceSpec;
+    let parsed: DeviceSpec = spec.parse().map_err(|e| format!("{e}"))?;
+    match parsed {
+        DeviceSpec::Cpu => Ok("cpu".into()),
+        DeviceSpec::Auto if cuda.available => Ok("auto -> cuda:0".into()),
+        DeviceSpec::Auto => Ok("auto -> cpu (no usable GPU)".into()),
+        DeviceSpec::Cuda(n) if n < cuda.device_count => Ok(format!("{parsed}")),
+        DeviceSpec::Cuda(_) => Err(format!(
+            "{parsed} configured but {}; set device = \"auto\" or \"cpu\" (or --device)",
+            match &cuda.problem {
+                Some(p) => format!("CUDA is not available: {p}"),
+                None => format!("only {} GPU(s) are visible", cuda.device_count),
+            }
+        )),
+    }
 }
 
 fn weights_check(arch: Arch, dir: &Path) -> std::result::Result<String, String> {

@@ -37,6 +37,9 @@ pub enum Error {
     #[error("config: {0}")]
     Config(String),
 
+    #[error("device: {0}")]
+    Device(String),
+
     #[error("cancelled")]
     Cancelled,
 

@@ -9,6 +9,7 @@ pub mod calibrate;
 pub mod compare;
 pub mod config;
 pub mod data;
+pub mod device;
 pub mod doctor;
 pub mod engine;
 pub mod error;

@@ -109,6 +109,7 @@ pub fn run(args: Args) -> Result<i32> {
     if let Some(d) = &args.device {
         config.device = d.clone();
     }
+    check_device(&config, &args)?;
     match args.command {
         Some(Command::Train(a)) => train::run_train(&config, &a),
         Some(Command::Eval(a)) => train::run_eval(&config, &a),
@@ -176,13 +177,41 @@ pub fn run(args: Args) -> Result<i32> {
     }
 }
 
+/// Refuses an unusable device before any work starts (libtorch would panic
+/// deep inside), and says on stderr what `auto` chose for headless runs.
+fn check_device(config: &Config, args: &Args) -> Result<()> {
+    use melxai::device::{auto_choice, resolve, DeviceSpec};
+    if matches!(
+        args.command,
+        Some(Command::Doctor { .. }) | Some(Command::Similarity { .. })
+    ) {
+        return Ok(());
+    }
+    let spec: DeviceSpec = config
+        .device
+        .parse()
+        .with_context(|| format!("--device / device in {}", args.config.display()))?;
+    let device = resolve(spec)?;
+    let headless = args.batch || args.command.is_some();
+    if headless {
+        if let Some(line) = auto_choice(spec, device) {
+            eprintln!("{line}");
+        }
+    }
+    Ok(())
+}
+
 fn doctor(config: &Config, path: &std::path::Path, json: bool) -> Result<i32> {
     let checks = melxai::doctor::run(config, path);
     let ok = checks.iter().all(|c| c.ok);
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({ "healthy": ok, "checks": checks }))?
+            serde_json::to_string_pretty(&serde_json::json!({
+                "healthy": ok,
+                "checks": checks,
+                "cuda": melxai::device::cuda_report(),
+            }))?
         );
     } else {
         for c in &checks {

@@ -128,20 +128,4 @@ pub fn imagenet_weights(arch: Arch, weights_dir: &Path) -> Result<std::path::Pat
     Ok(path)
 }
 
-/// Parses `auto|cpu|cuda|cuda:N`. `auto` picks CUDA when a GPU is usable.
-pub fn parse_device(spec: &str) -> Result<Device> {
-    match spec.trim() {
-        "auto" => Ok(Device::cuda_if_available()),
-        "cpu" => Ok(Device::Cpu),
-        "cuda" => Ok(Device::Cuda(0)),
-        s => s
-            .strip_prefix("cuda:")
-            .and_then(|n| n.parse().ok())
-            .map(Device::Cuda)
-            .ok_or_else(|| {
-                Error::Config(format!(
-                    "unknown device '{spec}' (expected auto, cpu, cuda or cuda:N)"
-                ))
-            }),
-    }
-}
+pub use crate::device::parse_device;
