@@ -181,7 +181,7 @@ fn rust_loop(
         opt.zero_grad();
         loss.backward();
         let t3 = Instant::now();
-        opt.clip_grad_norm(GRAD_CLIP);
+        let _ = opt.clip_grad_norm(GRAD_CLIP);
         opt.step();
         let l = loss.double_value(&[]);
         let t4 = Instant::now();

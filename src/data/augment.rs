@@ -93,9 +93,7 @@ pub fn augment(batch: &Tensor, cfg: &AugmentConfig, rng: &mut ChaCha8Rng) -> Ten
 
 /// Luma `(1,H,W)` (ITU-R 601 weights, as torchvision).
 fn luma(x: &Tensor) -> Tensor {
-    let w = Tensor::from_slice(&[0.299f32, 0.587, 0.114])
-        .view([3, 1, 1])
-        .to_device(x.device());
+    let w = crate::data::image::constant(&[0.299, 0.587, 0.114], x.device()).view([3, 1, 1]);
     (x * w).sum_dim_intlist([0].as_slice(), true, Kind::Float)
 }
 

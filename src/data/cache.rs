@@ -89,6 +89,12 @@ impl ImageCache {
         self.images.index_select(0, &idx).to_kind(Kind::Float) / 255.0
     }
 
+    /// Rows `idx` (an index tensor on `images`' device) of `images` (the
+    /// cache's uint8 tensor, possibly moved to a GPU), as floats in 0..1.
+    pub fn gather(images: &Tensor, idx: &Tensor) -> Tensor {
+        images.index_select(0, idx).to_kind(Kind::Float) / 255.0
+    }
+
     pub fn index_of(&self, id: &str) -> Option<usize> {
         self.ids.iter().position(|i| i == id)
     }

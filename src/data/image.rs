@@ -54,17 +54,27 @@ pub fn to_unit_tensor(img: &RgbImage) -> Tensor {
 }
 
 /// Mean and std as tensors broadcastable against `xs` (`(3,H,W)` or `(N,3,H,W)`).
+/// A few float constants made on `device` without a host-to-device copy:
+/// on CUDA a pageable copy synchronises the stream, and normalisation and
+/// colour jitter need such constants on every batch.
+pub fn constant(values: &[f32], device: tch::Device) -> Tensor {
+    if device == tch::Device::Cpu {
+        return Tensor::from_slice(values);
+    }
+    let t = Tensor::empty([values.len() as i64], (tch::Kind::Float, device));
+    for (i, &v) in values.iter().enumerate() {
+        let _ = t.get(i as i64).fill_(v as f64);
+    }
+    t
+}
+
 fn channel_stats(xs: &Tensor, norm: &Normalisation) -> (Tensor, Tensor) {
     let shape: &[i64] = if xs.dim() == 4 {
         &[1, 3, 1, 1]
     } else {
         &[3, 1, 1]
     };
-    let as_tensor = |v: [f64; 3]| {
-        Tensor::from_slice(&v.map(|x| x as f32))
-            .view(shape)
-            .to_device(xs.device())
-    };
+    let as_tensor = |v: [f64; 3]| constant(&v.map(|x| x as f32), xs.device()).view(shape);
     (as_tensor(norm.mean), as_tensor(norm.std))
 }
 

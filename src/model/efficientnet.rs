@@ -319,8 +319,15 @@ fn drop_connect(xs: &Tensor, p: f64) -> Tensor {
 /// 224 px, 2 threads, measured here: training forward+backward 1.25 -> 1.03 s,
 /// input gradient (IG, GradCAM) 0.95 -> 0.85 s, inference 0.28 -> 0.19 s.
 /// Gradients reaching the caller keep the caller's layout.
+///
+/// CPU only. On CUDA the input keeps its NCHW layout, as in PyTorch: the
+/// layout is the one difference from the PyTorch peer in the 11-14 s cold
+/// start measured on an H200, and channels-last depthwise convolutions take
+/// cuDNN's v8/v9 graph-API path (run-time compiled engines), which that cold
+/// start points at (it vanished with the legacy API). Not yet re-measured on
+/// a GPU: `cargo bench --bench gpu` does it.
 fn channels_last(xs: &Tensor) -> Tensor {
-    if xs.dim() == 4 {
+    if xs.dim() == 4 && xs.device() == tch::Device::Cpu {
         xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
     } else {
         xs.shallow_clone()

@@ -3,6 +3,15 @@
 //!
 //! Weight decay is decoupled (Loshchilov & Hutter) and skipped for 1-D tensors
 //! (biases, batch-norm scales), the usual practice for fine-tuning.
+//!
+//! The update is multi-tensor: the trainable parameters are moved into one
+//! flat buffer (each variable becomes a view of its slice), so a step is
+//! about fifteen whole-buffer kernels instead of ten per parameter. On a GPU
+//! that removes over a thousand kernel launches per step (libtorch's fused
+//! and foreach AdamW kernels are not reachable through tch); the arithmetic
+//! is element-for-element the same, so CPU results are unchanged. Nothing in
+//! a step reads a value back to the host: clipping scales by a device-side
+//! factor.
 
 use tch::{Kind, Tensor};
 
@@ -15,17 +24,45 @@ pub struct AdamW {
     pub eps: f64,
     pub weight_decay: f64,
     pub step: i64,
+    /// Sorted by name: decayed (dim > 1) parameters first, then the rest.
     params: Vec<(String, Tensor)>,
-    m: Vec<Tensor>,
-    v: Vec<Tensor>,
+    /// Element offset of each parameter in the flat buffers.
+    offsets: Vec<i64>,
+    /// Elements of the decayed parameters (a prefix of the flat buffers).
+    decayed: i64,
+    flat: Tensor,
+    m: Tensor,
+    v: Tensor,
 }
 
 impl AdamW {
-    /// `params` are the trainable variables by name (sorted for stable state names).
+    /// `params` are the trainable variables by name. They are re-homed into
+    /// one flat buffer; their values are unchanged.
     pub fn new(mut params: Vec<(String, Tensor)>, lr: f64, weight_decay: f64) -> Self {
-        params.sort_by(|a, b| a.0.cmp(&b.0));
-        let m = params.iter().map(|(_, p)| p.zeros_like()).collect();
-        let v = params.iter().map(|(_, p)| p.zeros_like()).collect();
+        params.sort_by(|a, b| (a.1.dim() <= 1, &a.0).cmp(&(b.1.dim() <= 1, &b.0)));
+        let mut offsets = Vec::with_capacity(params.len());
+        let (mut total, mut decayed) = (0i64, 0i64);
+        for (_, p) in &params {
+            offsets.push(total);
+            total += p.numel() as i64;
+            if p.dim() > 1 {
+                decayed = total;
+            }
+        }
+        let (kind, device) = params
+            .first()
+            .map(|(_, p)| (p.kind(), p.device()))
+            .unwrap_or((Kind::Float, tch::Device::Cpu));
+        let flat = Tensor::zeros([total], (kind, device));
+        tch::no_grad(|| {
+            for ((_, p), &off) in params.iter_mut().zip(&offsets) {
+                let mut slot = flat
+                    .narrow(0, off, p.numel() as i64)
+                    .view(p.size().as_slice());
+                slot.copy_(p);
+                p.set_data(&slot);
+            }
+        });
         AdamW {
             lr,
             beta1: 0.9,
@@ -33,10 +70,20 @@ impl AdamW {
             eps: 1e-8,
             weight_decay,
             step: 0,
+            m: flat.zeros_like(),
+            v: flat.zeros_like(),
             params,
-            m,
-            v,
+            offsets,
+            decayed,
+            flat,
         }
+    }
+
+    fn slot(&self, buffer: &Tensor, i: usize) -> Tensor {
+        let p = &self.params[i].1;
+        buffer
+            .narrow(0, self.offsets[i], p.numel() as i64)
+            .view(p.size().as_slice())
     }
 
     pub fn zero_grad(&mut self) {
@@ -45,8 +92,22 @@ impl AdamW {
         }
     }
 
-    /// Scales gradients so their global L2 norm is at most `max`; returns the norm before.
-    pub fn clip_grad_norm(&mut self, max: f64) -> f64 {
+    /// All gradients as one flat tensor, `None` when some parameter has none.
+    fn flat_grad(&self) -> Option<Tensor> {
+        let grads: Option<Vec<Tensor>> = self
+            .params
+            .iter()
+            .map(|(_, p)| {
+                let g = p.grad();
+                g.defined().then(|| g.reshape([-1]))
+            })
+            .collect();
+        grads.map(|g| Tensor::cat(&g, 0))
+    }
+
+    /// Scales gradients so their global L2 norm is at most `max`; returns the
+    /// norm before, as a device tensor (reading it would synchronise a GPU).
+    pub fn clip_grad_norm(&mut self, max: f64) -> Tensor {
         tch::no_grad(|| {
             let grads: Vec<Tensor> = self
                 .params
@@ -55,22 +116,18 @@ impl AdamW {
                 .filter(|g| g.defined())
                 .collect();
             if grads.is_empty() {
-                return 0.0;
+                return Tensor::from(0.0f64);
             }
-            // One read-back for all tensors (each read is a device sync on CUDA).
             let squares: Vec<Tensor> = grads
                 .iter()
                 .map(|g| g.pow_tensor_scalar(2).sum(Kind::Double))
                 .collect();
-            let total = Tensor::stack(&squares, 0)
-                .sum(Kind::Double)
-                .sqrt()
-                .double_value(&[]);
-            if total > max && total > 0.0 {
-                let scale = max / (total + 1e-6);
-                for mut g in grads {
-                    let _ = g.f_mul_(&Tensor::from(scale));
-                }
+            let total = Tensor::stack(&squares, 0).sum(Kind::Double).sqrt();
+            // max / (total + 1e-6) where total > max, else exactly 1.
+            let scale = Tensor::from(max) / (&total + 1e-6);
+            let factor = scale.where_self(&total.gt(max), &scale.ones_like());
+            for mut g in grads {
+                let _ = g.f_mul_(&factor);
             }
             total
         })
@@ -81,8 +138,38 @@ impl AdamW {
         let t = self.step as f64;
         let bc1 = 1.0 - self.beta1.powf(t);
         let bc2 = 1.0 - self.beta2.powf(t);
+        let Some(g) = self.flat_grad() else {
+            return self.step_each(bc1, bc2);
+        };
         tch::no_grad(|| {
-            for (i, (_, p)) in self.params.iter_mut().enumerate() {
+            if self.weight_decay > 0.0 && self.decayed > 0 {
+                let _ = self
+                    .flat
+                    .narrow(0, 0, self.decayed)
+                    .f_mul_(&Tensor::from(1.0 - self.lr * self.weight_decay));
+            }
+            self.update(&self.flat, &self.m, &self.v, &g, bc1, bc2);
+        });
+    }
+
+    /// The Adam moment update and parameter step on matching tensors.
+    fn update(&self, p: &Tensor, m: &Tensor, v: &Tensor, g: &Tensor, bc1: f64, bc2: f64) {
+        let (mut p, mut m, mut v) = (p.shallow_clone(), m.shallow_clone(), v.shallow_clone());
+        let _ = m.f_mul_(&Tensor::from(self.beta1));
+        let _ = m.f_add_(&(g * (1.0 - self.beta1)));
+        let _ = v.f_mul_(&Tensor::from(self.beta2));
+        let _ = v.f_add_(&(g * g * (1.0 - self.beta2)));
+        let denom = (&v / bc2).sqrt() + self.eps;
+        let update = (&m / bc1) / denom * self.lr;
+        let _ = p.f_sub_(&update);
+    }
+
+    /// Per-parameter step, for the rare step where some gradient is missing
+    /// (such a parameter is left alone, moments included).
+    fn step_each(&mut self, bc1: f64, bc2: f64) {
+        tch::no_grad(|| {
+            for i in 0..self.params.len() {
+                let mut p = self.params[i].1.shallow_clone();
                 let g = p.grad();
                 if !g.defined() {
                     continue;
@@ -90,15 +177,8 @@ impl AdamW {
                 if self.weight_decay > 0.0 && p.dim() > 1 {
                     let _ = p.f_mul_(&Tensor::from(1.0 - self.lr * self.weight_decay));
                 }
-                let m = &mut self.m[i];
-                let _ = m.f_mul_(&Tensor::from(self.beta1));
-                let _ = m.f_add_(&(&g * (1.0 - self.beta1)));
-                let v = &mut self.v[i];
-                let _ = v.f_mul_(&Tensor::from(self.beta2));
-                let _ = v.f_add_(&(&g * &g * (1.0 - self.beta2)));
-                let denom = (&*v / bc2).sqrt() + self.eps;
-                let update = (&*m / bc1) / denom * self.lr;
-                let _ = p.f_sub_(&update);
+                let (m, v) = (self.slot(&self.m, i), self.slot(&self.v, i));
+                self.update(&p, &m, &v, &g, bc1, bc2);
             }
         });
     }
@@ -109,11 +189,11 @@ impl AdamW {
         for (i, (name, _)) in self.params.iter().enumerate() {
             out.push((
                 format!("adamw.m.{name}"),
-                self.m[i].to_device(tch::Device::Cpu),
+                self.slot(&self.m, i).to_device(tch::Device::Cpu),
             ));
             out.push((
                 format!("adamw.v.{name}"),
-                self.v[i].to_device(tch::Device::Cpu),
+                self.slot(&self.v, i).to_device(tch::Device::Cpu),
             ));
         }
         out
@@ -128,10 +208,10 @@ impl AdamW {
         tch::no_grad(|| -> Result<()> {
             for (i, (name, p)) in self.params.iter().enumerate() {
                 if let Some(m) = find(&format!("adamw.m.{name}")) {
-                    self.m[i].f_copy_(&m.to_device(p.device()))?;
+                    self.slot(&self.m, i).f_copy_(&m.to_device(p.device()))?;
                 }
                 if let Some(v) = find(&format!("adamw.v.{name}")) {
-                    self.v[i].f_copy_(&v.to_device(p.device()))?;
+                    self.slot(&self.v, i).f_copy_(&v.to_device(p.device()))?;
                 }
             }
             Ok(())

@@ -234,6 +234,14 @@ fn history_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}-last-history.json"))
 }
 
+/// A finished batch whose loss has not been read back yet.
+struct BatchLoss {
+    batch: usize,
+    loss: Tensor,
+    size: usize,
+    learning_rate: f64,
+}
+
 fn train_split(
     cfg: &TrainConfig,
     ctx: &mut TrainContext,
@@ -314,6 +322,17 @@ fn train_split(
         save_last(&model, &opt, &progress, &history, &dir, name)?;
     }
 
+    // Decoded images and labels live on the training device for the whole
+    // run: batches are gathered and augmented there, no per-step copy.
+    let images = ctx.cache.images.to_device(ctx.device);
+    let labels = Tensor::from_slice(
+        &ctx.cache
+            .labels
+            .iter()
+            .map(|&l| l as i64)
+            .collect::<Vec<_>>(),
+    )
+    .to_device(ctx.device);
     let started = Instant::now();
     let mut epochs_run = 0usize;
     let mut since_best = progress.epochs_done.saturating_sub(progress.best_epoch);
@@ -341,6 +360,27 @@ fn train_split(
         });
         let (mut loss_sum, mut seen) = (0.0, 0usize);
         let mut lr = cfg.learning_rate;
+        // The epoch's order goes to the device once; each batch is a slice of it.
+        let order_t = Tensor::from_slice(&order.iter().map(|&r| r as i64).collect::<Vec<_>>())
+            .to_device(ctx.device);
+        // On a GPU a batch's loss is read one step late, once the next step
+        // is queued, so the host never waits on the device mid-epoch; on the
+        // CPU the value is there already and the event goes out at once.
+        let read_late = ctx.device != Device::Cpu;
+        let mut pending: Option<BatchLoss> = None;
+        let mut report = |p: BatchLoss| {
+            let l = p.loss.double_value(&[]);
+            loss_sum += l * p.size as f64;
+            seen += p.size;
+            ctx.sink.send(Event::Batch {
+                job: ctx.job,
+                epoch,
+                batch: p.batch,
+                batches: batches_per_epoch,
+                loss: l,
+                learning_rate: p.learning_rate,
+            });
+        };
         for (b, rows) in order.chunks(cfg.batch_size.max(1)).enumerate() {
             if ctx.cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled);
@@ -354,15 +394,10 @@ fn train_split(
                 warmup_steps,
             );
             opt.lr = lr;
-            let x = augment(&ctx.cache.batch(rows), &cfg.augment, &mut rng);
-            let x = normalise(&x, &model.meta.normalisation).to_device(ctx.device);
-            let y = Tensor::from_slice(
-                &rows
-                    .iter()
-                    .map(|&r| ctx.cache.labels[r] as i64)
-                    .collect::<Vec<_>>(),
-            )
-            .to_device(ctx.device);
+            let idx = order_t.narrow(0, (b * cfg.batch_size.max(1)) as i64, rows.len() as i64);
+            let x = augment(&ImageCache::gather(&images, &idx), &cfg.augment, &mut rng);
+            let x = normalise(&x, &model.meta.normalisation);
+            let y = labels.index_select(0, &idx);
             let logits = model.net.forward_t(&x, !cfg.freeze_backbone);
             let loss = logits.cross_entropy_loss::<Tensor>(
                 &y,
@@ -374,20 +409,23 @@ fn train_split(
             opt.zero_grad();
             loss.backward();
             if cfg.grad_clip > 0.0 {
-                opt.clip_grad_norm(cfg.grad_clip);
+                let _ = opt.clip_grad_norm(cfg.grad_clip);
             }
             opt.step();
-            let l = loss.double_value(&[]);
-            loss_sum += l * rows.len() as f64;
-            seen += rows.len();
-            ctx.sink.send(Event::Batch {
-                job: ctx.job,
-                epoch,
+            let done = BatchLoss {
                 batch: b + 1,
-                batches: batches_per_epoch,
-                loss: l,
+                loss: loss.detach(),
+                size: rows.len(),
                 learning_rate: lr,
-            });
+            };
+            if !read_late {
+                report(done);
+            } else if let Some(p) = pending.replace(done) {
+                report(p);
+            }
+        }
+        if let Some(p) = pending.take() {
+            report(p);
         }
         let train_seconds = t0.elapsed().as_secs_f64();
         let val = predict_rows(&model, ctx.cache, &split.val, 32)?;
