@@ -8,6 +8,8 @@
 //!    initialisers), so the linker would drop it and `--device cuda` could
 //!    never work (tch-rs issue 980).
 //! 3. The libtorch version and its CUDA runtime, for `melxai doctor`.
+//! 4. `src/model/autocast.cpp`: libtorch's per-device autocast switches
+//!    (bf16 / fp16 mixed precision), which tch does not expose.
 //!
 //! The libtorch folder is `LIBTORCH` (set by `.cargo/config.toml` after
 //! `make setup`), else the one torch-sys found (`DEP_TCH_LIBTORCH_LIB`, e.g.
@@ -15,6 +17,13 @@
 use std::path::{Path, PathBuf};
 
 fn main() {
+    println!("cargo:rerun-if-changed=src/model/autocast.cpp");
+    cc::Build::new()
+        .cpp(true)
+        .flag_if_supported("-std=c++17")
+        .warnings(false)
+        .file("src/model/autocast.cpp")
+        .compile("melxai_autocast");
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
     let lib = std::env::var("LIBTORCH")

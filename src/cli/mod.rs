@@ -75,6 +75,9 @@ pub enum Command {
         /// Architecture for --imagenet.
         #[arg(long, default_value = "lite0")]
         arch: String,
+        /// Inference precision: fp32, bf16 or fp16 (autocast).
+        #[arg(long, default_value = "fp32")]
+        precision: melxai::model::precision::Precision,
         /// Number of classes to list per input.
         #[arg(long, default_value_t = 5)]
         top: usize,
@@ -122,12 +125,13 @@ pub fn run(args: Args) -> Result<i32> {
             checkpoint,
             imagenet,
             arch,
+            precision,
             top,
             uncalibrated,
             json,
         }) => {
             let device = parse_device(&config.device)?;
-            let model = match (checkpoint, imagenet) {
+            let mut model = match (checkpoint, imagenet) {
                 (Some(path), _) => Classifier::from_checkpoint(&path, device)
                     .with_context(|| format!("loading checkpoint {}", path.display()))?,
                 (None, true) => {
@@ -136,6 +140,7 @@ pub fn run(args: Args) -> Result<i32> {
                 }
                 (None, false) => anyhow::bail!("predict needs --checkpoint PATH or --imagenet"),
             };
+            model.precision = precision;
             let mut out = Vec::new();
             let mut failures = 0;
             for input in &inputs {

@@ -40,6 +40,9 @@ pub struct TrainArgs {
     /// Square input size in pixels (default: the architecture's).
     #[arg(long)]
     pub input_size: Option<i64>,
+    /// Mixed precision of the forward passes: fp32, bf16 or fp16 (overrides [train] precision).
+    #[arg(long)]
+    pub precision: Option<melxai::model::precision::Precision>,
     /// Continue an interrupted run from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -91,6 +94,9 @@ pub fn train_config(config: &Config, args: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = args.input_size {
         cfg.input_size = Some(v);
+    }
+    if let Some(v) = args.precision {
+        cfg.precision = v;
     }
     Ok(cfg)
 }

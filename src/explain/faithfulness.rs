@@ -77,7 +77,7 @@ pub fn curves(
                 .collect();
             let batch = Tensor::cat(&imgs, 0);
             let p = model
-                .logits(&batch)
+                .logits_fp32(&batch)
                 .softmax(-1, Kind::Double)
                 .select(1, target as i64);
             out.extend(Vec::<f64>::try_from(p.to_device(tch::Device::Cpu))?);

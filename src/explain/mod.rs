@@ -152,7 +152,7 @@ pub fn explain(
     // Only the predicted class needs an extra forward pass.
     let target = match cfg.target {
         Some(t) => t,
-        None => model.logits(&x).argmax(-1, false).int64_value(&[0]) as usize,
+        None => model.logits_fp32(&x).argmax(-1, false).int64_value(&[0]) as usize,
     };
     let classes = model.meta.model.num_classes as usize;
     if target >= classes {

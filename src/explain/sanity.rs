@@ -109,7 +109,7 @@ pub fn randomisation(
     let target = match cfg.target {
         Some(t) => t,
         None => model
-            .logits(&input.unsqueeze(0))
+            .logits_fp32(&input.unsqueeze(0))
             .argmax(-1, false)
             .int64_value(&[0]) as usize,
     };

@@ -3,6 +3,7 @@
 pub mod checkpoint;
 pub mod config;
 pub mod efficientnet;
+pub mod precision;
 pub mod weights;
 
 use std::path::Path;
@@ -21,6 +22,9 @@ pub struct Classifier {
     pub vs: nn::VarStore,
     pub net: EfficientNet,
     pub meta: CheckpointMeta,
+    /// Precision of inference through [`Classifier::logits`]; explanations
+    /// use [`Classifier::logits_fp32`].
+    pub precision: precision::Precision,
 }
 
 impl std::fmt::Debug for Classifier {
@@ -42,7 +46,12 @@ impl Classifier {
         let vs = nn::VarStore::new(device);
         let net = EfficientNet::new(&vs.root(), config.clone());
         let meta = CheckpointMeta::new(name, config, class_names);
-        Classifier { vs, net, meta }
+        Classifier {
+            vs,
+            net,
+            meta,
+            precision: Default::default(),
+        }
     }
 
     /// The 1000-class ImageNet model from the shipped weights (strict load).
@@ -82,7 +91,12 @@ impl Classifier {
         let vs = nn::VarStore::new(device);
         let net = EfficientNet::new(&vs.root(), meta.model.clone());
         weights::load_into(&vs, &checkpoint::tensors_path(path), LoadReport::is_exact)?;
-        Ok(Classifier { vs, net, meta })
+        Ok(Classifier {
+            vs,
+            net,
+            meta,
+            precision: Default::default(),
+        })
     }
 
     pub fn save(&self, path: &Path) -> Result<std::path::PathBuf> {
@@ -95,6 +109,16 @@ impl Classifier {
 
     /// Eval-mode logits `(N, classes)` for preprocessed inputs `(N, 3, H, W)`, without autograd.
     pub fn logits(&self, xs: &Tensor) -> Tensor {
+        let xs = xs.to_device(self.device());
+        tch::no_grad(|| {
+            self.precision
+                .run(self.device(), || self.net.forward_t(&xs, false))
+                .to_kind(Kind::Float)
+        })
+    }
+
+    /// Logits in full precision whatever [`Classifier::precision`] says.
+    pub fn logits_fp32(&self, xs: &Tensor) -> Tensor {
         tch::no_grad(|| self.net.forward_t(&xs.to_device(self.device()), false))
     }
 

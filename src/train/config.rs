@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schedule::Schedule;
 use crate::data::augment::AugmentConfig;
+use crate::model::precision::Precision;
 
 /// Which validation number decides "best epoch" and early stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +53,9 @@ pub struct TrainConfig {
     /// Start from the shipped ImageNet weights.
     pub pretrained: bool,
     pub augment: AugmentConfig,
+    /// fp32 | bf16 | fp16: autocast for the forward passes (fp16 with dynamic
+    /// loss scaling); weights and optimiser state stay fp32.
+    pub precision: Precision,
 }
 
 impl Default for TrainConfig {
@@ -77,6 +81,7 @@ impl Default for TrainConfig {
             input_size: None,
             pretrained: true,
             augment: AugmentConfig::default(),
+            precision: Precision::Fp32,
         }
     }
 }

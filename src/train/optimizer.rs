@@ -105,6 +105,23 @@ impl AdamW {
         grads.map(|g| Tensor::cat(&g, 0))
     }
 
+    /// Divides every gradient by `scale` (fp16 loss scaling) and says whether
+    /// they are all finite. One read-back, as PyTorch's GradScaler makes.
+    pub fn unscale_grads(&mut self, scale: f64) -> bool {
+        tch::no_grad(|| {
+            let inv = Tensor::from(1.0 / scale);
+            let mut finite = Vec::new();
+            for (_, p) in &self.params {
+                let mut g = p.grad();
+                if g.defined() {
+                    let _ = g.f_mul_(&inv);
+                    finite.push(g.isfinite().all());
+                }
+            }
+            finite.is_empty() || bool::try_from(Tensor::stack(&finite, 0).all()).unwrap_or(false)
+        })
+    }
+
     /// Scales gradients so their global L2 norm is at most `max`; returns the
     /// norm before, as a device tensor (reading it would synchronise a GPU).
     pub fn clip_grad_norm(&mut self, max: f64) -> Tensor {

@@ -14,7 +14,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::{Device, Reduction, Tensor};
+use tch::{Device, Kind, Reduction, Tensor};
 
 use super::config::{Monitor, TrainConfig};
 use super::optimizer::AdamW;
@@ -33,6 +33,7 @@ use crate::metrics::{
     DEFAULT_THRESHOLD,
 };
 use crate::model::checkpoint::{self, SplitRecord, TrainingProgress};
+use crate::model::precision::LossScaler;
 use crate::model::{Arch, Classifier, EfficientNet, EfficientNetConfig};
 
 /// Everything a training run needs from its caller.
@@ -263,6 +264,9 @@ fn train_split(
     model.meta.split = Some(split_record(ctx.cache, &split, cfg.seed, fold));
     let params = trainable(&model, cfg.freeze_backbone);
     let mut opt = AdamW::new(params, cfg.learning_rate, cfg.weight_decay);
+    // Validation (and the test predictions) at the training precision.
+    model.precision = cfg.precision;
+    let mut scaler = cfg.precision.needs_loss_scaling().then(LossScaler::default);
 
     let train_labels: Vec<usize> = split.train.iter().map(|&i| ctx.cache.labels[i]).collect();
     let class_weights = balanced_class_weights(&train_labels, ctx.class_names.len());
@@ -398,20 +402,38 @@ fn train_split(
             let x = augment(&ImageCache::gather(&images, &idx), &cfg.augment, &mut rng);
             let x = normalise(&x, &model.meta.normalisation);
             let y = labels.index_select(0, &idx);
-            let logits = model.net.forward_t(&x, !cfg.freeze_backbone);
-            let loss = logits.cross_entropy_loss::<Tensor>(
-                &y,
-                Some(weights_t.shallow_clone()),
-                Reduction::Mean,
-                -100,
-                0.0,
-            );
+            let loss = cfg.precision.run(ctx.device, || {
+                model
+                    .net
+                    .forward_t(&x, !cfg.freeze_backbone)
+                    .to_kind(Kind::Float)
+                    .cross_entropy_loss::<Tensor>(
+                        &y,
+                        Some(weights_t.shallow_clone()),
+                        Reduction::Mean,
+                        -100,
+                        0.0,
+                    )
+            });
             opt.zero_grad();
-            loss.backward();
-            if cfg.grad_clip > 0.0 {
-                let _ = opt.clip_grad_norm(cfg.grad_clip);
+            let finite = match scaler.as_mut() {
+                None => {
+                    loss.backward();
+                    true
+                }
+                Some(s) => {
+                    (&loss * s.scale).backward();
+                    let finite = opt.unscale_grads(s.scale);
+                    s.update(finite);
+                    finite
+                }
+            };
+            if finite {
+                if cfg.grad_clip > 0.0 {
+                    let _ = opt.clip_grad_norm(cfg.grad_clip);
+                }
+                opt.step();
             }
-            opt.step();
             let done = BatchLoss {
                 batch: b + 1,
                 loss: loss.detach(),
@@ -485,7 +507,8 @@ fn train_split(
     }
 
     // Final evaluation with the best weights.
-    let best = Classifier::from_checkpoint(&best_path(&dir, name), ctx.device)?;
+    let mut best = Classifier::from_checkpoint(&best_path(&dir, name), ctx.device)?;
+    best.precision = cfg.precision;
     let val = predict_rows(&best, ctx.cache, &split.val, 32)?;
     let test = predict_rows(&best, ctx.cache, &split.test, 32)?;
     let test_metrics = if test.is_empty() {
