@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::calibrate::fit::{
@@ -20,83 +20,19 @@ use crate::calibrate::fit::{
 };
 use crate::compare::run::{compare, CompareJob, ComparisonReport};
 use crate::config::Config;
+pub use crate::config::{BatchConfig, ModelSpec};
 use crate::data::cache::ImageCache;
 use crate::data::scan::{scan, Scan};
 use crate::data::split::stratified_split;
+use crate::data::split::SplitName;
 use crate::engine::events::{Event, EventSink, HeatmapData};
 use crate::error::{Error, Result};
 use crate::eval::{metrics, predict_rows, EvalRow};
-use crate::explain::{ExplainConfig, Method};
 use crate::metrics::roc_curve;
 use crate::model::checkpoint::{meta_path, read_meta};
 use crate::model::{parse_device, Arch, Classifier, EfficientNetConfig};
 use crate::report::figures;
 use crate::train::{train, RunOutcome, SplitOutcome, TrainConfig, TrainContext};
-
-/// One model of the run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ModelSpec {
-    pub name: String,
-    pub arch: String,
-    pub seed: u64,
-    /// Evaluate this checkpoint instead of training (`arch` is then read from
-    /// its metadata; `seed` only draws a split when it records none).
-    pub checkpoint: Option<PathBuf>,
-}
-
-impl Default for ModelSpec {
-    fn default() -> Self {
-        ModelSpec {
-            name: "lite0".into(),
-            arch: "lite0".into(),
-            seed: 42,
-            checkpoint: None,
-        }
-    }
-}
-
-/// `[batch]` in config.toml.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BatchConfig {
-    pub run_name: String,
-    /// First = reference model; two or more enable cross-model comparison.
-    pub models: Vec<ModelSpec>,
-    /// k-fold cross-validation of the reference model (0 = skip).
-    pub folds: usize,
-    pub methods: Vec<String>,
-    /// Split whose images are explained: test, val or all.
-    pub split: String,
-    /// Pane screenshots (SVG) rendered headless.
-    pub screenshots: bool,
-}
-
-impl Default for BatchConfig {
-    fn default() -> Self {
-        BatchConfig {
-            run_name: "mednode".into(),
-            models: vec![
-                ModelSpec {
-                    name: "lite0-s42".into(),
-                    arch: "lite0".into(),
-                    seed: 42,
-                    checkpoint: None,
-                },
-                ModelSpec {
-                    name: "lite1-s42".into(),
-                    arch: "lite1".into(),
-                    seed: 42,
-                    checkpoint: None,
-                },
-            ],
-            folds: 5,
-            methods: vec!["gradcam".into(), "ig".into(), "deeplift".into()],
-            split: "test".into(),
-            screenshots: true,
-        }
-    }
-}
 
 /// The outcome of one step.
 #[derive(Debug, Clone, Serialize)]
@@ -164,10 +100,9 @@ impl Run<'_> {
 
 /// Runs the pipeline `config` describes; `name` overrides `[batch] run_name`.
 pub fn run(config: &Config, name: Option<&str>, sink: &mut dyn EventSink) -> Result<BatchSummary> {
-    let mut batch: BatchConfig = toml::Value::Table(config.batch.clone())
-        .try_into()
-        .map_err(|e| Error::Config(format!("[batch]: {e}")))?;
+    let mut batch: BatchConfig = config.batch.clone();
     if let Some(n) = name {
+        crate::config::check::file_name("--name", n)?;
         batch.run_name = n.to_string();
     }
     if batch.models.is_empty() {
@@ -208,7 +143,7 @@ pub fn run(config: &Config, name: Option<&str>, sink: &mut dyn EventSink) -> Res
         return finish(run);
     };
     let positive = data.class_index(&config.data.positive_class).unwrap_or(0);
-    let base_train = TrainConfig::from_table(&config.train)?;
+    let base_train = config.train.clone();
 
     // 1. Models: train, or load a given checkpoint.
     let mut models: Vec<(PathBuf, RunOutcome)> = Vec::new();
@@ -319,27 +254,34 @@ pub fn run(config: &Config, name: Option<&str>, sink: &mut dyn EventSink) -> Res
                     Error::Other("the reference model's evaluation is missing".into())
                 })?;
             let ids_of = |rows: &[EvalRow]| rows.iter().map(|e| e.id.clone()).collect();
-            let ids = match r.batch.split.as_str() {
-                "val" => ids_of(&reference.val),
-                "all" => data.samples.iter().map(|s| s.id.clone()).collect(),
-                _ => ids_of(&reference.test),
+            let ids = match r.batch.split {
+                SplitName::Test => ids_of(&reference.test),
+                SplitName::Val => ids_of(&reference.val),
+                // Training images: every sample in neither held-out part.
+                SplitName::Train => {
+                    let held: std::collections::HashSet<&str> = reference
+                        .val
+                        .iter()
+                        .chain(&reference.test)
+                        .map(|e| e.id.as_str())
+                        .collect();
+                    data.samples
+                        .iter()
+                        .filter(|s| !held.contains(s.id.as_str()))
+                        .map(|s| s.id.clone())
+                        .collect()
+                }
+                SplitName::All => data.samples.iter().map(|s| s.id.clone()).collect(),
             };
-            let methods: Vec<Method> = r
-                .batch
-                .methods
-                .iter()
-                .map(|m| m.parse())
-                .collect::<Result<_>>()?;
-            let explain: ExplainConfig = toml::Value::Table(r.config.explain.clone())
-                .try_into()
-                .map_err(|e| Error::Config(format!("[explain]: {e}")))?;
+            let methods = r.batch.methods.clone();
+            let explain = r.config.explain.clone();
             let out_dir = r.dir.join("maps");
             let report = compare(
                 &loaded,
                 CompareJob {
                     data: &data,
                     sample_ids: ids,
-                    split: r.batch.split.clone(),
+                    split: r.batch.split.to_string(),
                     methods,
                     explain,
                     positive,

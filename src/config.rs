@@ -1,11 +1,21 @@
 //! `config.toml`: every option of the pipeline, with defaults that reproduce
 //! the study on MED-NODE. CLI flags override file values.
+//!
+//! Every section is parsed into its settings struct when the file is loaded,
+//! with unknown keys and bad enum values refused, and every number is checked
+//! against its allowed range there too: a typo or a nonsense value is
+//! reported with its file, section and key before any work starts, never
+//! half-way through a run (or not at all).
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::split::SplitName;
 use crate::error::{Error, Result};
+use crate::explain::{ExplainConfig, Method};
+use crate::train::TrainConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -14,14 +24,11 @@ pub struct Config {
     pub device: String,
     pub data: DataConfig,
     pub model: ModelConfig,
-    /// Sections of later stages are kept as tables until their modules read them.
-    pub train: toml::Table,
-    pub calibrate: toml::Table,
-    pub explain: toml::Table,
-    pub compare: toml::Table,
-    pub report: toml::Table,
-    pub tui: toml::Table,
-    pub batch: toml::Table,
+    /// `[train]`; its `arch` defaults to `[model] arch` (see [`Config::load`]).
+    pub train: TrainConfig,
+    pub explain: ExplainConfig,
+    pub tui: TuiConfig,
+    pub batch: BatchConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,19 +49,95 @@ pub struct ModelConfig {
     pub weights_dir: PathBuf,
 }
 
+/// `[tui]`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TuiConfig {
+    /// `[tui.keys]`: action = "key" or ["key", ...]. Action and key names are
+    /// checked by `tui::KeyMap::with_table` when the TUI starts (the key
+    /// grammar belongs to the TUI).
+    pub keys: toml::Table,
+}
+
+/// One model of a `--batch` run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelSpec {
+    pub name: String,
+    pub arch: String,
+    pub seed: u64,
+    /// Evaluate this checkpoint instead of training (`arch` is then read from
+    /// its metadata; `seed` only draws a split when it records none).
+    pub checkpoint: Option<PathBuf>,
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        ModelSpec {
+            name: "lite0".into(),
+            arch: "lite0".into(),
+            seed: 42,
+            checkpoint: None,
+        }
+    }
+}
+
+/// `[batch]`: what `melxai --batch` runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BatchConfig {
+    pub run_name: String,
+    /// First = reference model; two or more enable cross-model comparison.
+    pub models: Vec<ModelSpec>,
+    /// k-fold cross-validation of the reference model (0 = skip).
+    pub folds: usize,
+    pub methods: Vec<Method>,
+    /// Split of the reference model whose images are explained.
+    pub split: SplitName,
+    /// Pane screenshots (SVG) rendered headless.
+    pub screenshots: bool,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            run_name: "mednode".into(),
+            models: vec![
+                ModelSpec {
+                    name: "lite0-s42".into(),
+                    arch: "lite0".into(),
+                    seed: 42,
+                    checkpoint: None,
+                },
+                ModelSpec {
+                    name: "lite1-s42".into(),
+                    arch: "lite1".into(),
+                    seed: 42,
+                    checkpoint: None,
+                },
+            ],
+            folds: 5,
+            methods: vec![
+                Method::GradCam,
+                Method::IntegratedGradients,
+                Method::DeepLift,
+            ],
+            split: SplitName::Test,
+            screenshots: true,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             device: "auto".into(),
             data: DataConfig::default(),
             model: ModelConfig::default(),
-            train: toml::Table::new(),
-            calibrate: toml::Table::new(),
-            explain: toml::Table::new(),
-            compare: toml::Table::new(),
-            report: toml::Table::new(),
-            tui: toml::Table::new(),
-            batch: toml::Table::new(),
+            train: TrainConfig::default(),
+            explain: ExplainConfig::default(),
+            tui: TuiConfig::default(),
+            batch: BatchConfig::default(),
         }
     }
 }
@@ -79,15 +162,254 @@ impl Default for ModelConfig {
 
 impl Config {
     /// Reads `path`; a missing file at the default location means defaults.
+    /// Every section is parsed and range-checked here; errors name the file,
+    /// the section and the key.
     pub fn load(path: &Path, required: bool) -> Result<Config> {
         match std::fs::read_to_string(path) {
-            Ok(text) => {
-                toml::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
-            }
+            Ok(text) => Config::from_toml(&text)
+                .map_err(|e| Error::Config(format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => {
                 Ok(Config::default())
             }
             Err(e) => Err(Error::io(path, e)),
         }
+    }
+
+    /// Parses and checks the text of a config file. The error is the bare
+    /// description (`[batch] split: unknown variant ...`); [`Config::load`]
+    /// puts the file name in front.
+    pub fn from_toml(text: &str) -> std::result::Result<Config, String> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;
+        // `[train] arch` falls back to `[model] arch` only when absent, so a
+        // model-wide default does not override an explicit training choice.
+        let train_arch_given = table
+            .get("train")
+            .and_then(toml::Value::as_table)
+            .is_some_and(|t| t.contains_key("arch"));
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e| {
+                let path = e.path().to_string();
+                format!("{}{}", key_of(&path), e.inner().message())
+            })?;
+        if !train_arch_given {
+            config.train.arch = config.model.arch.clone();
+        }
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    /// Range checks of every section (the parse has checked types and names).
+    pub fn validate(&self) -> std::result::Result<(), OutOfRange> {
+        check::arch("[model] arch", &self.model.arch)?;
+        // The augmentation table first, so its errors name `[train.augment]`.
+        self.train
+            .augment
+            .validate()
+            .map_err(|e| e.in_section("[train.augment]"))?;
+        self.train.validate().map_err(|e| e.in_section("[train]"))?;
+        check::arch("[train] arch", &self.train.arch)?;
+        self.explain
+            .validate()
+            .map_err(|e| e.in_section("[explain]"))?;
+        self.batch.validate().map_err(|e| e.in_section("[batch]"))
+    }
+}
+
+impl BatchConfig {
+    /// Range checks of `[batch]`: a usable run name, models with unique,
+    /// usable names and known architectures, and a method list. An empty
+    /// model list is refused by `--batch` itself (other commands do not
+    /// read it).
+    pub fn validate(&self) -> std::result::Result<(), OutOfRange> {
+        check::file_name("run_name", &self.run_name)?;
+        for (i, m) in self.models.iter().enumerate() {
+            check::file_name("models.name", &m.name)?;
+            if m.checkpoint.is_none() {
+                check::arch("models.arch", &m.arch)?;
+            }
+            if self.models[..i].iter().any(|o| o.name == m.name) {
+                return Err(OutOfRange::new(
+                    "models.name",
+                    format!("{:?}", m.name),
+                    "a name not used by another model",
+                ));
+            }
+        }
+        if self.folds == 1 {
+            return Err(OutOfRange::new("folds", 1, "0 (skip) or at least 2"));
+        }
+        if self.methods.is_empty() {
+            return Err(OutOfRange::new("methods", "[]", "at least one method"));
+        }
+        Ok(())
+    }
+}
+
+/// `"[section] key: "` for a serde path such as `batch.split`, or
+/// `"[section]: "` when the error is about the section itself (an unknown
+/// key, whose name the message carries).
+fn key_of(path: &str) -> String {
+    /// Tables of config.toml, longest first so `train.augment` wins over `train`.
+    const SECTIONS: [&str; 8] = [
+        "train.augment",
+        "tui.keys",
+        "data",
+        "model",
+        "train",
+        "explain",
+        "tui",
+        "batch",
+    ];
+    if path.is_empty() || path == "." {
+        return String::new();
+    }
+    let Some(section) = SECTIONS
+        .iter()
+        .find(|s| path == **s || path.starts_with(&format!("{s}.")))
+    else {
+        return format!("{path}: ");
+    };
+    match path[section.len()..].trim_start_matches('.') {
+        "" => format!("[{section}]: "),
+        key => format!("[{section}] {key}: "),
+    }
+}
+
+/// A setting outside its allowed range: the key, the value given and what
+/// is allowed. The key is the config key (`learning_rate`) until a caller
+/// places it (`[train] learning_rate`, or a CLI flag such as `--lr`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutOfRange {
+    pub key: String,
+    pub value: String,
+    pub allowed: String,
+}
+
+impl OutOfRange {
+    pub fn new(key: impl Into<String>, value: impl fmt::Display, allowed: &str) -> Self {
+        OutOfRange {
+            key: key.into(),
+            value: value.to_string(),
+            allowed: allowed.to_string(),
+        }
+    }
+
+    /// The same error with `section` in front of the key.
+    pub fn in_section(mut self, section: &str) -> Self {
+        self.key = format!("{section} {}", self.key);
+        self
+    }
+
+    /// The same error named after the CLI flag that set the value, when the
+    /// key is one of `flags` (`(key, flag)` pairs), else placed in `section`.
+    pub fn for_flags(self, flags: &[(&str, &str)], section: &str) -> Self {
+        match flags.iter().find(|(key, _)| *key == self.key) {
+            Some((_, flag)) => OutOfRange {
+                key: (*flag).to_string(),
+                ..self
+            },
+            None => self.in_section(section),
+        }
+    }
+}
+
+impl fmt::Display for OutOfRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} = {}: must be {}", self.key, self.value, self.allowed)
+    }
+}
+
+impl std::error::Error for OutOfRange {}
+
+impl From<OutOfRange> for Error {
+    fn from(e: OutOfRange) -> Self {
+        Error::Config(e.to_string())
+    }
+}
+
+/// Range checks shared by the settings structs.
+pub mod check {
+    use super::OutOfRange;
+
+    pub type Checked = std::result::Result<(), OutOfRange>;
+
+    /// Finite and strictly positive (learning rates, temperatures).
+    pub fn positive(key: &str, v: f64) -> Checked {
+        if v.is_finite() && v > 0.0 {
+            Ok(())
+        } else {
+            Err(OutOfRange::new(key, v, "finite and > 0"))
+        }
+    }
+
+    /// Finite and zero or positive (weight decay, gradient clipping).
+    pub fn non_negative(key: &str, v: f64) -> Checked {
+        if v.is_finite() && v >= 0.0 {
+            Ok(())
+        } else {
+            Err(OutOfRange::new(key, v, "finite and >= 0"))
+        }
+    }
+
+    /// A fraction strictly between 0 and 1.
+    pub fn open_fraction(key: &str, v: f64) -> Checked {
+        if v.is_finite() && v > 0.0 && v < 1.0 {
+            Ok(())
+        } else {
+            Err(OutOfRange::new(key, v, "in (0, 1)"))
+        }
+    }
+
+    /// A whole number in `lo..=hi`.
+    pub fn within<T>(key: &str, v: T, lo: T, hi: T) -> Checked
+    where
+        T: PartialOrd + std::fmt::Display,
+    {
+        if v >= lo && v <= hi {
+            Ok(())
+        } else {
+            Err(OutOfRange::new(key, v, &format!("in {lo}..={hi}")))
+        }
+    }
+
+    /// A whole number of at least `lo`.
+    pub fn at_least(key: &str, v: usize, lo: usize) -> Checked {
+        if v >= lo {
+            Ok(())
+        } else {
+            Err(OutOfRange::new(key, v, &format!(">= {lo}")))
+        }
+    }
+
+    /// A name that becomes one file or folder name: not empty, no path
+    /// separators, not `.` or `..`.
+    pub fn file_name(key: &str, name: &str) -> Checked {
+        let bad = name.is_empty()
+            || name == "."
+            || name == ".."
+            || name.contains(['/', '\\'])
+            || name.chars().any(char::is_control);
+        if bad {
+            Err(OutOfRange::new(
+                key,
+                format!("{name:?}"),
+                "a non-empty file name without path separators",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// An architecture melxai can build (`lite0`..`lite4`, `b0`..`b7`).
+    pub fn arch(key: &str, arch: &str) -> Checked {
+        use crate::model::Arch;
+        arch.parse::<Arch>().map(|_| ()).map_err(|_| {
+            let names: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
+            OutOfRange::new(
+                key,
+                format!("{arch:?}"),
+                &format!("one of {}", names.join(", ")),
+            )
+        })
     }
 }

@@ -1,54 +1,283 @@
-//! The shipped config.toml parses into every section's settings (a typo in an
-//! option name or value there would otherwise surface only mid-run).
+//! The shipped config.toml parses into every section's settings, and a typo
+//! in an option name, an unknown enum value or an out-of-range number is
+//! refused at load with the file, section and key named (it would otherwise
+//! surface only mid-run, or never).
 
 mod common;
 
-use melxai::batch::BatchConfig;
 use melxai::config::Config;
-use melxai::explain::{ExplainConfig, Integration};
-use melxai::train::TrainConfig;
+use melxai::data::split::SplitName;
+use melxai::explain::{Integration, Method};
 
 #[test]
 fn shipped_config_parses_into_every_section() {
     let config = Config::load(&common::root().join("config.toml"), true).expect("config.toml");
     assert_eq!(config.data.positive_class, "melanoma");
-    let train = TrainConfig::from_table(&config.train).expect("[train]");
-    assert_eq!(train.seed, 42);
-    assert!((train.test_fraction - 0.15).abs() < 1e-12);
-    let explain: ExplainConfig = toml::Value::Table(config.explain.clone())
-        .try_into()
-        .expect("[explain]");
-    assert_eq!(explain.integration, Integration::GaussLegendre);
-    assert_eq!(explain.cam_layer, "_conv_head");
-    let batch: BatchConfig = toml::Value::Table(config.batch.clone())
-        .try_into()
-        .expect("[batch]");
+    assert_eq!(config.train.seed, 42);
+    assert!((config.train.test_fraction - 0.15).abs() < 1e-12);
+    // No `arch` in [train]: it comes from [model].
+    assert_eq!(config.train.arch, config.model.arch);
+    assert_eq!(config.explain.integration, Integration::GaussLegendre);
+    assert_eq!(config.explain.cam_layer, "_conv_head");
+    assert_eq!(config.batch.split, SplitName::Test);
+    assert_eq!(
+        config.batch.methods,
+        [
+            Method::GradCam,
+            Method::IntegratedGradients,
+            Method::DeepLift
+        ]
+    );
     assert!(
-        batch.models.len() >= 2,
+        config.batch.models.len() >= 2,
         "the comparison mode needs two models"
     );
-    let keys = config
-        .tui
-        .get("keys")
-        .and_then(|k| k.as_table())
-        .cloned()
-        .unwrap_or_default();
     melxai::tui::KeyMap::default()
-        .with_table(&keys)
+        .with_table(&config.tui.keys)
         .expect("[tui.keys]");
 }
 
-#[test]
-fn unknown_options_are_rejected_with_their_name() {
+/// Loads `text` as a config file; the error message, or panics if it loads.
+fn rejection(text: &str) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let p = dir.path().join("c.toml");
-    std::fs::write(&p, "[train]\nepoch = 3\n").unwrap();
-    let config = Config::load(&p, true).unwrap();
-    let err = TrainConfig::from_table(&config.train)
-        .unwrap_err()
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, text).unwrap();
+    let err = Config::load(&path, true)
+        .expect_err(&format!("accepted:\n{text}"))
         .to_string();
-    assert!(err.contains("epoch"), "{err}");
-    std::fs::write(&p, "[data]\nrooot = \"x\"\n").unwrap();
-    let err = Config::load(&p, true).unwrap_err().to_string();
-    assert!(err.contains("rooot"), "{err}");
+    assert!(err.contains("c.toml"), "no file name in: {err}");
+    err
+}
+
+fn assert_mentions(err: &str, parts: &[&str]) {
+    for p in parts {
+        assert!(err.contains(p), "{p:?} not in: {err}");
+    }
+}
+
+#[test]
+fn unknown_keys_are_rejected_in_every_section() {
+    for (text, section, key) in [
+        ("devise = \"cpu\"\n", "", "devise"),
+        ("[data]\nrooot = \"x\"\n", "[data]", "rooot"),
+        (
+            "[model]\narchitecture = \"lite0\"\n",
+            "[model]",
+            "architecture",
+        ),
+        ("[train]\nepoch = 3\n", "[train]", "epoch"),
+        (
+            "[train.augment]\nflips = true\n",
+            "[train.augment]",
+            "flips",
+        ),
+        ("[explain]\nstep = 3\n", "[explain]", "step"),
+        ("[batch]\nsplits = \"val\"\n", "[batch]", "splits"),
+        (
+            "[batch]\nmodels = [{ name = \"a\", seeds = 1 }]\n",
+            "[batch] models[0]",
+            "seeds",
+        ),
+        ("[tui]\nkey = {}\n", "[tui]", "key"),
+        // Sections that configure nothing are not accepted either.
+        ("[calibrate]\nbins = 15\n", "", "calibrate"),
+        ("[compare]\npercentile = 90\n", "", "compare"),
+        ("[report]\nformat = \"md\"\n", "", "report"),
+    ] {
+        let err = rejection(text);
+        assert_mentions(&err, &[section, key, "unknown field"]);
+    }
+}
+
+#[test]
+fn bad_enum_values_are_rejected_with_their_key_and_choices() {
+    let err = rejection("[batch]\nsplit = \"tset\"\n");
+    assert_mentions(
+        &err,
+        &["[batch] split", "tset", "test", "val", "train", "all"],
+    );
+    let err = rejection("[batch]\nmethods = [\"gradcam\", \"lime\"]\n");
+    assert_mentions(&err, &["[batch] methods", "lime", "deeplift"]);
+    let err = rejection("[train]\nschedule = \"cosin\"\n");
+    assert_mentions(&err, &["[train] schedule", "cosin", "cosine"]);
+    let err = rejection("[train]\nmonitor = \"auroc\"\n");
+    assert_mentions(&err, &["[train] monitor", "auroc", "val_auroc"]);
+    let err = rejection("[explain]\nbaseline = \"grey\"\n");
+    assert_mentions(&err, &["[explain] baseline", "grey", "zero"]);
+    let err = rejection("[explain]\nintegration = \"simpson\"\n");
+    assert_mentions(&err, &["[explain] integration", "simpson"]);
+    let err = rejection("[model]\narch = \"resnet50\"\n");
+    assert_mentions(&err, &["[model] arch", "resnet50", "lite0"]);
+    let err = rejection("[train]\narch = \"b9\"\n");
+    assert_mentions(&err, &["[train] arch", "b9", "b7"]);
+    let err = rejection("[train]\nepochs = \"ten\"\n");
+    assert_mentions(&err, &["[train] epochs", "ten"]);
+}
+
+#[test]
+fn out_of_range_numbers_are_rejected_with_their_key_and_range() {
+    for (text, parts) in [
+        (
+            "[train]\nlearning_rate = -1.0\n",
+            &["[train] learning_rate", "-1", "> 0"][..],
+        ),
+        (
+            "[train]\nlearning_rate = 0.0\n",
+            &["[train] learning_rate", "> 0"],
+        ),
+        (
+            "[train]\nlearning_rate = nan\n",
+            &["[train] learning_rate", "NaN"],
+        ),
+        (
+            "[train]\nlearning_rate = inf\n",
+            &["[train] learning_rate", "finite"],
+        ),
+        ("[train]\nbatch_size = 0\n", &["[train] batch_size", ">= 1"]),
+        (
+            "[train]\nepochs = 0\nwarmup_epochs = 0\n",
+            &["[train] epochs", ">= 1"],
+        ),
+        (
+            "[train]\ninput_size = 0\n",
+            &["[train] input_size", "32..=1024"],
+        ),
+        (
+            "[train]\ninput_size = -224\n",
+            &["[train] input_size", "32..=1024"],
+        ),
+        (
+            "[train]\ninput_size = 100000\n",
+            &["[train] input_size", "32..=1024"],
+        ),
+        (
+            "[train]\nepochs = 3\nwarmup_epochs = 4\n",
+            &["[train] warmup_epochs", "<= epochs (3)"],
+        ),
+        (
+            "[train]\ngrad_clip = -1.0\n",
+            &["[train] grad_clip", ">= 0"],
+        ),
+        (
+            "[train]\nweight_decay = -0.1\n",
+            &["[train] weight_decay", ">= 0"],
+        ),
+        (
+            "[train]\ntest_fraction = 0.0\n",
+            &["[train] test_fraction", "(0, 1)"],
+        ),
+        (
+            "[train]\nval_fraction = 1.0\n",
+            &["[train] val_fraction", "(0, 1)"],
+        ),
+        ("[train]\nname = \"\"\n", &["[train] name", "file name"]),
+        (
+            "[train]\nname = \"../x\"\n",
+            &["[train] name", "separators"],
+        ),
+        (
+            "[train.augment]\ncrop_min_scale = 1.5\n",
+            &["[train.augment] crop_min_scale", "(0, 1]"],
+        ),
+        (
+            "[train.augment]\ncolour_jitter = 1.0\n",
+            &["[train.augment] colour_jitter", "[0, 1)"],
+        ),
+        ("[train]\nseed = -1\n", &["[train] seed"]),
+        ("[explain]\nsteps = 0\n", &["[explain] steps", "1..="]),
+        (
+            "[explain]\ninternal_batch = 0\n",
+            &["[explain] internal_batch", "1..="],
+        ),
+        (
+            "[batch]\nmethods = []\n",
+            &["[batch] methods", "at least one"],
+        ),
+        ("[batch]\nfolds = 1\n", &["[batch] folds", "at least 2"]),
+        ("[batch]\nrun_name = \"\"\n", &["[batch] run_name"]),
+        (
+            "[batch]\nmodels = [{ name = \"a\" }, { name = \"a\" }]\n",
+            &["[batch] models.name", "\"a\""],
+        ),
+        (
+            "[batch]\nmodels = [{ name = \"a\", arch = \"lite9\" }]\n",
+            &["[batch] models.arch", "lite9"],
+        ),
+    ] {
+        let err = rejection(text);
+        assert_mentions(&err, parts);
+    }
+}
+
+#[test]
+fn values_in_range_and_aliases_are_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(
+        &path,
+        "[model]\narch = \"lite1\"\n[train]\narch = \"lite2\"\nepochs = 1\nwarmup_epochs = 1\n\
+         grad_clip = 0.0\ninput_size = 32\n[batch]\nsplit = \"train\"\n\
+         methods = [\"gradcam++\", \"IG\", \"deeplift\"]\n",
+    )
+    .unwrap();
+    // Method names are case-sensitive in the file (serde), so "IG" is refused...
+    let err = Config::load(&path, true).unwrap_err().to_string();
+    assert!(err.contains("[batch] methods"), "{err}");
+    // ...and accepted in its canonical spelling, with `gradcam++` as an alias.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("\"IG\"", "\"ig\"");
+    std::fs::write(&path, text).unwrap();
+    let config = Config::load(&path, true).unwrap();
+    assert_eq!(config.model.arch, "lite1");
+    assert_eq!(config.train.arch, "lite2", "an explicit [train] arch wins");
+    assert_eq!(config.train.input_size, Some(32));
+    assert_eq!(config.batch.split, SplitName::Train);
+    assert_eq!(
+        config.batch.methods,
+        [
+            Method::GradCamPlusPlus,
+            Method::IntegratedGradients,
+            Method::DeepLift
+        ]
+    );
+}
+
+/// CLI flags override the file and are held to the same ranges: exit code 2
+/// and the flag named, before any work starts.
+#[test]
+fn out_of_range_flags_are_refused_with_the_flag_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("config.toml"), "device = \"cpu\"\n").unwrap();
+    for (args, flag) in [
+        (&["train", "--lr=-1"][..], "--lr"),
+        (&["train", "--lr", "nan"], "--lr"),
+        (&["train", "--epochs", "0"], "--epochs"),
+        (&["train", "--batch-size", "0"], "--batch-size"),
+        (&["train", "--input-size", "4096"], "--input-size"),
+        (&["train", "--name", ""], "--name"),
+        (&["train", "--arch", "lite9"], "--arch"),
+        (&["--batch", "--name", "a/b"], "--name"),
+        (
+            &["explain", "--imagenet", "x.png", "--steps", "0"],
+            "--steps",
+        ),
+        (
+            &["explain", "--imagenet", "x.png", "--internal-batch", "0"],
+            "--internal-batch",
+        ),
+        (
+            &["compare", "--checkpoint", "x", "--split", "tset"],
+            "--split",
+        ),
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_melxai"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(flag), "{args:?}: {stderr}");
+    }
 }

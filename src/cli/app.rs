@@ -11,7 +11,6 @@ use melxai::data::scan::scan;
 use melxai::engine::events::HeatmapData;
 use melxai::engine::worker;
 use melxai::engine::Request;
-use melxai::train::TrainConfig;
 use melxai::tui::{run_app, GraphicsMode, KeyMap, Metric, TuiOptions};
 
 /// Similarity of two heatmaps for the agreement pane.
@@ -40,12 +39,9 @@ pub fn run(config: Config, graphics: &str) -> Result<i32> {
     let report_dir = PathBuf::from("reports");
     let mut options = TuiOptions::new(report_dir.join("triage.toml"), report_dir);
     options.graphics = graphics;
-    options.keys = match config.tui.get("keys") {
-        Some(toml::Value::Table(t)) => KeyMap::default()
-            .with_table(t)
-            .map_err(|e| anyhow::anyhow!("[tui.keys]: {e}"))?,
-        _ => KeyMap::default(),
-    };
+    options.keys = KeyMap::default()
+        .with_table(&config.tui.keys)
+        .map_err(|e| anyhow::anyhow!("[tui.keys]: {e}"))?;
     options.samples = data
         .samples
         .iter()
@@ -53,9 +49,7 @@ pub fn run(config: Config, graphics: &str) -> Result<i32> {
         .collect();
     options.class_names = data.classes.clone();
     options.weights_dir = config.model.weights_dir.clone();
-    let name = TrainConfig::from_table(&config.train)
-        .map(|c| c.name)
-        .unwrap_or_default();
+    let name = &config.train.name;
     let default_checkpoint = config.model.weights_dir.join(format!("{name}.safetensors"));
     options.checkpoint = default_checkpoint
         .exists()

@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use melxai::compare::run::{compare, CompareJob, ComparisonReport};
 use melxai::config::Config;
 use melxai::data::scan::scan;
+use melxai::data::split::SplitName;
 use melxai::explain::{ExplainConfig, Method};
 use melxai::model::checkpoint::read_meta;
 use melxai::model::{parse_device, Classifier};
@@ -22,7 +23,7 @@ pub struct CompareArgs {
     pub against: Vec<PathBuf>,
     /// test, val, train or all.
     #[arg(long, default_value = "test")]
-    pub split: String,
+    pub split: SplitName,
     #[arg(long, default_value = "gradcam,ig,deeplift")]
     pub methods: String,
     /// IG steps (the study used 200).
@@ -38,16 +39,15 @@ pub fn run(config: &Config, args: &CompareArgs) -> Result<i32> {
     let device = parse_device(&config.device)?;
     let meta = read_meta(&args.checkpoint)?;
     let data = scan(&config.data.root, true)?;
-    let ids: Vec<String> = match (args.split.as_str(), &meta.split) {
-        ("all", _) => data.samples.iter().map(|s| s.id.clone()).collect(),
-        ("test", Some(r)) => r.test.clone(),
-        ("val", Some(r)) => r.val.clone(),
-        ("train", Some(r)) => r.train.clone(),
+    let ids: Vec<String> = match (args.split, &meta.split) {
+        (SplitName::All, _) => data.samples.iter().map(|s| s.id.clone()).collect(),
+        (SplitName::Test, Some(r)) => r.test.clone(),
+        (SplitName::Val, Some(r)) => r.val.clone(),
+        (SplitName::Train, Some(r)) => r.train.clone(),
         (_, None) => anyhow::bail!(
             "{} records no split; use --split all",
             args.checkpoint.display()
         ),
-        (other, _) => anyhow::bail!("unknown split '{other}'"),
     };
     let mut models = vec![(
         args.checkpoint.clone(),
@@ -60,11 +60,12 @@ pub fn run(config: &Config, args: &CompareArgs) -> Result<i32> {
                 .with_context(|| format!("loading {}", p.display()))?,
         ));
     }
-    let mut explain: ExplainConfig = toml::Value::Table(config.explain.clone())
-        .try_into()
-        .context("[explain] in config")?;
+    let mut explain: ExplainConfig = config.explain.clone();
     if let Some(s) = args.steps {
         explain.steps = s;
+        explain
+            .validate()
+            .map_err(|e| e.for_flags(&[("steps", "--steps")], "[explain]"))?;
     }
     let positive = data
         .class_index(&config.data.positive_class)
@@ -76,7 +77,7 @@ pub fn run(config: &Config, args: &CompareArgs) -> Result<i32> {
         CompareJob {
             data: &data,
             sample_ids: ids,
-            split: args.split.clone(),
+            split: args.split.to_string(),
             methods: Method::parse_list(&args.methods)?,
             explain,
             positive,

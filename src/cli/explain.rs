@@ -27,24 +27,25 @@ pub struct ExplainArgs {
     /// Comma-separated: gradcam, gradcam++, ig, deeplift.
     #[arg(long, default_value = "gradcam,ig,deeplift")]
     pub method: String,
-    /// Class index to explain (default: the predicted class).
+    /// Class index to explain (default: [explain] target, else the predicted class).
     #[arg(long)]
     pub target: Option<usize>,
-    /// IG steps.
-    #[arg(long, default_value_t = 50)]
-    pub steps: usize,
-    /// IG rule: gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid.
-    #[arg(long, default_value = "gausslegendre")]
-    pub integration: String,
-    /// IG inputs per forward/backward pass.
-    #[arg(long, default_value_t = 16)]
-    pub internal_batch: usize,
-    /// Baseline for IG and DeepLIFT: zero, black, blur, noise.
-    #[arg(long, default_value = "zero")]
-    pub baseline: String,
-    /// GradCAM layer.
-    #[arg(long, default_value = "_conv_head")]
-    pub layer: String,
+    /// IG steps (default: [explain] steps).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// IG rule: gausslegendre, riemann_left, riemann_right, riemann_middle, riemann_trapezoid
+    /// (default: [explain] integration).
+    #[arg(long)]
+    pub integration: Option<String>,
+    /// IG inputs per forward/backward pass (default: [explain] internal_batch).
+    #[arg(long)]
+    pub internal_batch: Option<usize>,
+    /// Baseline for IG and DeepLIFT: zero, black, blur, noise (default: [explain] baseline).
+    #[arg(long)]
+    pub baseline: Option<String>,
+    /// GradCAM layer (default: [explain] cam_layer).
+    #[arg(long)]
+    pub layer: Option<String>,
     #[arg(long, default_value = "reports/explain")]
     pub out: PathBuf,
     /// Also compute deletion/insertion curves (AUC) per map.
@@ -60,7 +61,43 @@ pub struct ExplainArgs {
     pub show: bool,
 }
 
+/// `[explain]` of config.toml with the flags given on top, range-checked
+/// with the flag named.
+fn explain_config(config: &Config, args: &ExplainArgs) -> Result<ExplainConfig> {
+    let mut cfg = config.explain.clone();
+    if args.target.is_some() {
+        cfg.target = args.target;
+    }
+    if let Some(v) = args.steps {
+        cfg.steps = v;
+    }
+    if let Some(v) = &args.integration {
+        cfg.integration = v.parse::<Integration>()?;
+    }
+    if let Some(v) = args.internal_batch {
+        cfg.internal_batch = v;
+    }
+    if let Some(v) = &args.baseline {
+        cfg.baseline = v.parse::<Baseline>()?;
+    }
+    if let Some(v) = &args.layer {
+        cfg.cam_layer = v.clone();
+    }
+    cfg.validate().map_err(|e| {
+        e.for_flags(
+            &[
+                ("steps", "--steps"),
+                ("internal_batch", "--internal-batch"),
+                ("cam_layer", "--layer"),
+            ],
+            "[explain]",
+        )
+    })?;
+    Ok(cfg)
+}
+
 pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
+    let cfg = explain_config(config, args)?;
     let device = parse_device(&config.device)?;
     let arch: Arch = args.arch.parse()?;
     let load = || -> melxai::Result<Classifier> {
@@ -74,15 +111,6 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
     }
     let model = load()?;
     let methods = Method::parse_list(&args.method)?;
-    let cfg = ExplainConfig {
-        target: args.target,
-        steps: args.steps,
-        integration: args.integration.parse::<Integration>()?,
-        internal_batch: args.internal_batch,
-        baseline: args.baseline.parse::<Baseline>()?,
-        cam_layer: args.layer.clone(),
-        seed: 0,
-    };
     let mut results = Vec::new();
     let mut overlays = Vec::new();
     let mut failures = 0;

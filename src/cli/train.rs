@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use melxai::config::Config;
+use melxai::config::{check, Config};
 use melxai::data::cache::ImageCache;
 use melxai::data::scan::scan;
 use melxai::engine::{Event, EventSink};
@@ -66,11 +66,18 @@ fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
     flag
 }
 
+/// `[train]` keys and the flags that override them.
+const TRAIN_FLAGS: &[(&str, &str)] = &[
+    ("epochs", "--epochs"),
+    ("batch_size", "--batch-size"),
+    ("learning_rate", "--lr"),
+    ("folds", "--folds"),
+    ("name", "--name"),
+    ("input_size", "--input-size"),
+];
+
 pub fn train_config(config: &Config, args: &TrainArgs) -> Result<TrainConfig> {
-    let mut cfg = TrainConfig::from_table(&config.train)?;
-    if !config.train.contains_key("arch") {
-        cfg.arch = config.model.arch.clone();
-    }
+    let mut cfg = config.train.clone();
     if let Some(v) = &args.arch {
         cfg.arch = v.clone();
     }
@@ -98,6 +105,10 @@ pub fn train_config(config: &Config, args: &TrainArgs) -> Result<TrainConfig> {
     if let Some(v) = args.precision {
         cfg.precision = v;
     }
+    // Flags are held to the ranges of the keys they override.
+    check::arch("--arch", &cfg.arch)?;
+    cfg.validate()
+        .map_err(|e| e.for_flags(TRAIN_FLAGS, "[train]"))?;
     Ok(cfg)
 }
 

@@ -10,8 +10,10 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use crate::config::OutOfRange;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct AugmentConfig {
     pub enabled: bool,
     pub flip: bool,
@@ -31,6 +33,22 @@ impl Default for AugmentConfig {
             crop_min_scale: 0.75,
             colour_jitter: 0.15,
         }
+    }
+}
+
+impl AugmentConfig {
+    /// Range checks: a crop keeps a fraction in (0, 1] of the area; jitter
+    /// factors `1 ± j` stay positive, so `j` in [0, 1).
+    pub fn validate(&self) -> Result<(), OutOfRange> {
+        let crop = self.crop_min_scale;
+        if !(crop.is_finite() && crop > 0.0 && crop <= 1.0) {
+            return Err(OutOfRange::new("crop_min_scale", crop, "in (0, 1]"));
+        }
+        let jitter = self.colour_jitter;
+        if !(jitter.is_finite() && (0.0..1.0).contains(&jitter)) {
+            return Err(OutOfRange::new("colour_jitter", jitter, "in [0, 1)"));
+        }
+        Ok(())
     }
 }
 

@@ -11,6 +11,50 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// A named part of a data split, as chosen in `[batch] split` and by
+/// `melxai compare --split` (`all`: every sample of the data set).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitName {
+    Test,
+    Val,
+    Train,
+    All,
+}
+
+impl SplitName {
+    /// The name used in config.toml, on the command line and in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SplitName::Test => "test",
+            SplitName::Val => "val",
+            SplitName::Train => "train",
+            SplitName::All => "all",
+        }
+    }
+}
+
+impl std::fmt::Display for SplitName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for SplitName {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        [
+            SplitName::Test,
+            SplitName::Val,
+            SplitName::Train,
+            SplitName::All,
+        ]
+        .into_iter()
+        .find(|n| n.as_str() == s)
+        .ok_or_else(|| Error::Config(format!("unknown split '{s}' (test, val, train or all)")))
+    }
+}
+
 /// Indices into the sample list.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Split {

@@ -27,7 +27,7 @@ use crate::explain::heatmap::to_vec;
 use crate::explain::{explain, ExplainConfig, Method};
 use crate::model::checkpoint::{self, read_meta};
 use crate::model::{parse_device, Arch, Classifier, EfficientNetConfig};
-use crate::train::{train, TrainConfig, TrainContext};
+use crate::train::{train, TrainContext};
 
 /// Batch events closer together than this are dropped (the epoch and final
 /// events always go through).
@@ -240,10 +240,7 @@ impl Worker {
         epochs: Option<usize>,
         excluded: Vec<String>,
     ) -> Result<String> {
-        let mut cfg = TrainConfig::from_table(&self.config.train)?;
-        if !self.config.train.contains_key("arch") {
-            cfg.arch = self.config.model.arch.clone();
-        }
+        let mut cfg = self.config.train.clone();
         if let Some(n) = name {
             cfg.name = n;
         }
@@ -389,9 +386,7 @@ impl Worker {
         methods: &[String],
     ) -> Result<String> {
         let methods: Vec<Method> = methods.iter().map(|m| m.parse()).collect::<Result<_>>()?;
-        let cfg: ExplainConfig = toml::Value::Table(self.config.explain.clone())
-            .try_into()
-            .map_err(|e| Error::Config(format!("[explain]: {e}")))?;
+        let cfg: ExplainConfig = self.config.explain.clone();
         let meta = read_meta(path)?;
         let size = meta.input_size;
         self.cache(size)?;

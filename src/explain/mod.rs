@@ -22,23 +22,42 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
+use crate::config::{check, OutOfRange};
 use crate::error::{Error, Result};
 use crate::model::Classifier;
 
 pub use baseline::Baseline;
 pub use integrated_gradients::Integration;
 
+/// An attribution method. Its serde name is [`Method::key`] (the name in
+/// config.toml, on the command line, in file names and tables); the other
+/// spellings users type are accepted as aliases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
 pub enum Method {
+    #[serde(rename = "gradcam", alias = "grad-cam")]
     GradCam,
+    #[serde(rename = "gradcampp", alias = "gradcam++", alias = "gradcamplusplus")]
     GradCamPlusPlus,
+    #[serde(
+        rename = "ig",
+        alias = "integrated_gradients",
+        alias = "integrated-gradients"
+    )]
     IntegratedGradients,
+    #[serde(rename = "deeplift", alias = "dl")]
     DeepLift,
 }
 
 impl Method {
-    /// Short name used in file names and tables.
+    /// Every method, in display order.
+    pub const ALL: [Method; 4] = [
+        Method::GradCam,
+        Method::GradCamPlusPlus,
+        Method::IntegratedGradients,
+        Method::DeepLift,
+    ];
+
+    /// Short name used in config.toml, file names and tables (the serde name).
     pub fn key(self) -> &'static str {
         match self {
             Method::GradCam => "gradcam",
@@ -48,6 +67,7 @@ impl Method {
         }
     }
 
+    /// Human-readable name for titles and legends.
     pub fn label(self) -> &'static str {
         match self {
             Method::GradCam => "GradCAM",
@@ -66,20 +86,26 @@ impl Method {
     }
 }
 
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// Case-insensitive, through the serde names and aliases (one list of
+/// spellings for config.toml and the command line).
 impl FromStr for Method {
     type Err = Error;
     fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "gradcam" | "grad-cam" => Ok(Method::GradCam),
-            "gradcam++" | "gradcampp" | "gradcamplusplus" => Ok(Method::GradCamPlusPlus),
-            "ig" | "integrated_gradients" | "integrated-gradients" => {
-                Ok(Method::IntegratedGradients)
-            }
-            "deeplift" | "dl" => Ok(Method::DeepLift),
-            other => Err(Error::Config(format!(
-                "unknown method '{other}' (gradcam, gradcam++, ig, deeplift)"
-            ))),
-        }
+        use serde::de::value::{Error as DeError, StrDeserializer};
+        use serde::de::IntoDeserializer;
+        let lower = s.trim().to_ascii_lowercase();
+        let de: StrDeserializer<'_, DeError> = lower.as_str().into_deserializer();
+        Method::deserialize(de).map_err(|_| {
+            Error::Config(format!(
+                "unknown method '{s}' (gradcam, gradcam++, ig, deeplift)"
+            ))
+        })
     }
 }
 
@@ -112,6 +138,22 @@ impl Default for ExplainConfig {
             cam_layer: crate::model::efficientnet::DEFAULT_CAM_LAYER.into(),
             seed: 0,
         }
+    }
+}
+
+/// Upper bound of IG steps and inputs per pass: beyond it a run takes hours
+/// on a CPU for no visible change in the maps.
+pub const MAX_STEPS: usize = 10_000;
+
+impl ExplainConfig {
+    /// Range checks; the error names the key (`steps`, ...).
+    pub fn validate(&self) -> std::result::Result<(), OutOfRange> {
+        check::within("steps", self.steps, 1, MAX_STEPS)?;
+        check::within("internal_batch", self.internal_batch, 1, MAX_STEPS)?;
+        if self.cam_layer.trim().is_empty() {
+            return Err(OutOfRange::new("cam_layer", "\"\"", "a layer name"));
+        }
+        Ok(())
     }
 }
 

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::schedule::Schedule;
+use crate::config::{check, OutOfRange};
 use crate::data::augment::AugmentConfig;
 use crate::model::precision::Precision;
 
@@ -86,11 +87,46 @@ impl Default for TrainConfig {
     }
 }
 
+/// Range of `input_size` overrides: below 32 pixels the network's strided
+/// convolutions run out of image; above 1024 a batch no longer fits memory.
+pub const INPUT_SIZE_RANGE: (i64, i64) = (32, 1024);
+
 impl TrainConfig {
-    /// Reads the `[train]` table of config.toml (missing keys take defaults).
+    /// Reads a `[train]` table (a checkpoint's recorded recipe; config.toml
+    /// is parsed by `Config::load`). Missing keys take defaults; unknown keys
+    /// and out-of-range values are errors.
     pub fn from_table(table: &toml::Table) -> crate::Result<Self> {
-        toml::Value::Table(table.clone())
+        let cfg: TrainConfig = toml::Value::Table(table.clone())
             .try_into()
-            .map_err(|e| crate::Error::Config(format!("[train]: {e}")))
+            .map_err(|e| crate::Error::Config(format!("[train]: {e}")))?;
+        cfg.validate().map_err(|e| e.in_section("[train]"))?;
+        Ok(cfg)
+    }
+
+    /// Range checks; the error names the key (`learning_rate`, ...).
+    pub fn validate(&self) -> Result<(), OutOfRange> {
+        check::file_name("name", &self.name)?;
+        check::at_least("epochs", self.epochs, 1)?;
+        check::at_least("batch_size", self.batch_size, 1)?;
+        check::positive("learning_rate", self.learning_rate)?;
+        check::non_negative("weight_decay", self.weight_decay)?;
+        if self.warmup_epochs > self.epochs {
+            return Err(OutOfRange::new(
+                "warmup_epochs",
+                self.warmup_epochs,
+                &format!("<= epochs ({})", self.epochs),
+            ));
+        }
+        check::non_negative("grad_clip", self.grad_clip)?;
+        check::open_fraction("test_fraction", self.test_fraction)?;
+        check::open_fraction("val_fraction", self.val_fraction)?;
+        if let Some(size) = self.input_size {
+            let (lo, hi) = INPUT_SIZE_RANGE;
+            check::within("input_size", size, lo, hi)?;
+        }
+        self.augment.validate().map_err(|e| OutOfRange {
+            key: format!("augment.{}", e.key),
+            ..e
+        })
     }
 }
