@@ -19,6 +19,7 @@ use crate::calibrate::fit::{
     fit_cross_validated, fit_split, store_temperature, CalibrationOutcome,
 };
 use crate::compare::run::{compare, CompareJob, ComparisonReport};
+use crate::compare::Metric;
 use crate::config::Config;
 pub use crate::config::{BatchConfig, ModelSpec};
 use crate::data::cache::ImageCache;
@@ -595,12 +596,12 @@ fn write_predictions(
 
 fn agreement_figures(dir: &Path, report: &ComparisonReport) -> Result<()> {
     for m in &report.models {
-        for metric in ["ssim", "pearson", "cosine", "jaccard"] {
+        for metric in Metric::SHOWN.map(Metric::name) {
             let means: Vec<Vec<f64>> = m.within.overall[metric]
                 .iter()
                 .map(|row| row.iter().map(|s| s.mean).collect())
                 .collect();
-            let range = if metric == "jaccard" {
+            let range = if metric == Metric::Jaccard.name() {
                 (0.0, 1.0)
             } else {
                 (-1.0, 1.0)
@@ -672,7 +673,7 @@ fn agreement_headline(report: &ComparisonReport) -> Value {
         for i in 0..report.methods.len() {
             for j in (i + 1)..report.methods.len() {
                 let mut metrics = serde_json::Map::new();
-                for metric in ["ssim", "pearson", "cosine", "jaccard"] {
+                for metric in Metric::SHOWN.map(Metric::name) {
                     metrics.insert(
                         metric.into(),
                         serde_json::to_value(&m.within.overall[metric][i][j])
@@ -750,7 +751,7 @@ fn screenshots(
     }
     if let Some(c) = comparison {
         if let Some(m) = c.models.first() {
-            for metric in ["ssim", "pearson", "cosine", "jaccard"] {
+            for metric in Metric::SHOWN.map(Metric::name) {
                 let means: Vec<Vec<f64>> = m.within.overall[metric]
                     .iter()
                     .map(|row| row.iter().map(|s| s.mean).collect())

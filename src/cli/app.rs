@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use anyhow::Result;
-use melxai::compare::similarity::{cosine, jaccard_top, pearson, ssim, Map, SsimOptions};
+use melxai::compare::similarity::{CompareOptions, Map};
 use melxai::config::Config;
 use melxai::data::image::decode_rgb;
 use melxai::data::scan::scan;
@@ -17,12 +17,7 @@ use melxai::tui::{run_app, GraphicsMode, KeyMap, Metric, TuiOptions};
 fn similarity(metric: Metric, a: &HeatmapData, b: &HeatmapData) -> Option<f64> {
     let ma = Map::new(&a.values, a.height, a.width).ok()?;
     let mb = Map::new(&b.values, b.height, b.width).ok()?;
-    match metric {
-        Metric::Ssim => ssim(ma, mb, &SsimOptions::default()).ok(),
-        Metric::Pearson => pearson(ma, mb).ok(),
-        Metric::Cosine => cosine(ma, mb).ok(),
-        Metric::Jaccard => jaccard_top(ma, mb, 90.0).ok(),
-    }
+    metric.between(ma, mb, &CompareOptions::default()).ok()
 }
 
 pub fn run(config: Config, graphics: &str) -> Result<i32> {

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use melxai::compare::run::{compare, CompareJob, ComparisonReport};
+use melxai::compare::Metric;
 use melxai::config::Config;
 use melxai::data::scan::scan;
 use melxai::data::split::SplitName;
@@ -105,7 +106,7 @@ pub fn print_summary(r: &ComparisonReport) {
     );
     for m in &r.models {
         println!("within {}: mean [95% CI] over images", m.model);
-        for metric in ["ssim", "pearson", "cosine", "jaccard"] {
+        for metric in Metric::SHOWN.map(Metric::name) {
             let mat = &m.within.overall[metric];
             for (i, row) in mat.iter().enumerate() {
                 for (j, s) in row.iter().enumerate().skip(i + 1) {
@@ -127,7 +128,8 @@ pub fn print_summary(r: &ComparisonReport) {
             c.mean_abs_probability_difference
         );
         for (method, metrics) in &c.per_method {
-            let line: Vec<String> = ["ssim", "pearson", "cosine", "jaccard"]
+            let line: Vec<String> = Metric::SHOWN
+                .map(Metric::name)
                 .iter()
                 .map(|k| format!("{k} {:.3}", metrics[*k].mean))
                 .collect();

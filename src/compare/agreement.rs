@@ -7,22 +7,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::similarity::{compare_maps, CompareOptions, Map, SimilarityReport};
+use super::similarity::{compare_maps, CompareOptions, Map, Metric, SimilarityReport};
 use crate::metrics::{bootstrap_mean_ci, mean_std, BootstrapOptions};
-
-/// Metric names in report order.
-pub const METRICS: [&str; 6] = ["ssim", "pearson", "spearman", "cosine", "jaccard", "topk"];
-
-fn metric(r: &SimilarityReport, name: &str) -> f64 {
-    match name {
-        "ssim" => r.ssim,
-        "pearson" => r.pearson,
-        "spearman" => r.spearman,
-        "cosine" => r.cosine,
-        "jaccard" => r.jaccard,
-        _ => r.topk_intersection,
-    }
-}
 
 /// One heatmap `(H,W)` in [0, 1], row-major.
 #[derive(Debug, Clone)]
@@ -136,9 +122,9 @@ pub fn within_model(
     let k = methods.len();
     let mut per_sample = Vec::new();
     for s in samples {
-        let mut matrices: BTreeMap<String, Vec<Vec<f64>>> = METRICS
+        let mut matrices: BTreeMap<String, Vec<Vec<f64>>> = Metric::ALL
             .iter()
-            .map(|m| (m.to_string(), vec![vec![f64::NAN; k]; k]))
+            .map(|m| (m.name().to_string(), vec![vec![f64::NAN; k]; k]))
             .collect();
         for i in 0..k {
             for j in i..k {
@@ -146,9 +132,9 @@ pub fn within_model(
                     continue;
                 };
                 let Some(r) = pair(a, b, opts) else { continue };
-                for m in METRICS {
-                    let v = metric(&r, m);
-                    if let Some(mat) = matrices.get_mut(m) {
+                for m in Metric::ALL {
+                    let v = m.of(&r);
+                    if let Some(mat) = matrices.get_mut(m.name()) {
                         mat[i][j] = v;
                         mat[j][i] = v;
                     }
@@ -162,12 +148,12 @@ pub fn within_model(
             matrices,
         });
     }
-    let cell_values = |rows: &[&SampleMatrices], m: &str, i: usize, j: usize| -> Vec<f64> {
-        rows.iter().map(|r| r.matrices[m][i][j]).collect()
+    let cell_values = |rows: &[&SampleMatrices], m: Metric, i: usize, j: usize| -> Vec<f64> {
+        rows.iter().map(|r| r.matrices[m.name()][i][j]).collect()
     };
     let all: Vec<&SampleMatrices> = per_sample.iter().collect();
-    let overall = METRICS
-        .iter()
+    let overall = Metric::ALL
+        .into_iter()
         .map(|m| {
             let mat = (0..k)
                 .map(|i| {
@@ -176,7 +162,7 @@ pub fn within_model(
                         .collect()
                 })
                 .collect();
-            (m.to_string(), mat)
+            (m.name().to_string(), mat)
         })
         .collect();
     let mut groups: Vec<(String, Vec<&SampleMatrices>)> = class_names
@@ -200,8 +186,8 @@ pub fn within_model(
     let by_group = groups
         .into_iter()
         .map(|(g, rows)| {
-            let mats = METRICS
-                .iter()
+            let mats = Metric::ALL
+                .into_iter()
                 .map(|m| {
                     let mat = (0..k)
                         .map(|i| {
@@ -210,7 +196,7 @@ pub fn within_model(
                                 .collect()
                         })
                         .collect();
-                    (m.to_string(), mat)
+                    (m.name().to_string(), mat)
                 })
                 .collect();
             (g, mats)
@@ -274,9 +260,9 @@ pub fn cross_model(
             per_sample.push(CrossSample {
                 id: sa.id.clone(),
                 method: m.clone(),
-                metrics: METRICS
+                metrics: Metric::ALL
                     .iter()
-                    .map(|k| (k.to_string(), metric(&r, k)))
+                    .map(|k| (k.name().to_string(), k.of(&r)))
                     .collect(),
             });
         }
@@ -285,13 +271,11 @@ pub fn cross_model(
         .iter()
         .map(|m| {
             let rows: Vec<&CrossSample> = per_sample.iter().filter(|c| &c.method == m).collect();
-            let sums = METRICS
+            let sums = Metric::ALL
                 .iter()
                 .map(|k| {
-                    (
-                        k.to_string(),
-                        summarise(&rows.iter().map(|r| r.metrics[*k]).collect::<Vec<_>>(), 7),
-                    )
+                    let values: Vec<f64> = rows.iter().map(|r| r.metrics[k.name()]).collect();
+                    (k.name().to_string(), summarise(&values, 7))
                 })
                 .collect();
             (m.clone(), sums)

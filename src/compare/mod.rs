@@ -4,3 +4,5 @@
 pub mod agreement;
 pub mod run;
 pub mod similarity;
+
+pub use similarity::Metric;

@@ -8,10 +8,8 @@ use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
-use super::agreement::{
-    cross_model, within_model, CrossModel, ExplainedSample, WithinModel, METRICS,
-};
-use super::similarity::CompareOptions;
+use super::agreement::{cross_model, within_model, CrossModel, ExplainedSample, WithinModel};
+use super::similarity::{CompareOptions, Metric};
 use crate::data::cache::ImageCache;
 use crate::data::scan::Scan;
 use crate::engine::events::{EventSink, JobId};
@@ -153,8 +151,8 @@ pub fn write(report: &ComparisonReport, out_dir: &Path) -> Result<()> {
         let mut f = csv_file(&path)?;
         writeln!(f, "sample,label,correct,metric,method_a,method_b,value").map_err(io(&path))?;
         for s in &m.within.per_sample {
-            for metric in METRICS {
-                let mat = &s.matrices[metric];
+            for metric in Metric::ALL {
+                let mat = &s.matrices[metric.name()];
                 for (i, row) in mat.iter().enumerate() {
                     for (j, value) in row.iter().enumerate().skip(i + 1) {
                         let (a, b) = (&report.methods[i], &report.methods[j]);
@@ -172,9 +170,10 @@ pub fn write(report: &ComparisonReport, out_dir: &Path) -> Result<()> {
     for c in &report.cross {
         let path = out_dir.join(format!("cross_{}_vs_{}.csv", c.model_a, c.model_b));
         let mut f = csv_file(&path)?;
-        writeln!(f, "sample,method,{}", METRICS.join(",")).map_err(io(&path))?;
+        let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+        writeln!(f, "sample,method,{}", names.join(",")).map_err(io(&path))?;
         for s in &c.per_sample {
-            let values: Vec<String> = METRICS.iter().map(|k| s.metrics[*k].to_string()).collect();
+            let values: Vec<String> = names.iter().map(|k| s.metrics[*k].to_string()).collect();
             writeln!(f, "{},{},{}", s.id, s.method, values.join(",")).map_err(io(&path))?;
         }
     }

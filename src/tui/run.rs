@@ -162,7 +162,7 @@ impl App {
             return;
         }
         let methods: Vec<String> = maps.iter().map(|m| m.method.clone()).collect();
-        for metric in Metric::ALL {
+        for metric in Metric::SHOWN {
             let values: Vec<Vec<f64>> = maps
                 .iter()
                 .map(|a| {

@@ -144,62 +144,9 @@ impl Pane {
     }
 }
 
-/// Similarity metric shown in the agreement matrix.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Metric {
-    Ssim,
-    Pearson,
-    Cosine,
-    Jaccard,
-}
-
-impl Metric {
-    pub const ALL: [Metric; 4] = [
-        Metric::Ssim,
-        Metric::Pearson,
-        Metric::Cosine,
-        Metric::Jaccard,
-    ];
-
-    pub fn next(self) -> Self {
-        match self {
-            Metric::Ssim => Metric::Pearson,
-            Metric::Pearson => Metric::Cosine,
-            Metric::Cosine => Metric::Jaccard,
-            Metric::Jaccard => Metric::Ssim,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Metric::Ssim => "ssim",
-            Metric::Pearson => "pearson",
-            Metric::Cosine => "cosine",
-            Metric::Jaccard => "jaccard",
-        }
-    }
-
-    pub fn title(self) -> &'static str {
-        match self {
-            Metric::Ssim => "SSIM",
-            Metric::Pearson => "Pearson",
-            Metric::Cosine => "cosine",
-            Metric::Jaccard => "Jaccard",
-        }
-    }
-
-    /// Accepts the engine's names (`ssim`, `pearson`, `cosine`, `jaccard`,
-    /// `jaccard_top`), case-insensitive.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "ssim" => Some(Metric::Ssim),
-            "pearson" => Some(Metric::Pearson),
-            "cosine" => Some(Metric::Cosine),
-            "jaccard" | "jaccard_top" | "iou" => Some(Metric::Jaccard),
-            _ => None,
-        }
-    }
-}
+/// Similarity metric shown in the agreement matrix (the pipeline's own;
+/// the pane cycles through `Metric::SHOWN`).
+pub use crate::compare::Metric;
 
 /// Progress of the current stage of a job.
 #[derive(Debug, Clone, PartialEq)]

@@ -80,7 +80,7 @@ mod nan_as_null {
 }
 
 /// Resolved `k` of [`CompareOptions::k`] for `pixels` pixels.
-fn resolve_k(opts: &CompareOptions, pixels: usize) -> usize {
+pub(super) fn resolve_k(opts: &CompareOptions, pixels: usize) -> usize {
     opts.k.unwrap_or_else(|| {
         let frac = (100.0 - opts.percentile) / 100.0;
         ((pixels as f64 * frac).ceil() as usize).clamp(1, pixels.max(1))

@@ -81,6 +81,7 @@ use thiserror::Error;
 
 mod compare_maps;
 mod correlation;
+mod metric;
 mod selection;
 mod ssim;
 #[cfg(test)]
@@ -88,6 +89,7 @@ mod tests;
 
 pub use compare_maps::{compare_maps, CompareOptions, SimilarityReport};
 pub use correlation::{cosine, pearson, spearman};
+pub use metric::Metric;
 pub use selection::{jaccard_top, top_k_intersection};
 pub use ssim::{ssim, SsimOptions};
 
