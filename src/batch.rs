@@ -29,6 +29,7 @@ use crate::data::split::SplitName;
 use crate::engine::events::{Event, EventSink, HeatmapData};
 use crate::error::{Error, Result};
 use crate::eval::{metrics, predict_rows, EvalRow};
+use crate::explain::output::{map_path, MapFile};
 use crate::metrics::roc_curve;
 use crate::model::checkpoint::{meta_path, read_meta};
 use crate::model::{parse_device, Arch, Classifier, EfficientNetConfig};
@@ -643,8 +644,8 @@ fn grid_figures(
             let stem = crate::explain::split::stem(id);
             let mut maps = Vec::new();
             for method in &report.methods {
-                let (values, height, width) =
-                    crate::data::npy::read_map(&map_dir.join(format!("{stem}_{method}_map.npy")))?;
+                let path = map_path(&map_dir, &stem, method, MapFile::Heatmap);
+                let (values, height, width) = crate::data::npy::read_map(&path)?;
                 maps.push(figures::GridMap {
                     method: method.clone(),
                     values,
@@ -761,10 +762,8 @@ fn screenshots(
             if let Some(first) = c.sample_ids.first() {
                 let stem = crate::explain::split::stem(first);
                 for method in &c.methods {
-                    let p = dir
-                        .join("maps")
-                        .join(&m.model)
-                        .join(format!("{stem}_{method}_map.npy"));
+                    let model_dir = dir.join("maps").join(&m.model);
+                    let p = map_path(&model_dir, &stem, method, MapFile::Heatmap);
                     if let Ok((values, height, width)) = crate::data::npy::read_map(&p) {
                         state.apply_event(Event::Heatmap {
                             job: 0,

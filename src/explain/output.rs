@@ -11,6 +11,36 @@ use super::Explanation;
 use crate::data::npy::write_f32;
 use crate::error::Result;
 
+/// The files of one explanation of one image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapFile {
+    /// Raw attribution `(C,H,W)`, float32 `.npy`.
+    Attribution,
+    /// Post-processed heatmap `(H,W)` in [0, 1], float32 `.npy`.
+    Heatmap,
+    /// Colour-mapped overlay on the photo, PNG.
+    Overlay,
+}
+
+impl MapFile {
+    fn suffix(self) -> &'static str {
+        match self {
+            MapFile::Attribution => "_attr.npy",
+            MapFile::Heatmap => "_map.npy",
+            MapFile::Overlay => ".png",
+        }
+    }
+}
+
+/// `<dir>/<stem>_<method><suffix>`: the one place explanation file names
+/// are spelled, for every writer (`explain`, `compare`, `--batch`) and
+/// reader (grid figures, screenshots). `method` is a [`super::Method`]
+/// key (`gradcam`, `ig`, ...); `stem` names the image (see
+/// [`super::split::stem`] for data-set samples).
+pub fn map_path(dir: &Path, stem: &str, method: &str, file: MapFile) -> PathBuf {
+    dir.join(format!("{stem}_{method}{}", file.suffix()))
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct WrittenFiles {
     pub attribution: PathBuf,
@@ -27,9 +57,9 @@ pub fn write(
 ) -> Result<WrittenFiles> {
     let key = e.method.key();
     let files = WrittenFiles {
-        attribution: out_dir.join(format!("{stem}_{key}_attr.npy")),
-        heatmap: out_dir.join(format!("{stem}_{key}_map.npy")),
-        overlay: out_dir.join(format!("{stem}_{key}.png")),
+        attribution: map_path(out_dir, stem, key, MapFile::Attribution),
+        heatmap: map_path(out_dir, stem, key, MapFile::Heatmap),
+        overlay: map_path(out_dir, stem, key, MapFile::Overlay),
     };
     let attr = to_vec(&e.attribution)?;
     write_f32(&files.attribution, &attr, &e.attribution.size())?;

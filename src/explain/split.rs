@@ -74,7 +74,7 @@ pub fn explain_rows(
             if cancel.load(Ordering::Relaxed) {
                 return Err(Error::Cancelled);
             }
-            let map_file = out_dir.join(format!("{s}_{}_map.npy", method.key()));
+            let map_file = output::map_path(out_dir, &s, method.key(), output::MapFile::Heatmap);
             let have = records
                 .iter()
                 .any(|r| &r.id == id && r.method == method.key());
