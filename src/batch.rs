@@ -609,7 +609,11 @@ fn agreement_figures(dir: &Path, report: &ComparisonReport) -> Result<()> {
             };
             figures::similarity_heatmap(
                 &dir.join(format!("agreement_{}_{metric}.png", m.model)),
-                &report.methods,
+                &report
+                    .methods
+                    .iter()
+                    .map(|m| m.key().to_string())
+                    .collect::<Vec<_>>(),
                 &means,
                 &format!(
                     "{} — mean {metric} over {} images",
@@ -644,10 +648,10 @@ fn grid_figures(
             let stem = crate::explain::split::stem(id);
             let mut maps = Vec::new();
             for method in &report.methods {
-                let path = map_path(&map_dir, &stem, method, MapFile::Heatmap);
+                let path = map_path(&map_dir, &stem, method.key(), MapFile::Heatmap);
                 let (values, height, width) = crate::data::npy::read_map(&path)?;
                 maps.push(figures::GridMap {
-                    method: method.clone(),
+                    method: method.key().to_string(),
                     values,
                     width,
                     height,
@@ -757,20 +761,21 @@ fn screenshots(
                     .iter()
                     .map(|row| row.iter().map(|s| s.mean).collect())
                     .collect();
-                state.set_split_matrix(metric, c.methods.clone(), means);
+                let methods = c.methods.iter().map(|m| m.key().to_string()).collect();
+                state.set_split_matrix(metric, methods, means);
             }
             if let Some(first) = c.sample_ids.first() {
                 let stem = crate::explain::split::stem(first);
                 for method in &c.methods {
                     let model_dir = dir.join("maps").join(&m.model);
-                    let p = map_path(&model_dir, &stem, method, MapFile::Heatmap);
+                    let p = map_path(&model_dir, &stem, method.key(), MapFile::Heatmap);
                     if let Ok((values, height, width)) = crate::data::npy::read_map(&p) {
                         state.apply_event(Event::Heatmap {
                             job: 0,
                             model: m.model.clone(),
                             map: HeatmapData {
                                 sample_id: first.clone(),
-                                method: method.clone(),
+                                method: method.key().to_string(),
                                 height,
                                 width,
                                 values,

@@ -102,7 +102,11 @@ pub fn print_summary(r: &ComparisonReport) {
         "{} images ({} split), methods {}",
         r.sample_ids.len(),
         r.split,
-        r.methods.join(", ")
+        r.methods
+            .iter()
+            .map(|m| m.key())
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     for m in &r.models {
         println!("within {}: mean [95% CI] over images", m.model);

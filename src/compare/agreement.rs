@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::similarity::{compare_maps, CompareOptions, Map, Metric, SimilarityReport};
+use crate::explain::Method;
 use crate::metrics::{bootstrap_mean_ci, mean_std, BootstrapOptions};
 
 /// One heatmap `(H,W)` in [0, 1], row-major.
@@ -26,7 +27,7 @@ pub struct ExplainedSample {
     pub predicted: usize,
     /// Calibrated probability of the positive class.
     pub probability: f64,
-    pub maps: BTreeMap<String, Heatmap>,
+    pub maps: BTreeMap<Method, Heatmap>,
 }
 
 /// Mean, spread and bootstrap interval of one number over images.
@@ -104,7 +105,7 @@ pub struct SampleMatrices {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct WithinModel {
-    pub methods: Vec<String>,
+    pub methods: Vec<Method>,
     pub per_sample: Vec<SampleMatrices>,
     /// metric -> matrix of summaries over all images.
     pub overall: BTreeMap<String, Vec<Vec<Summary>>>,
@@ -115,7 +116,7 @@ pub struct WithinModel {
 /// Method × method agreement within one model.
 pub fn within_model(
     samples: &[ExplainedSample],
-    methods: &[String],
+    methods: &[Method],
     class_names: &[String],
     opts: &CompareOptions,
 ) -> WithinModel {
@@ -214,7 +215,7 @@ pub fn within_model(
 #[derive(Debug, Clone, Serialize)]
 pub struct CrossSample {
     pub id: String,
-    pub method: String,
+    pub method: Method,
     pub metrics: BTreeMap<String, f64>,
 }
 
@@ -224,7 +225,7 @@ pub struct CrossModel {
     pub model_b: String,
     pub per_sample: Vec<CrossSample>,
     /// method -> metric -> summary over images.
-    pub per_method: BTreeMap<String, BTreeMap<String, Summary>>,
+    pub per_method: BTreeMap<Method, BTreeMap<String, Summary>>,
     /// Fraction of images where both models predict the same class.
     pub prediction_agreement: f64,
     /// Mean |p_a − p_b| of the calibrated positive-class probability.
@@ -238,7 +239,7 @@ pub fn cross_model(
     a: &[ExplainedSample],
     b_name: &str,
     b: &[ExplainedSample],
-    methods: &[String],
+    methods: &[Method],
     opts: &CompareOptions,
 ) -> CrossModel {
     let mut per_sample = Vec::new();
@@ -259,7 +260,7 @@ pub fn cross_model(
             };
             per_sample.push(CrossSample {
                 id: sa.id.clone(),
-                method: m.clone(),
+                method: *m,
                 metrics: Metric::ALL
                     .iter()
                     .map(|k| (k.name().to_string(), k.of(&r)))
@@ -270,7 +271,7 @@ pub fn cross_model(
     let per_method = methods
         .iter()
         .map(|m| {
-            let rows: Vec<&CrossSample> = per_sample.iter().filter(|c| &c.method == m).collect();
+            let rows: Vec<&CrossSample> = per_sample.iter().filter(|c| c.method == *m).collect();
             let sums = Metric::ALL
                 .iter()
                 .map(|k| {
@@ -278,7 +279,7 @@ pub fn cross_model(
                     (k.name().to_string(), summarise(&values, 7))
                 })
                 .collect();
-            (m.clone(), sums)
+            (*m, sums)
         })
         .collect();
     CrossModel {
@@ -311,9 +312,9 @@ mod tests {
 
     fn sample(id: &str, label: usize, predicted: usize, flip: bool) -> ExplainedSample {
         let mut maps = BTreeMap::new();
-        maps.insert("gradcam".into(), map(|i, j| (i + j) as f32 / 30.0));
+        maps.insert(Method::GradCam, map(|i, j| (i + j) as f32 / 30.0));
         maps.insert(
-            "ig".into(),
+            Method::IntegratedGradients,
             map(|i, j| {
                 if flip {
                     (30 - i - j) as f32 / 30.0
@@ -333,7 +334,7 @@ mod tests {
 
     #[test]
     fn within_model_matrices_are_symmetric_with_unit_diagonal() {
-        let methods = vec!["gradcam".to_string(), "ig".to_string()];
+        let methods = vec![Method::GradCam, Method::IntegratedGradients];
         let samples = vec![sample("a", 0, 0, false), sample("b", 1, 0, true)];
         let w = within_model(
             &samples,
@@ -364,7 +365,7 @@ mod tests {
 
     #[test]
     fn cross_model_matches_by_id_and_counts_prediction_agreement() {
-        let methods = vec!["gradcam".to_string(), "ig".to_string()];
+        let methods = vec![Method::GradCam, Method::IntegratedGradients];
         let a = vec![sample("a", 0, 0, false), sample("b", 1, 1, false)];
         let b = vec![
             sample("b", 1, 0, true),
@@ -374,7 +375,12 @@ mod tests {
         let c = cross_model("A", &a, "B", &b, &methods, &CompareOptions::default());
         assert_eq!(c.images, 2);
         assert!((c.prediction_agreement - 0.5).abs() < 1e-12);
-        assert!((c.per_method["gradcam"]["pearson"].mean - 1.0).abs() < 1e-9);
-        assert!(c.per_method["ig"]["pearson"].mean.abs() < 1e-9);
+        assert!((c.per_method[&Method::GradCam]["pearson"].mean - 1.0).abs() < 1e-9);
+        assert!(
+            c.per_method[&Method::IntegratedGradients]["pearson"]
+                .mean
+                .abs()
+                < 1e-9
+        );
     }
 }

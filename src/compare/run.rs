@@ -31,7 +31,7 @@ pub struct ModelAgreement {
 pub struct ComparisonReport {
     pub split: String,
     pub sample_ids: Vec<String>,
-    pub methods: Vec<String>,
+    pub methods: Vec<Method>,
     pub models: Vec<ModelAgreement>,
     pub cross: Vec<CrossModel>,
 }
@@ -75,7 +75,6 @@ pub fn compare(models: &[(PathBuf, Classifier)], job: CompareJob) -> Result<Comp
             "none of the split's samples are in the data set".into(),
         ));
     }
-    let method_keys: Vec<String> = methods.iter().map(|m| m.key().to_string()).collect();
     let opts = CompareOptions::default();
     let mut caches: HashMap<[i64; 2], ImageCache> = HashMap::new();
     let mut explained: Vec<(String, Vec<ExplainedSample>)> = Vec::new();
@@ -96,7 +95,7 @@ pub fn compare(models: &[(PathBuf, Classifier)], job: CompareJob) -> Result<Comp
         let (maps, records) = explain_rows(
             model, cache, &pairs, &methods, &explain, positive, &dir, sink, cancel, job,
         )?;
-        let within = within_model(&maps, &method_keys, &data.classes, &opts);
+        let within = within_model(&maps, &methods, &data.classes, &opts);
         per_model.push(ModelAgreement {
             model: model.meta.name.clone(),
             checkpoint: path.clone(),
@@ -108,20 +107,13 @@ pub fn compare(models: &[(PathBuf, Classifier)], job: CompareJob) -> Result<Comp
     let mut cross = Vec::new();
     if let Some((ref_name, ref_maps)) = explained.first() {
         for (name, maps) in explained.iter().skip(1) {
-            cross.push(cross_model(
-                ref_name,
-                ref_maps,
-                name,
-                maps,
-                &method_keys,
-                &opts,
-            ));
+            cross.push(cross_model(ref_name, ref_maps, name, maps, &methods, &opts));
         }
     }
     let report = ComparisonReport {
         split,
         sample_ids: samples.iter().map(|s| s.id.clone()).collect(),
-        methods: method_keys,
+        methods,
         models: per_model,
         cross,
     };

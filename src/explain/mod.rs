@@ -32,7 +32,7 @@ pub use integrated_gradients::Integration;
 /// An attribution method. Its serde name is [`Method::key`] (the name in
 /// config.toml, on the command line, in file names and tables); the other
 /// spellings users type are accepted as aliases.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Method {
     #[serde(rename = "gradcam", alias = "grad-cam")]
     GradCam,
@@ -88,7 +88,7 @@ impl Method {
 
 impl std::fmt::Display for Method {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.key())
+        f.pad(self.key())
     }
 }
 

@@ -23,7 +23,7 @@ use crate::model::Classifier;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MapRecord {
     pub id: String,
-    pub method: String,
+    pub method: Method,
     pub target: usize,
     pub output: f64,
     pub delta: Option<f64>,
@@ -75,9 +75,7 @@ pub fn explain_rows(
                 return Err(Error::Cancelled);
             }
             let map_file = output::map_path(out_dir, &s, method.key(), output::MapFile::Heatmap);
-            let have = records
-                .iter()
-                .any(|r| &r.id == id && r.method == method.key());
+            let have = records.iter().any(|r| &r.id == id && r.method == method);
             let heatmap = if have && map_file.exists() {
                 let (values, height, width) = read_map(&map_file)?;
                 Heatmap {
@@ -88,10 +86,10 @@ pub fn explain_rows(
             } else {
                 let e = explain(model, &x, method, cfg)?;
                 output::write(&e, &rgb, out_dir, &s)?;
-                records.retain(|r| !(&r.id == id && r.method == method.key()));
+                records.retain(|r| !(&r.id == id && r.method == method));
                 records.push(MapRecord {
                     id: id.clone(),
-                    method: method.key().into(),
+                    method,
                     target: e.target,
                     output: e.output,
                     delta: e.delta,
@@ -108,7 +106,7 @@ pub fn explain_rows(
                     width: size[1] as usize,
                 }
             };
-            maps.insert(method.key().to_string(), heatmap);
+            maps.insert(method, heatmap);
             done += 1;
             sink.send(Event::Progress {
                 job,
