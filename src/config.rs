@@ -200,6 +200,13 @@ impl Config {
 
     /// Range checks of every section (the parse has checked types and names).
     pub fn validate(&self) -> std::result::Result<(), OutOfRange> {
+        if self.device.parse::<crate::device::DeviceSpec>().is_err() {
+            return Err(OutOfRange::new(
+                "device",
+                format!("{:?}", self.device),
+                "auto, cpu, cuda or cuda:N",
+            ));
+        }
         check::arch("[model] arch", &self.model.arch)?;
         // The augmentation table first, so its errors name `[train.augment]`.
         self.train

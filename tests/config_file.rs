@@ -117,9 +117,10 @@ fn bad_enum_values_are_rejected_with_their_key_and_choices() {
 #[test]
 fn out_of_range_numbers_are_rejected_with_their_key_and_range() {
     for (text, parts) in [
+        ("device = \"banana\"\n", &["device", "banana", "cuda:N"][..]),
         (
             "[train]\nlearning_rate = -1.0\n",
-            &["[train] learning_rate", "-1", "> 0"][..],
+            &["[train] learning_rate", "-1", "> 0"],
         ),
         (
             "[train]\nlearning_rate = 0.0\n",
