@@ -31,7 +31,6 @@
 //! `MELXAI_BENCH_EPOCHS` changes the number of timed epochs (default 2).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
@@ -46,9 +45,9 @@ use common::{env_usize, PEER_HINT};
 use melxai::data::augment::{augment, AugmentConfig};
 use melxai::data::cache::ImageCache;
 use melxai::data::image::normalise;
-use melxai::engine::events::Event;
 use melxai::eval::{balanced_class_weights, weight_tensor};
 use melxai::model::{Arch, Classifier};
+use melxai::progress::Event;
 use melxai::train::optimizer::AdamW;
 use melxai::train::{train, TrainConfig, TrainContext};
 
@@ -230,7 +229,7 @@ fn rust_trainer(cache: &ImageCache, classes: &[String], epochs: usize) -> Result
         freeze_batch_norm: true,
         ..Default::default()
     };
-    let cancel = AtomicBool::new(false);
+    let cancel = melxai::progress::CancelToken::new();
     let mut per_epoch: Vec<f64> = Vec::new();
     {
         let mut sink = |e: Event| {

@@ -5,10 +5,10 @@ use tch::{Kind, Tensor};
 
 use crate::data::cache::ImageCache;
 use crate::data::image::normalise;
-use crate::engine::events::SamplePrediction;
 use crate::error::{Error, Result};
 use crate::metrics::{binary_metrics, BinaryMetrics, DEFAULT_THRESHOLD};
 use crate::model::Classifier;
+use crate::progress::SamplePrediction;
 
 /// One evaluated sample with its raw logits (temperature is applied later).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -303,3 +303,79 @@ models = {models}
     // Identical weights: the two models agree on every prediction.
     assert_eq!(cross["prediction_agreement"].as_f64().unwrap(), 1.0);
 }
+
+/// Ctrl-C (SIGINT) during `--batch`: the run stops at the next step boundary,
+/// keeps the steps that finished (their files and a metrics.json listing
+/// them) and exits 130.
+#[test]
+fn batch_stops_on_ctrl_c_keeps_finished_work_and_exits_130() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let weights = tiny_project(root);
+    std::fs::write(
+        root.join("config.toml"),
+        format!(
+            r#"
+device = "cpu"
+[data]
+root = "{data}"
+[model]
+weights_dir = "{weights}"
+[train]
+epochs = 2
+batch_size = 8
+input_size = 32
+patience = 0
+[batch]
+run_name = "stopped"
+folds = 0
+methods = ["gradcam"]
+screenshots = false
+models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lite0", seed = 2 }}]
+"#,
+            data = root.join("data").display(),
+            weights = weights.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_melxai"))
+        .args(["--batch", "--json"])
+        .current_dir(root)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt as soon as the first model's training has finished.
+    let first = root.join("reports/stopped/training_a.json");
+    let t0 = std::time::Instant::now();
+    while !first.exists() {
+        assert!(
+            t0.elapsed() < std::time::Duration::from_secs(300),
+            "model a never finished"
+        );
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("batch ended before the interrupt: {status}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: plain kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGINT) }, 0);
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("cancelled"), "{stderr}");
+
+    let rep = root.join("reports/stopped");
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(rep.join("metrics.json")).unwrap()).unwrap();
+    let steps = metrics["steps"].as_array().unwrap();
+    assert_eq!(steps[0]["step"], "scan data set");
+    assert_eq!(steps[1]["step"], "train a");
+    assert_eq!(steps[1]["ok"], true, "{steps:?}");
+    assert!(
+        !steps.iter().any(|s| s["step"] == "explain and compare"),
+        "no step starts after the interrupt: {steps:?}"
+    );
+    assert!(weights.join("a.safetensors").exists());
+    assert!(rep.join("report.md").exists());
+}

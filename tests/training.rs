@@ -5,12 +5,11 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use melxai::data::cache::ImageCache;
 use melxai::data::scan::scan;
-use melxai::engine::Event;
 use melxai::model::Classifier;
+use melxai::progress::{CancelToken, Event};
 use melxai::train::{train, RunOutcome, TrainConfig, TrainContext};
 use tch::{Device, Tensor};
 
@@ -44,12 +43,12 @@ fn run(
     resume: bool,
     cancel_at: Option<(usize, usize)>,
 ) -> melxai::Result<RunOutcome> {
-    let cancel = AtomicBool::new(false);
+    let cancel = CancelToken::new();
     let mut events = Vec::new();
     let mut sink = |e: Event| {
         if let (Some((ep, b)), Event::Batch { epoch, batch, .. }) = (cancel_at, &e) {
             if *epoch == ep && *batch == b {
-                cancel.store(true, Ordering::SeqCst);
+                cancel.cancel();
             }
         }
         events.push(e);

@@ -2,10 +2,8 @@
 
 mod tui_support;
 
-use std::collections::VecDeque;
-use std::time::Duration;
-
 use crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+use futures_util::stream;
 use melxai::engine::requests::Request;
 use melxai::tui::run::{run_loop, App, TuiOptions};
 use melxai::tui::screenshot::buffer_to_text;
@@ -18,8 +16,15 @@ fn k(c: char) -> TermEvent {
     TermEvent::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
 }
 
-#[test]
-fn keys_drive_requests_triage_and_screenshots() {
+/// A scripted terminal: the key events, in order, then nothing.
+fn script(
+    events: Vec<TermEvent>,
+) -> impl futures_util::Stream<Item = std::io::Result<TermEvent>> + Unpin {
+    stream::iter(events.into_iter().map(Ok))
+}
+
+#[tokio::test]
+async fn keys_drive_requests_triage_and_screenshots() {
     let dir = tempfile::tempdir().unwrap();
     let mut opts = TuiOptions::new(
         dir.path().join("reports/triage.toml"),
@@ -42,14 +47,14 @@ fn keys_drive_requests_triage_and_screenshots() {
     );
 
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (req_tx, req_rx) = std::sync::mpsc::channel();
+    let (req_tx, mut req_rx) = tokio::sync::mpsc::unbounded_channel();
     for ev in training_events().into_iter().chain(evaluation_events()) {
         ev_tx.send(ev).unwrap();
     }
     for ev in heatmap_events("melanoma/m01.jpg") {
         ev_tx.send(ev).unwrap();
     }
-    let mut script: VecDeque<TermEvent> = [
+    let mut input = script(vec![
         k('x'),
         k('j'),
         k('m'),
@@ -58,13 +63,16 @@ fn keys_drive_requests_triage_and_screenshots() {
         k('e'),
         TermEvent::Resize(70, 20),
         k('q'),
-    ]
-    .into();
+    ]);
     let mut terminal = Terminal::new(TestBackend::new(100, 30)).unwrap();
-    let mut input = |_t: Duration| Ok(script.pop_front());
-    run_loop(&mut terminal, &mut app, &mut ev_rx, &req_tx, &mut input).unwrap();
+    run_loop(&mut terminal, &mut app, &mut ev_rx, &req_tx, &mut input)
+        .await
+        .unwrap();
 
-    let reqs: Vec<Request> = req_rx.try_iter().collect();
+    let mut reqs: Vec<Request> = Vec::new();
+    while let Ok(r) = req_rx.try_recv() {
+        reqs.push(r);
+    }
     assert_eq!(
         reqs[0],
         Request::Train {
@@ -104,8 +112,8 @@ fn keys_drive_requests_triage_and_screenshots() {
     assert!(text.contains("melxai"), "{text}");
 }
 
-#[test]
-fn engine_gone_is_reported_not_fatal() {
+#[tokio::test]
+async fn engine_gone_is_reported_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
     let mut app = App::new(TuiOptions::new(
         dir.path().join("t.toml"),
@@ -113,12 +121,13 @@ fn engine_gone_is_reported_not_fatal() {
     ));
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
     drop(ev_tx);
-    let (req_tx, req_rx) = std::sync::mpsc::channel();
+    let (req_tx, req_rx) = tokio::sync::mpsc::unbounded_channel();
     drop(req_rx);
-    let mut script: VecDeque<TermEvent> = [k('t'), k('q')].into();
+    let mut input = script(vec![k('t'), k('q')]);
     let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
-    let mut input = |_t: Duration| Ok(script.pop_front());
-    run_loop(&mut terminal, &mut app, &mut ev_rx, &req_tx, &mut input).unwrap();
+    run_loop(&mut terminal, &mut app, &mut ev_rx, &req_tx, &mut input)
+        .await
+        .unwrap();
     assert!(app
         .state
         .messages()
@@ -139,13 +148,18 @@ fn refuses_without_a_terminal() {
     }
     let dir = tempfile::tempdir().unwrap();
     let (_tx, rx) = tokio::sync::mpsc::unbounded_channel();
-    let (req_tx, _req_rx) = std::sync::mpsc::channel();
-    let err = melxai::tui::run_app(
-        TuiOptions::new(dir.path().join("t.toml"), dir.path().into()),
-        rx,
-        req_tx,
-    )
-    .unwrap_err();
+    let (req_tx, _req_rx) = tokio::sync::mpsc::unbounded_channel();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = runtime
+        .block_on(melxai::tui::run_app(
+            TuiOptions::new(dir.path().join("t.toml"), dir.path().into()),
+            rx,
+            req_tx,
+        ))
+        .unwrap_err();
     assert_eq!(
         err.to_string(),
         "melxai needs a terminal; use `melxai --batch` for headless runs"

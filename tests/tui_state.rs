@@ -5,8 +5,8 @@ mod tui_support;
 use std::path::PathBuf;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use melxai::engine::events::{Event, JobKind};
 use melxai::engine::requests::Request;
+use melxai::progress::{Event, JobKind};
 use melxai::tui::keys::{Action, Key, KeyMap};
 use melxai::tui::state::{Filter, InputMode, JobStatus, Pane, SortKey};
 use melxai::tui::{triage, GraphicsMode, TriageEntry, TriageMark};
@@ -463,7 +463,7 @@ fn events_update_training_and_job() {
 fn predictions_merge_with_known_samples() {
     let mut s = fresh();
     let mut rows = predictions();
-    rows.push(melxai::engine::events::SamplePrediction {
+    rows.push(melxai::progress::SamplePrediction {
         id: "naevus/new.jpg".into(),
         label: 0,
         predicted: 0,

@@ -8,9 +8,8 @@ use melxai::compare::similarity::{CompareOptions, Map};
 use melxai::config::Config;
 use melxai::data::image::decode_rgb;
 use melxai::data::scan::scan;
-use melxai::engine::events::HeatmapData;
-use melxai::engine::worker;
 use melxai::engine::Request;
+use melxai::progress::HeatmapData;
 use melxai::tui::{run_app, GraphicsMode, KeyMap, Metric, TuiOptions};
 
 /// Similarity of two heatmaps for the agreement pane.
@@ -57,42 +56,39 @@ pub fn run(config: Config, graphics: &str) -> Result<i32> {
     options.image_loader = Box::new(move |id: &str| paths.get(id).and_then(|p| decode_rgb(p).ok()));
     options.similarity = Some(Box::new(similarity));
 
-    let engine = worker::spawn(config);
-    if options.checkpoint.is_some() {
-        let _ = engine.requests.send(Request::Evaluate {
-            checkpoint: default_checkpoint,
-        });
-    }
-    let result = run_app(options, engine.events, engine.requests.clone());
-    let _ = engine.requests.send(Request::Shutdown);
-    let code = match &result {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            1
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let engine = melxai::engine::spawn_pipeline(config);
+        if options.checkpoint.is_some() {
+            let _ = engine.requests.send(Request::Evaluate {
+                checkpoint: default_checkpoint,
+            });
         }
-    };
-    stop_engine(engine.threads, code);
-    Ok(code)
+        let result = run_app(options, engine.events, engine.requests.clone()).await;
+        let _ = engine.requests.send(Request::Shutdown);
+        let code = match &result {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        };
+        stop_engine(engine.task, code).await;
+        Ok(code)
+    })
 }
 
-/// Waits for the engine threads to finish their current step. A job still
-/// inside libtorch (loading a model, say) must not race the process's exit:
-/// libtorch's global destructors would run under it and crash. If the wait
-/// runs out, leave without running destructors.
-fn stop_engine(threads: Vec<std::thread::JoinHandle<()>>, code: i32) {
+/// Waits for the engine to finish its current step. A job still inside
+/// libtorch (loading a model, say) must not race the process's exit:
+/// libtorch's global destructors would run under it and crash, and dropping
+/// the runtime would wait for it without bound. If the wait runs out, leave
+/// without running destructors.
+async fn stop_engine(task: tokio::task::JoinHandle<()>, code: i32) {
     const ENGINE_STOP_WAIT_MS: u64 = 5000;
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for t in threads {
-            let _ = t.join();
-        }
-        let _ = tx.send(());
-    });
-    if rx
-        .recv_timeout(std::time::Duration::from_millis(ENGINE_STOP_WAIT_MS))
-        .is_err()
-    {
+    let wait = std::time::Duration::from_millis(ENGINE_STOP_WAIT_MS);
+    if tokio::time::timeout(wait, task).await.is_err() {
         use std::io::Write;
         let _ = std::io::stdout().flush();
         let _ = std::io::stderr().flush();

@@ -3,14 +3,14 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use melxai::calibrate::fit::{
-    fit_cross_validated, fit_split, store_temperature, CalibrationOutcome,
-};
+use melxai::calibrate::fit::CalibrationOutcome;
 use melxai::calibrate::{CalibrationBootstrap, CalibrationReport};
 use melxai::config::Config;
 use melxai::data::cache::ImageCache;
-use melxai::data::scan::scan;
-use melxai::eval::{predict_rows, EvalRow};
+use melxai::eval::EvalRow;
+use melxai::jobs::calibrate::{calibrate, CalibrateJob, CalibrationData};
+use melxai::jobs::evaluate::{evaluate, EvaluateJob};
+use melxai::jobs::{self, JobContext};
 use melxai::metrics::Interval;
 use melxai::model::checkpoint::read_meta;
 use melxai::model::{parse_device, Classifier};
@@ -30,26 +30,30 @@ pub struct CalibrateArgs {
 }
 
 pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
-    let positive_name = &config.data.positive_class;
+    let mut sink = super::progress::CliProgress::new();
+    let cancel = super::progress::cancel_on_ctrl_c("the next batch");
+    let mut ctx = JobContext {
+        config,
+        device: parse_device(&config.device)?,
+        sink: &mut sink,
+        cancel: &cancel,
+        job: 0,
+    };
     let (outcome, report_dir, stored_in) = if let Some(cv) = &args.cv {
         let run: RunOutcome = serde_json::from_str(
             &std::fs::read_to_string(cv).with_context(|| format!("reading {}", cv.display()))?,
         )?;
-        let positive = run
-            .splits
-            .first()
-            .and_then(|s| read_meta(&s.checkpoint).ok())
-            .and_then(|m| m.class_names.iter().position(|c| c == positive_name))
-            .with_context(|| {
-                format!("positive class '{positive_name}' not in the run's class names")
-            })?;
+        let first = run.splits.first().context("the run records no splits")?;
+        let meta = read_meta(&first.checkpoint)?;
+        let positive = jobs::positive_class(config, &meta.class_names)?;
         let folds: Vec<Vec<EvalRow>> = run.splits.iter().map(|s| s.test.clone()).collect();
-        let outcome = fit_cross_validated(&folds, positive)?;
-        let mut stored = Vec::new();
-        for s in &run.splits {
-            store_temperature(&s.checkpoint, outcome.fit.temperature)?;
-            stored.push(s.checkpoint.clone());
-        }
+        let stored: Vec<PathBuf> = run.splits.iter().map(|s| s.checkpoint.clone()).collect();
+        let job = CalibrateJob {
+            data: CalibrationData::CrossValidated { folds: &folds },
+            positive,
+            store_in: stored.clone(),
+        };
+        let outcome = calibrate(&mut ctx, job)?;
         (outcome, PathBuf::from("reports").join(&run.name), stored)
     } else {
         let path = args.checkpoint.clone().context("--checkpoint or --cv")?;
@@ -58,10 +62,8 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
             .split
             .clone()
             .context("the checkpoint records no data split; use --cv for k-fold runs")?;
-        let data = scan(&config.data.root, true)?;
-        let positive = data
-            .class_index(positive_name)
-            .with_context(|| format!("positive class '{positive_name}' not found"))?;
+        let data = jobs::scan_data(&mut ctx)?;
+        let positive = jobs::positive_class(config, &data.classes)?;
         let wanted: Vec<_> = data
             .samples
             .iter()
@@ -69,12 +71,22 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
             .cloned()
             .collect();
         let cache = ImageCache::build(&wanted, meta.input_size)?;
-        let model = Classifier::from_checkpoint(&path, parse_device(&config.device)?)?;
-        let rows = predict_rows(&model, &cache, &(0..cache.len()).collect::<Vec<_>>(), 32)?;
+        let model = Classifier::from_checkpoint(&path, ctx.device)?;
+        let all: Vec<usize> = (0..cache.len()).collect();
+        let job = EvaluateJob {
+            model: &model,
+            cache: &cache,
+            rows: &all,
+        };
+        let rows = evaluate(&mut ctx, job)?;
         let val: Vec<&EvalRow> = rows.iter().filter(|r| split.val.contains(&r.id)).collect();
         let test: Vec<&EvalRow> = rows.iter().filter(|r| split.test.contains(&r.id)).collect();
-        let outcome = fit_split(&val, &test, positive)?;
-        store_temperature(&path, outcome.fit.temperature)?;
+        let job = CalibrateJob {
+            data: CalibrationData::Split { val, test },
+            positive,
+            store_in: vec![path.clone()],
+        };
+        let outcome = calibrate(&mut ctx, job)?;
         (
             outcome,
             PathBuf::from("reports").join(&meta.name),

@@ -3,12 +3,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use melxai::compare::run::{compare, CompareJob, ComparisonReport};
+use melxai::compare::run::ComparisonReport;
 use melxai::compare::Metric;
 use melxai::config::Config;
-use melxai::data::scan::scan;
 use melxai::data::split::SplitName;
 use melxai::explain::{ExplainConfig, Method};
+use melxai::jobs::compare::{compare, CompareJob};
+use melxai::jobs::{self, JobContext};
 use melxai::model::checkpoint::read_meta;
 use melxai::model::{parse_device, Classifier};
 
@@ -39,7 +40,16 @@ pub struct CompareArgs {
 pub fn run(config: &Config, args: &CompareArgs) -> Result<i32> {
     let device = parse_device(&config.device)?;
     let meta = read_meta(&args.checkpoint)?;
-    let data = scan(&config.data.root, true)?;
+    let cancel = super::progress::cancel_on_ctrl_c("the next map");
+    let mut sink = CliProgress::new();
+    let mut ctx = JobContext {
+        config,
+        device,
+        sink: &mut sink,
+        cancel: &cancel,
+        job: 0,
+    };
+    let data = jobs::scan_data(&mut ctx)?;
     let ids: Vec<String> = match (args.split, &meta.split) {
         (SplitName::All, _) => data.samples.iter().map(|s| s.id.clone()).collect(),
         (SplitName::Test, Some(r)) => r.test.clone(),
@@ -68,26 +78,24 @@ pub fn run(config: &Config, args: &CompareArgs) -> Result<i32> {
             .validate()
             .map_err(|e| e.for_flags(&[("steps", "--steps")], "[explain]"))?;
     }
-    let positive = data
-        .class_index(&config.data.positive_class)
-        .context("positive class not found")?;
-    let cancel = std::sync::atomic::AtomicBool::new(false);
-    let mut sink = CliProgress::new();
-    let report = compare(
-        &models,
-        CompareJob {
-            data: &data,
-            sample_ids: ids,
-            split: args.split.to_string(),
-            methods: Method::parse_list(&args.methods)?,
-            explain,
-            positive,
-            out_dir: args.out.clone(),
-            sink: &mut sink,
-            cancel: &cancel,
-            job: 0,
-        },
-    )?;
+    let positive = jobs::positive_class(config, &data.classes)?;
+    let job = CompareJob {
+        data: &data,
+        models: &models,
+        sample_ids: ids,
+        split: args.split.to_string(),
+        methods: Method::parse_list(&args.methods)?,
+        explain,
+        positive,
+        out_dir: args.out.clone(),
+    };
+    let report = match compare(&mut ctx, job) {
+        Err(melxai::Error::Cancelled) => {
+            eprintln!("cancelled; maps written so far are reused by the next run");
+            return Ok(130);
+        }
+        r => r?,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {

@@ -276,7 +276,9 @@ fn similarity(
 fn batch(config: &Config, name: Option<&str>, json: bool) -> Result<i32> {
     let mut sink = progress::CliProgress::new();
     let t0 = std::time::Instant::now();
-    let summary = melxai::batch::run(config, name, &mut sink)?;
+    let cancel = progress::cancel_on_ctrl_c("the next step boundary");
+    let mut screens = melxai::tui::report_screens::render_run_screens;
+    let summary = melxai::batch::run(config, name, &mut sink, &cancel, Some(&mut screens))?;
     if json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
@@ -298,6 +300,13 @@ fn batch(config: &Config, name: Option<&str>, json: bool) -> Result<i32> {
             summary.report_dir.join("report.md").display(),
             t0.elapsed().as_secs_f64()
         );
+    }
+    if summary.cancelled {
+        eprintln!(
+            "cancelled: finished steps are kept in {}; a re-run reuses them",
+            summary.report_dir.display()
+        );
+        return Ok(130);
     }
     Ok(if summary.succeeded() { 0 } else { 1 })
 }

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use melxai::engine::{Event, EventSink};
+use melxai::progress::{CancelToken, Event, EventSink};
 
 pub struct CliProgress {
     bar: Option<ProgressBar>,
@@ -91,4 +91,20 @@ impl EventSink for CliProgress {
             _ => {}
         }
     }
+}
+
+/// A token cancelled by the first Ctrl-C, so the job stops at its next step
+/// boundary and keeps what it finished; a second Ctrl-C exits at once (130).
+/// `what` says where it stops, e.g. "the next batch boundary".
+pub fn cancel_on_ctrl_c(what: &'static str) -> CancelToken {
+    let token = CancelToken::new();
+    let handler_token = token.clone();
+    let _ = ctrlc::set_handler(move || {
+        if handler_token.is_cancelled() {
+            std::process::exit(130);
+        }
+        handler_token.cancel();
+        eprintln!("\ncancelling at {what} (Ctrl-C again to abort)");
+    });
+    token
 }

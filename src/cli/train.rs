@@ -1,22 +1,19 @@
 //! `melxai train` and `melxai eval`.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use melxai::config::{check, Config};
 use melxai::data::cache::ImageCache;
-use melxai::data::scan::scan;
-use melxai::engine::{Event, EventSink};
-use melxai::eval::{metrics, predict_rows};
+use melxai::eval::metrics;
+use melxai::jobs::{self, JobContext};
 use melxai::metrics::{bootstrap_ci, BootstrapOptions, DEFAULT_THRESHOLD};
 use melxai::model::checkpoint::read_meta;
-use melxai::model::{parse_device, Arch, Classifier, EfficientNetConfig};
-use melxai::train::{train, TrainConfig, TrainContext};
+use melxai::model::{parse_device, Classifier};
+use melxai::train::TrainConfig;
 use serde_json::json;
 
-use super::progress::CliProgress;
+use super::progress::{cancel_on_ctrl_c, CliProgress};
 
 #[derive(Debug, Default, clap::Args)]
 pub struct TrainArgs {
@@ -51,19 +48,6 @@ pub struct TrainArgs {
     pub exclude: Vec<String>,
     #[arg(long)]
     pub json: bool,
-}
-
-/// Sets the returned flag on Ctrl-C so training stops at a batch boundary.
-fn cancel_on_ctrl_c() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    let _ = ctrlc::set_handler(move || {
-        if f.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-        eprintln!("\ncancelling at the next batch boundary (Ctrl-C again to abort)");
-    });
-    flag
 }
 
 /// `[train]` keys and the flags that override them.
@@ -114,65 +98,41 @@ pub fn train_config(config: &Config, args: &TrainArgs) -> Result<TrainConfig> {
 
 pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
     let cfg = train_config(config, args)?;
-    let device = parse_device(&config.device)?;
+    let name = cfg.name.clone();
     let mut sink = CliProgress::new();
-    let data = scan(&config.data.root, true)?;
-    for s in &data.skipped {
-        sink.send(Event::Warning {
-            job: 0,
-            message: format!("skipped {}: {}", s.path.display(), s.reason),
-        });
-    }
-    let samples: Vec<_> = data
-        .samples
-        .iter()
-        .filter(|s| !args.exclude.contains(&s.id))
-        .cloned()
-        .collect();
-    let arch: Arch = cfg.arch.parse()?;
-    let size = cfg
-        .input_size
-        .unwrap_or(EfficientNetConfig::new(arch, 2).resolution);
-    let t0 = std::time::Instant::now();
-    let cache = ImageCache::build(&samples, [size, size])?;
-    eprintln!(
-        "{} images ({} excluded, {} skipped) decoded and resized to {size}x{size} in {:.1}s",
-        cache.len(),
-        data.samples.len() - samples.len(),
-        data.skipped.len() + cache.skipped.len(),
-        t0.elapsed().as_secs_f64()
-    );
-    let positive = data
-        .class_index(&config.data.positive_class)
-        .with_context(|| {
-            format!(
-                "positive class '{}' not in {:?}",
-                config.data.positive_class, data.classes
-            )
-        })?;
-    let cancel = cancel_on_ctrl_c();
-    let mut ctx = TrainContext {
-        cache: &cache,
-        class_names: data.classes.clone(),
-        positive,
-        weights_dir: config.model.weights_dir.clone(),
-        imagenet_dir: config.model.weights_dir.clone(),
-        device,
+    let cancel = cancel_on_ctrl_c("the next batch boundary");
+    let mut ctx = JobContext {
+        config,
+        device: parse_device(&config.device)?,
         sink: &mut sink,
         cancel: &cancel,
         job: 0,
+    };
+    let data = jobs::scan_data(&mut ctx)?;
+    let job = jobs::train::TrainJob {
+        data: &data,
+        config: cfg.clone(),
+        excluded: &args.exclude,
         resume: args.resume,
     };
-    let outcome = match train(&cfg, &mut ctx) {
+    let trained = match jobs::train::train(&mut ctx, job) {
         Err(melxai::Error::Cancelled) => {
             eprintln!(
-                "cancelled; the last finished epoch is saved. Continue with: melxai train --resume --name {}",
-                cfg.name
+                "cancelled; the last finished epoch is saved. Continue with: melxai train --resume --name {name}"
             );
             return Ok(130);
         }
         r => r?,
     };
+    eprintln!(
+        "{} images ({} excluded, {} skipped) decoded and resized to {s}x{s} in {:.1}s",
+        trained.images,
+        trained.excluded,
+        data.skipped.len() + trained.skipped,
+        trained.decode_seconds,
+        s = trained.input_size
+    );
+    let outcome = trained.outcome;
     let report_dir = PathBuf::from("reports").join(&cfg.name);
     std::fs::create_dir_all(&report_dir)?;
     std::fs::write(
@@ -261,10 +221,18 @@ pub struct EvalArgs {
 }
 
 pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
-    let device = parse_device(&config.device)?;
+    let mut sink = CliProgress::new();
+    let cancel = cancel_on_ctrl_c("the next batch");
+    let mut ctx = JobContext {
+        config,
+        device: parse_device(&config.device)?,
+        sink: &mut sink,
+        cancel: &cancel,
+        job: 0,
+    };
     let meta = read_meta(&args.checkpoint)?;
-    let model = Classifier::from_checkpoint(&args.checkpoint, device)?;
-    let data = scan(&config.data.root, true)?;
+    let model = Classifier::from_checkpoint(&args.checkpoint, ctx.device)?;
+    let data = jobs::scan_data(&mut ctx)?;
     let ids: Option<Vec<String>> = match (args.split.as_str(), &meta.split) {
         ("all", _) => None,
         (part @ ("test" | "val" | "train"), Some(rec)) => Some(match part {
@@ -304,10 +272,16 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
     };
     let cache = ImageCache::build(&samples, meta.input_size)?;
     let rows: Vec<usize> = (0..cache.len()).collect();
-    let preds = predict_rows(&model, &cache, &rows, 32)?;
-    let positive = data
-        .class_index(&config.data.positive_class)
-        .with_context(|| format!("positive class '{}' not found", config.data.positive_class))?;
+    let job = jobs::evaluate::EvaluateJob {
+        model: &model,
+        cache: &cache,
+        rows: &rows,
+    };
+    let preds = match jobs::evaluate::evaluate(&mut ctx, job) {
+        Err(melxai::Error::Cancelled) => return Ok(130),
+        r => r?,
+    };
+    let positive = jobs::positive_class(config, &data.classes)?;
     let temperature = if args.uncalibrated {
         1.0
     } else {
@@ -356,39 +330,50 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
             }))?
         );
     } else {
-        println!(
-            "{} on {} ({} images, temperature {:.3})",
-            args.checkpoint.display(),
-            args.split,
-            m.n,
-            temperature
-        );
-        let ci = |c: Option<melxai::metrics::Interval>| {
-            c.map(|c| format!(" [{:.3}, {:.3}]", c.low, c.high))
-                .unwrap_or_default()
-        };
-        println!("  AUROC             {:.3}{}", m.auroc, ci(auroc_ci));
-        println!(
-            "  balanced accuracy {:.3}{}",
-            m.balanced_accuracy,
-            ci(bacc_ci)
-        );
-        println!("  sensitivity       {:.3}", m.recall);
-        println!("  specificity       {:.3}", m.specificity);
-        println!("  precision         {:.3}", m.precision);
-        println!("  F1                {:.3}", m.f1);
-        println!("  AUPRC             {:.3}", m.auprc);
-        let c = &m.confusion;
-        println!(
-            "  confusion (melanoma positive): TP {} FN {} FP {} TN {}",
-            c.tp, c.fn_, c.fp, c.tn
-        );
-        if m.n < 100 {
-            println!(
-                "  note: {} images: confidence intervals are wide; prefer pooled k-fold figures",
-                m.n
-            );
-        }
+        print_eval(args, &m, temperature, auroc_ci, bacc_ci);
     }
     Ok(0)
+}
+
+/// The text form of `melxai eval`.
+fn print_eval(
+    args: &EvalArgs,
+    m: &melxai::metrics::BinaryMetrics,
+    temperature: f64,
+    auroc_ci: Option<melxai::metrics::Interval>,
+    bacc_ci: Option<melxai::metrics::Interval>,
+) {
+    println!(
+        "{} on {} ({} images, temperature {:.3})",
+        args.checkpoint.display(),
+        args.split,
+        m.n,
+        temperature
+    );
+    let ci = |c: Option<melxai::metrics::Interval>| {
+        c.map(|c| format!(" [{:.3}, {:.3}]", c.low, c.high))
+            .unwrap_or_default()
+    };
+    println!("  AUROC             {:.3}{}", m.auroc, ci(auroc_ci));
+    println!(
+        "  balanced accuracy {:.3}{}",
+        m.balanced_accuracy,
+        ci(bacc_ci)
+    );
+    println!("  sensitivity       {:.3}", m.recall);
+    println!("  specificity       {:.3}", m.specificity);
+    println!("  precision         {:.3}", m.precision);
+    println!("  F1                {:.3}", m.f1);
+    println!("  AUPRC             {:.3}", m.auprc);
+    let c = &m.confusion;
+    println!(
+        "  confusion (melanoma positive): TP {} FN {} FP {} TN {}",
+        c.tp, c.fn_, c.fp, c.tn
+    );
+    if m.n < 100 {
+        println!(
+            "  note: {} images: confidence intervals are wide; prefer pooled k-fold figures",
+            m.n
+        );
+    }
 }

@@ -11,24 +11,8 @@ use super::similarity::{compare_maps, CompareOptions, Map, Metric, SimilarityRep
 use crate::explain::Method;
 use crate::metrics::{bootstrap_mean_ci, mean_std, BootstrapOptions};
 
-/// One heatmap `(H,W)` in [0, 1], row-major.
-#[derive(Debug, Clone)]
-pub struct Heatmap {
-    pub values: Vec<f32>,
-    pub height: usize,
-    pub width: usize,
-}
-
-/// Every method's heatmap for one image under one model.
-#[derive(Debug, Clone)]
-pub struct ExplainedSample {
-    pub id: String,
-    pub label: usize,
-    pub predicted: usize,
-    /// Calibrated probability of the positive class.
-    pub probability: f64,
-    pub maps: BTreeMap<Method, Heatmap>,
-}
+// Explained samples are made by `explain`; agreement only reads them.
+pub use crate::explain::split::{ExplainedSample, Heatmap};
 
 /// Mean, spread and bootstrap interval of one number over images.
 #[derive(Debug, Clone, Serialize)]

@@ -1,23 +1,17 @@
-//! The comparison pipeline: explain one split with every model and method,
-//! then compute within-model and cross-model agreement and write them out.
+//! The comparison's result and its files: within-model and cross-model
+//! agreement of one split's explanations (the job that produces it is
+//! [`crate::jobs::compare`]).
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
-use super::agreement::{cross_model, within_model, CrossModel, ExplainedSample, WithinModel};
-use super::similarity::{CompareOptions, Metric};
-use crate::data::cache::ImageCache;
-use crate::data::scan::Scan;
-use crate::engine::events::{EventSink, JobId};
+use super::agreement::{CrossModel, WithinModel};
+use super::similarity::Metric;
 use crate::error::{Error, Result};
-use crate::eval::predict_rows;
-use crate::explain::split::{explain_rows, MapRecord};
-use crate::explain::{ExplainConfig, Method};
-use crate::model::Classifier;
+use crate::explain::split::MapRecord;
+use crate::explain::Method;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ModelAgreement {
@@ -34,91 +28,6 @@ pub struct ComparisonReport {
     pub methods: Vec<Method>,
     pub models: Vec<ModelAgreement>,
     pub cross: Vec<CrossModel>,
-}
-
-/// Everything a comparison needs besides the models.
-pub struct CompareJob<'a> {
-    pub data: &'a Scan,
-    pub sample_ids: Vec<String>,
-    pub split: String,
-    pub methods: Vec<Method>,
-    pub explain: ExplainConfig,
-    pub positive: usize,
-    pub out_dir: PathBuf,
-    pub sink: &'a mut dyn EventSink,
-    pub cancel: &'a AtomicBool,
-    pub job: JobId,
-}
-
-/// Explains the split with each model (first = reference) and compares.
-pub fn compare(models: &[(PathBuf, Classifier)], job: CompareJob) -> Result<ComparisonReport> {
-    let CompareJob {
-        data,
-        sample_ids,
-        split,
-        methods,
-        explain,
-        positive,
-        out_dir,
-        sink,
-        cancel,
-        job,
-    } = job;
-    let samples: Vec<_> = data
-        .samples
-        .iter()
-        .filter(|s| sample_ids.contains(&s.id))
-        .cloned()
-        .collect();
-    if samples.is_empty() {
-        return Err(Error::Dataset(
-            "none of the split's samples are in the data set".into(),
-        ));
-    }
-    let opts = CompareOptions::default();
-    let mut caches: HashMap<[i64; 2], ImageCache> = HashMap::new();
-    let mut explained: Vec<(String, Vec<ExplainedSample>)> = Vec::new();
-    let mut per_model = Vec::new();
-    for (path, model) in models {
-        let size = model.meta.input_size;
-        let cache = match caches.entry(size) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(ImageCache::build(&samples, size)?)
-            }
-        };
-        let rows: Vec<usize> = (0..cache.len()).collect();
-        let preds = predict_rows(model, cache, &rows, 32)?;
-        let pairs: Vec<(usize, _)> = rows.into_iter().zip(preds).collect();
-        let dir = out_dir.join(&model.meta.name);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let (maps, records) = explain_rows(
-            model, cache, &pairs, &methods, &explain, positive, &dir, sink, cancel, job,
-        )?;
-        let within = within_model(&maps, &methods, &data.classes, &opts);
-        per_model.push(ModelAgreement {
-            model: model.meta.name.clone(),
-            checkpoint: path.clone(),
-            within,
-            maps: records,
-        });
-        explained.push((model.meta.name.clone(), maps));
-    }
-    let mut cross = Vec::new();
-    if let Some((ref_name, ref_maps)) = explained.first() {
-        for (name, maps) in explained.iter().skip(1) {
-            cross.push(cross_model(ref_name, ref_maps, name, maps, &methods, &opts));
-        }
-    }
-    let report = ComparisonReport {
-        split,
-        sample_ids: samples.iter().map(|s| s.id.clone()).collect(),
-        methods,
-        models: per_model,
-        cross,
-    };
-    write(&report, &out_dir)?;
-    Ok(report)
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {

@@ -1,7 +1,10 @@
 //! What a face can ask the engine to do. Requests go down a channel to the
-//! worker thread; answers come back as [`super::events::Event`]s.
+//! engine task; answers come back as [`crate::progress::Event`]s.
 
 use std::path::PathBuf;
+
+use super::{Control, EngineJob};
+use crate::progress::JobKind;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Request {
@@ -26,4 +29,47 @@ pub enum Request {
     Cancel,
     /// Finish and end the worker thread.
     Shutdown,
+}
+
+impl EngineJob for Request {
+    fn control(&self) -> Option<Control> {
+        match self {
+            Request::Cancel => Some(Control::Cancel),
+            Request::Shutdown => Some(Control::Shutdown),
+            _ => None,
+        }
+    }
+
+    fn describe(&self) -> (JobKind, String) {
+        match self {
+            Request::Train { name, .. } => (
+                JobKind::Train,
+                format!(
+                    "training {}",
+                    name.clone().unwrap_or_else(|| "(configured)".into())
+                ),
+            ),
+            Request::Evaluate { checkpoint } => (
+                JobKind::Evaluate,
+                format!("evaluating {}", checkpoint.display()),
+            ),
+            Request::Calibrate { checkpoint } => (
+                JobKind::Calibrate,
+                format!("calibrating {}", checkpoint.display()),
+            ),
+            Request::Explain {
+                sample_ids,
+                methods,
+                ..
+            } => (
+                JobKind::Explain,
+                format!(
+                    "explaining {} sample(s) with {}",
+                    sample_ids.len(),
+                    methods.join(", ")
+                ),
+            ),
+            Request::Cancel | Request::Shutdown => (JobKind::Evaluate, String::new()),
+        }
+    }
 }

@@ -1,23 +1,31 @@
-//! Explaining every image of a split with several methods: the shared step of
-//! `compare`, `--batch` and the TUI. Maps already on disk are reused, so an
-//! interrupted run picks up where it stopped.
+//! What explaining a split produces: every method's heatmap per image, and
+//! the record kept beside the maps on disk (the job itself is
+//! [`crate::jobs::explain`]).
 
 use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Serialize};
 
-use super::heatmap::{tensor_to_rgb, to_vec};
-use super::{explain, output, ExplainConfig, Method};
-use crate::compare::agreement::{ExplainedSample, Heatmap};
-use crate::data::cache::ImageCache;
-use crate::data::image::normalise;
-use crate::data::npy::read_map;
-use crate::engine::events::{Event, EventSink, JobId};
-use crate::error::{Error, Result};
-use crate::eval::EvalRow;
-use crate::model::Classifier;
+use super::Method;
+
+/// One heatmap `(H,W)` in [0, 1], row-major.
+#[derive(Debug, Clone)]
+pub struct Heatmap {
+    pub values: Vec<f32>,
+    pub height: usize,
+    pub width: usize,
+}
+
+/// Every method's heatmap for one image under one model.
+#[derive(Debug, Clone)]
+pub struct ExplainedSample {
+    pub id: String,
+    pub label: usize,
+    pub predicted: usize,
+    /// Calibrated probability of the positive class.
+    pub probability: f64,
+    pub maps: BTreeMap<Method, Heatmap>,
+}
 
 /// What was recorded for one map (also written beside the maps as JSON).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,96 +43,4 @@ pub struct MapRecord {
 pub fn stem(id: &str) -> String {
     let no_ext = id.rsplit_once('.').map_or(id, |(s, _)| s);
     no_ext.replace(['/', '\\'], "_")
-}
-
-/// Explains `rows` (with their predictions) under `model`, writing maps to `out_dir`.
-#[allow(clippy::too_many_arguments)]
-pub fn explain_rows(
-    model: &Classifier,
-    cache: &ImageCache,
-    rows: &[(usize, EvalRow)],
-    methods: &[Method],
-    cfg: &ExplainConfig,
-    positive: usize,
-    out_dir: &Path,
-    sink: &mut dyn EventSink,
-    cancel: &AtomicBool,
-    job: JobId,
-) -> Result<(Vec<ExplainedSample>, Vec<MapRecord>)> {
-    let records_path = out_dir.join("maps.json");
-    let mut records: Vec<MapRecord> = std::fs::read_to_string(&records_path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    let mut samples = Vec::new();
-    let total = (rows.len() * methods.len()) as u64;
-    let mut done = 0u64;
-    let started = std::time::Instant::now();
-    for (row, pred) in rows {
-        let p = pred.probabilities(model.meta.temperature);
-        let predicted = (0..p.len())
-            .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-            .unwrap_or(0);
-        let id = &cache.ids[*row];
-        let s = stem(id);
-        let mut maps = BTreeMap::new();
-        let x = normalise(&cache.batch(&[*row]), &model.meta.normalisation).squeeze_dim(0);
-        let rgb = tensor_to_rgb(&cache.batch(&[*row]).squeeze_dim(0))?;
-        for &method in methods {
-            if cancel.load(Ordering::Relaxed) {
-                return Err(Error::Cancelled);
-            }
-            let map_file = output::map_path(out_dir, &s, method.key(), output::MapFile::Heatmap);
-            let have = records.iter().any(|r| &r.id == id && r.method == method);
-            let heatmap = if have && map_file.exists() {
-                let (values, height, width) = read_map(&map_file)?;
-                Heatmap {
-                    values,
-                    height,
-                    width,
-                }
-            } else {
-                let e = explain(model, &x, method, cfg)?;
-                output::write(&e, &rgb, out_dir, &s)?;
-                records.retain(|r| !(&r.id == id && r.method == method));
-                records.push(MapRecord {
-                    id: id.clone(),
-                    method,
-                    target: e.target,
-                    output: e.output,
-                    delta: e.delta,
-                    baseline_output: e.baseline_output,
-                    seconds: e.seconds,
-                });
-                let size = e.heatmap.size();
-                let text = serde_json::to_string_pretty(&records)
-                    .map_err(|e| Error::Other(e.to_string()))?;
-                std::fs::write(&records_path, text).map_err(|e| Error::io(&records_path, e))?;
-                Heatmap {
-                    values: to_vec(&e.heatmap)?,
-                    height: size[0] as usize,
-                    width: size[1] as usize,
-                }
-            };
-            maps.insert(method, heatmap);
-            done += 1;
-            sink.send(Event::Progress {
-                job,
-                stage: format!("{}: {id} {}", model.meta.name, method.key()),
-                done,
-                total,
-                eta_seconds: Some(
-                    started.elapsed().as_secs_f64() / done as f64 * (total - done) as f64,
-                ),
-            });
-        }
-        samples.push(ExplainedSample {
-            id: id.clone(),
-            label: cache.labels[*row],
-            predicted,
-            probability: p.get(positive).copied().unwrap_or(f64::NAN),
-            maps,
-        });
-    }
-    Ok((samples, records))
 }

@@ -1,4 +1,6 @@
-//! Reports: PNG figures and the `--batch` report folder.
+//! Reports: PNG figures and the `--batch` report folder (typed run report,
+//! `metrics.json`, `report.md`).
 
 pub mod figures;
 pub mod markdown;
+pub mod run;

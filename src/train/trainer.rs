@@ -7,7 +7,6 @@
 //! was never interrupted.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
@@ -23,7 +22,6 @@ use crate::data::augment::augment;
 use crate::data::cache::ImageCache;
 use crate::data::image::normalise;
 use crate::data::split::{fold_split, stratified_split, Split};
-use crate::engine::events::{EpochSummary, Event, EventSink, JobId};
 use crate::error::{Error, Result};
 use crate::eval::{
     balanced_class_weights, metrics, predict_rows, weight_tensor, weighted_cross_entropy, EvalRow,
@@ -35,6 +33,7 @@ use crate::metrics::{
 use crate::model::checkpoint::{self, SplitRecord, TrainingProgress};
 use crate::model::precision::LossScaler;
 use crate::model::{Arch, Classifier, EfficientNet, EfficientNetConfig};
+use crate::progress::{CancelToken, EpochSummary, Event, EventSink, JobId};
 
 /// Everything a training run needs from its caller.
 pub struct TrainContext<'a> {
@@ -47,7 +46,7 @@ pub struct TrainContext<'a> {
     pub imagenet_dir: PathBuf,
     pub device: Device,
     pub sink: &'a mut dyn EventSink,
-    pub cancel: &'a AtomicBool,
+    pub cancel: &'a CancelToken,
     pub job: JobId,
     /// Continue an interrupted run from its `-last` checkpoint.
     pub resume: bool,
@@ -386,9 +385,7 @@ fn train_split(
             });
         };
         for (b, rows) in order.chunks(cfg.batch_size.max(1)).enumerate() {
-            if ctx.cancel.load(Ordering::Relaxed) {
-                return Err(Error::Cancelled);
-            }
+            ctx.cancel.check()?;
             let step = (epoch - 1) * batches_per_epoch + b;
             lr = learning_rate(
                 cfg.schedule,

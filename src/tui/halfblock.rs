@@ -12,7 +12,7 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use ratatui::style::Color;
 
-use crate::engine::events::HeatmapData;
+use crate::progress::HeatmapData;
 use crate::tui::colormap::viridis;
 
 /// Cell rectangle an image of `src_w`×`src_h` pixels occupies when fitted

@@ -1,6 +1,6 @@
 //! The terminal UI: a face over the engine for researchers in SSH sessions.
 //!
-//! Data flows one way: engine [`Event`](crate::engine::events::Event)s →
+//! Data flows one way: engine [`Event`](crate::progress::Event)s →
 //! [`AppState::apply_event`] → panes; keys → [`keys::Action`] →
 //! [`AppState::update`] → [`Request`](crate::engine::requests::Request)s to
 //! the worker. State, key handling, panes, screenshots, triage storage and
@@ -13,6 +13,7 @@ pub mod graphics;
 pub mod halfblock;
 pub mod keys;
 pub mod panes;
+pub mod report_screens;
 pub mod run;
 pub mod screenshot;
 pub mod state;

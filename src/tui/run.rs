@@ -1,28 +1,28 @@
 //! The run loop: engine events and keys in, frames and requests out.
 //!
-//! The engine works on its own thread and reports through a tokio unbounded
-//! channel (non-blocking `try_recv`, so no runtime is needed here); requests
-//! go back through a std channel. Each turn the loop drains every queued
-//! event and draws once, and only when something changed (or on a ~100 ms
-//! tick while a job runs, for the spinner), so a burst of batch events during
-//! training costs one frame and keys stay responsive. The loop is generic
-//! over the ratatui backend and the input source, which makes it testable
-//! with `TestBackend` and a scripted list of key events.
+//! The loop awaits, with `tokio::select!`, whichever comes first: engine
+//! events (all queued ones are drained, then one frame is drawn, so a burst
+//! of batch events costs one frame and the newest is on screen within one
+//! frame), a terminal event from crossterm's `EventStream`, or a frame tick
+//! that only runs while a job does (the spinner). Idle, nothing wakes it, so
+//! the UI costs no CPU. The loop is generic over the ratatui backend and the
+//! input stream, which makes it testable with `TestBackend` and a scripted
+//! stream of key events.
 
 use std::path::PathBuf;
-use std::sync::mpsc::Sender;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossterm::event::{Event as TermEvent, KeyEventKind, MouseButton, MouseEventKind};
+use futures_util::{Stream, StreamExt};
 use image::RgbImage;
 use ratatui::backend::Backend;
 use ratatui::layout::{Position, Rect};
 use ratatui::Terminal;
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 
-use crate::engine::events::{Event, HeatmapData};
 use crate::engine::requests::Request;
+use crate::progress::{Event, HeatmapData};
 use crate::tui::error::Result;
 use crate::tui::graphics::{GraphicsMode, ProtocolRenderer};
 use crate::tui::keys::{Action, KeyMap};
@@ -39,9 +39,8 @@ pub type ImageLoader = Box<dyn Fn(&str) -> Option<RgbImage> + Send>;
 /// functions); `None` when it cannot be computed.
 pub type SimilarityFn = Box<dyn Fn(Metric, &HeatmapData, &HeatmapData) -> Option<f64> + Send>;
 
-/// Redraw period while a job runs (spinner), and the input poll period.
-const TICK: Duration = Duration::from_millis(100);
-const POLL: Duration = Duration::from_millis(50);
+/// Redraw period while a job runs (spinner and elapsed time).
+const FRAME_INTERVAL_MS: u64 = 100;
 
 /// What the UI needs from its caller.
 pub struct TuiOptions {
@@ -336,63 +335,50 @@ impl App {
     }
 }
 
-/// The loop, for any backend and input source. `next_input(timeout)` waits up
-/// to `timeout` for a terminal event. Returns when the user quits; sends
-/// `Request::Shutdown` on the way out.
-pub fn run_loop<B: Backend>(
+/// The loop, for any backend and input stream. Returns when the user quits
+/// (or the input ends); cancels a running job and sends `Request::Shutdown`
+/// on the way out.
+pub async fn run_loop<B, I>(
     terminal: &mut Terminal<B>,
     app: &mut App,
     events_rx: &mut UnboundedReceiver<Event>,
-    requests_tx: &Sender<Request>,
-    next_input: &mut dyn FnMut(Duration) -> std::io::Result<Option<TermEvent>>,
-) -> Result<()> {
-    let mut dirty = true;
+    requests_tx: &UnboundedSender<Request>,
+    input: &mut I,
+) -> Result<()>
+where
+    B: Backend,
+    I: Stream<Item = std::io::Result<TermEvent>> + Unpin,
+{
     let mut engine_alive = true;
-    let mut last_tick = Instant::now();
-    loop {
-        loop {
-            match events_rx.try_recv() {
-                Ok(ev) => {
-                    app.on_engine_event(ev);
-                    dirty = true;
-                }
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    if engine_alive {
-                        engine_alive = false;
-                        app.state
-                            .warn("the engine stopped; results will not update".into());
-                        dirty = true;
+    let mut frame = tokio::time::interval(Duration::from_millis(FRAME_INTERVAL_MS));
+    frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    app.draw(terminal)?;
+    while !app.state.should_quit() {
+        let running = app.state.job().is_running();
+        tokio::select! {
+            // Engine events first: their results are what the user waits for.
+            biased;
+            event = events_rx.recv(), if engine_alive => {
+                let alive = match event {
+                    Some(event) => {
+                        app.on_engine_event(event);
+                        drain_events(app, events_rx)
                     }
-                    break;
+                    None => false,
+                };
+                if !alive {
+                    engine_alive = false;
+                    app.state
+                        .warn("the engine stopped; results will not update".into());
                 }
             }
+            term = input.next() => match term {
+                Some(term) => on_terminal_event(terminal, app, requests_tx, term?)?,
+                None => break,
+            },
+            _ = frame.tick(), if running => app.state.tick(),
         }
-        if last_tick.elapsed() >= TICK {
-            last_tick = Instant::now();
-            if app.state.job().is_running() {
-                app.state.tick();
-                dirty = true;
-            }
-        }
-        if dirty {
-            app.draw(terminal)?;
-            dirty = false;
-        }
-        if app.state.should_quit() {
-            break;
-        }
-        if let Some(ev) = next_input(POLL)? {
-            if let TermEvent::Resize(..) = ev {
-                terminal.autoresize()?;
-            }
-            for request in app.on_input(ev) {
-                if requests_tx.send(request).is_err() {
-                    app.state.error("the engine is not running".into());
-                }
-            }
-            dirty = true;
-        }
+        app.draw(terminal)?;
     }
     if app.state.job().is_running() {
         let _ = requests_tx.send(Request::Cancel);
@@ -401,12 +387,40 @@ pub fn run_loop<B: Backend>(
     Ok(())
 }
 
+/// Applies every event already queued; `false` once the engine is gone.
+fn drain_events(app: &mut App, events_rx: &mut UnboundedReceiver<Event>) -> bool {
+    loop {
+        match events_rx.try_recv() {
+            Ok(event) => app.on_engine_event(event),
+            Err(TryRecvError::Empty) => return true,
+            Err(TryRecvError::Disconnected) => return false,
+        }
+    }
+}
+
+fn on_terminal_event<B: Backend>(
+    terminal: &mut Terminal<B>,
+    app: &mut App,
+    requests_tx: &UnboundedSender<Request>,
+    event: TermEvent,
+) -> Result<()> {
+    if let TermEvent::Resize(..) = event {
+        terminal.autoresize()?;
+    }
+    for request in app.on_input(event) {
+        if requests_tx.send(request).is_err() {
+            app.state.error("the engine is not running".into());
+        }
+    }
+    Ok(())
+}
+
 /// Runs the terminal UI until the user quits. Refuses politely when stdout
 /// is not a terminal.
-pub fn run_app(
+pub async fn run_app(
     options: TuiOptions,
     mut events_rx: UnboundedReceiver<Event>,
-    requests_tx: Sender<Request>,
+    requests_tx: UnboundedSender<Request>,
 ) -> Result<()> {
     if !terminal::stdout_is_terminal() {
         return Err(crate::tui::TuiError::NotATerminal);
@@ -415,20 +429,15 @@ pub fn run_app(
     let mut app = App::new(options);
     let mut guard = TerminalGuard::enter()?;
     app.init_graphics(graphics);
-    let mut input = |timeout: Duration| -> std::io::Result<Option<TermEvent>> {
-        if crossterm::event::poll(timeout)? {
-            crossterm::event::read().map(Some)
-        } else {
-            Ok(None)
-        }
-    };
+    let mut input = crossterm::event::EventStream::new();
     let result = run_loop(
         guard.terminal(),
         &mut app,
         &mut events_rx,
         &requests_tx,
         &mut input,
-    );
+    )
+    .await;
     drop(guard);
     result
 }

@@ -3,7 +3,8 @@
 //! A TUI that dies without leaving raw mode and the alternate screen leaves
 //! the user's SSH session unusable, so the terminal is restored on every way
 //! out: normal exit and errors (the guard's `Drop`), panics (a panic hook
-//! that restores before the message is printed, so it stays readable), and
+//! that restores before the message is printed, so it stays readable; not
+//! for a panic the engine catches inside a job), and
 //! Ctrl-C (in raw mode it arrives as a key and quits through the normal path).
 
 use std::io::{self, IsTerminal, Stdout};
@@ -46,7 +47,11 @@ fn install_panic_hook() {
     HOOK.call_once(|| {
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            restore();
+            // A panic inside an engine job is caught and reported as a failed
+            // job; the UI keeps running, so its terminal stays as it is.
+            if !crate::engine::isolate::in_isolated_job() {
+                restore();
+            }
             previous(info);
         }));
     });

@@ -64,6 +64,25 @@ impl AppState {
             }),
             Action::Submit => self.submit_input(),
             Action::Mark(mark) => self.toggle_mark(mark),
+            Action::StartTraining | Action::Evaluate | Action::Explain => {
+                out = self.job_request(action)
+            }
+            Action::Cancel => out = self.cancel_or_close(),
+            Action::ToggleHelp => self.show_help = !self.show_help,
+            Action::CycleMetric => {
+                self.metric = self.metric.next();
+                self.info(format!("agreement metric: {}", self.metric.title()));
+            }
+            Action::Screenshot => {}
+        }
+        out
+    }
+
+    /// `t`, `r` and `e`: a job request, unless a job runs or nothing is
+    /// there to work on (then a warning says why).
+    fn job_request(&mut self, action: Action) -> Vec<Request> {
+        let mut out = Vec::new();
+        match action {
             Action::StartTraining => {
                 if self.job.is_running() {
                     self.warn("a job is already running (Esc cancels it)".into());
@@ -110,33 +129,32 @@ impl AppState {
                     }),
                 }
             }
-            Action::Cancel => {
-                if self.show_help {
-                    self.show_help = false;
-                } else if self.input != InputMode::Normal {
-                    if matches!(self.input, InputMode::Search(_)) {
-                        self.query.clear();
-                        self.ensure_selection();
-                    }
-                    self.input = InputMode::Normal;
-                } else if !self.query.is_empty() {
-                    self.query.clear();
-                    self.ensure_selection();
-                } else if self.zoomed.is_some() {
-                    self.zoomed = None;
-                } else if self.job.is_running() {
-                    self.info("cancelling…".into());
-                    out.push(Request::Cancel);
-                }
-            }
-            Action::ToggleHelp => self.show_help = !self.show_help,
-            Action::CycleMetric => {
-                self.metric = self.metric.next();
-                self.info(format!("agreement metric: {}", self.metric.title()));
-            }
-            Action::Screenshot => {}
+            _ => {}
         }
         out
+    }
+
+    /// Esc: closes what is open (help, an input, a search, a zoom) before it
+    /// cancels the running job.
+    fn cancel_or_close(&mut self) -> Vec<Request> {
+        if self.show_help {
+            self.show_help = false;
+        } else if self.input != InputMode::Normal {
+            if matches!(self.input, InputMode::Search(_)) {
+                self.query.clear();
+                self.ensure_selection();
+            }
+            self.input = InputMode::Normal;
+        } else if !self.query.is_empty() {
+            self.query.clear();
+            self.ensure_selection();
+        } else if self.zoomed.is_some() {
+            self.zoomed = None;
+        } else if self.job.is_running() {
+            self.info("cancelling…".into());
+            return vec![Request::Cancel];
+        }
+        Vec::new()
     }
 
     fn set_focus(&mut self, pane: Pane) {
@@ -202,7 +220,7 @@ impl AppState {
         matches!(
             self.job,
             JobStatus::Running {
-                kind: crate::engine::events::JobKind::Train,
+                kind: crate::progress::JobKind::Train,
                 ..
             }
         )

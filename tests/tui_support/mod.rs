@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use image::{Rgb, RgbImage};
-use melxai::engine::events::{EpochSummary, Event, HeatmapData, JobKind, SamplePrediction};
+use melxai::progress::{EpochSummary, Event, HeatmapData, JobKind, SamplePrediction};
 use melxai::tui::AppState;
 use serde_json::json;
 

@@ -12,7 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Dataset, Gauge, GraphType, Paragraph, Widget};
 
 use super::empty_message;
-use crate::tui::state::AppState;
+use crate::tui::state::{AppState, TrainingState};
 
 /// A chart title with a colour key (ratatui hides the legend in small charts).
 pub fn legend(title: &str, series: &[(&str, Color)]) -> Line<'static> {
@@ -54,6 +54,22 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     ])
     .areas(area);
 
+    Paragraph::new(summary_line(t)).render(summary, buf);
+
+    render_gauges(t, epoch_gauge, batch_gauge, buf);
+
+    if charts.height < 4 {
+        return;
+    }
+    if t.history.is_empty() {
+        empty_message(charts, buf, "charts appear after the first epoch");
+        return;
+    }
+    render_charts(t, charts, buf);
+}
+
+/// Fold, last loss, learning rate, throughput, and ETA or the outcome.
+fn summary_line(t: &TrainingState) -> String {
     let mut parts = Vec::new();
     if let Some((k, n)) = t.fold {
         parts.push(format!("fold {}/{n}", k + 1));
@@ -74,8 +90,11 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     } else {
         parts.push(t.outcome.unwrap_or("finished").into());
     }
-    Paragraph::new(parts.join(" · ")).render(summary, buf);
+    parts.join(" · ")
+}
 
+/// The epoch and batch progress bars.
+fn render_gauges(t: &TrainingState, epoch_gauge: Rect, batch_gauge: Rect, buf: &mut Buffer) {
     let epoch_ratio = if t.epochs > 0 {
         let done = t.history.last().map(|e| e.epoch).unwrap_or(0);
         (done as f64 / t.epochs as f64).clamp(0.0, 1.0)
@@ -105,17 +124,13 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         .ratio(batch_ratio)
         .label(format!("batch {}/{}", t.batch, t.batches))
         .render(batch_gauge, buf);
+}
 
-    if charts.height < 4 {
-        return;
-    }
-    if t.history.is_empty() {
-        empty_message(charts, buf, "charts appear after the first epoch");
-        return;
-    }
+/// Loss (train, val) on the left, validation metrics on the right, per epoch.
+fn render_charts(t: &TrainingState, charts: Rect, buf: &mut Buffer) {
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(charts);
-    let pts = |f: fn(&crate::engine::events::EpochSummary) -> f64| -> Vec<(f64, f64)> {
+    let pts = |f: fn(&crate::progress::EpochSummary) -> f64| -> Vec<(f64, f64)> {
         t.history.iter().map(|e| (e.epoch as f64, f(e))).collect()
     };
     let train_loss = pts(|e| e.train_loss);

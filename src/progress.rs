@@ -1,9 +1,17 @@
-//! Typed events the engine sends to whichever face is watching (TUI, CLI, batch).
+//! Progress of a pipeline job: typed events, where they go, and how a job is
+//! asked to stop.
 //!
-//! Events carry plain data only (numbers, strings, `Vec<f32>` maps), never
-//! tensors: the model lives on the worker thread alone.
+//! This module sits below the pipeline so that no pipeline module knows who
+//! watches: the TUI engine, the CLI bars and `--batch` each bring their own
+//! [`EventSink`]. Events carry plain data only (numbers, strings, `Vec<f32>`
+//! maps), never tensors: models live on the thread that runs the job.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
 
 /// Identifies one submitted job.
 pub type JobId = u64;
@@ -144,5 +152,60 @@ pub trait EventSink: Send {
 impl<F: FnMut(Event) + Send> EventSink for F {
     fn send(&mut self, event: Event) {
         self(event)
+    }
+}
+
+/// A sink that drops every event (jobs run where nobody watches).
+pub struct NullSink;
+
+impl EventSink for NullSink {
+    fn send(&mut self, _event: Event) {}
+}
+
+/// A cooperative request to stop, checked by jobs between batches and steps.
+///
+/// Clones share one flag, so a face keeps one clone and hands another (by
+/// reference) to every job it starts: cancelling reaches the running job and
+/// the ones still queued behind it. Stopping is never a panic; a job that
+/// sees the flag returns [`Error::Cancelled`] at its next step boundary.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks every job holding this token (or a clone) to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// `Err(Error::Cancelled)` once cancelled: `token.check()?` at a step boundary.
+    pub fn check(&self) -> Result<()> {
+        if self.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_the_flag() {
+        let token = CancelToken::new();
+        let held_by_job = token.clone();
+        assert!(held_by_job.check().is_ok());
+        token.cancel();
+        assert!(held_by_job.is_cancelled());
+        assert!(matches!(held_by_job.check(), Err(Error::Cancelled)));
     }
 }

@@ -1,0 +1,277 @@
+//! Figure adapters of the batch run: turn typed results into the plots of
+//! [`crate::report::figures`] and the prediction CSVs, and the comparison
+//! into the report's agreement section.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::calibrate::fit::CalibrationOutcome;
+use crate::compare::run::ComparisonReport;
+use crate::compare::Metric;
+use crate::data::scan::Scan;
+use crate::error::{Error, Result};
+use crate::eval::EvalRow;
+use crate::explain::output::{map_path, MapFile};
+use crate::metrics::roc_curve;
+use crate::model::Classifier;
+use crate::report::figures;
+use crate::report::run::{AgreementReport, CrossAgreement, Figure};
+
+fn fig(e: figures::FigureError) -> Error {
+    Error::Other(format!("figure: {e}"))
+}
+
+pub(super) fn training_figure(
+    path: &Path,
+    history: &[crate::progress::EpochSummary],
+) -> Result<()> {
+    let points: Vec<figures::EpochPoint> = history
+        .iter()
+        .map(|h| figures::EpochPoint {
+            epoch: h.epoch,
+            train_loss: h.train_loss,
+            val_loss: h.val_loss,
+            val_auroc: h.val_auroc,
+            val_balanced_accuracy: h.val_balanced_accuracy,
+            fold: h.fold.map(|f| f.0),
+        })
+        .collect();
+    figures::training_curves(path, &points).map_err(fig)
+}
+
+pub(super) fn roc_figure(
+    path: &Path,
+    rows: &[EvalRow],
+    positive: usize,
+    label: &str,
+) -> Result<()> {
+    let labels: Vec<usize> = rows.iter().map(|r| r.label).collect();
+    let scores: Vec<f64> = rows
+        .iter()
+        .map(|r| r.probabilities(1.0)[positive])
+        .collect();
+    let curve = roc_curve(&labels, &scores, positive).map_err(|e| Error::Other(e.to_string()))?;
+    let auc = crate::metrics::auroc(&labels, &scores, positive).unwrap_or(f64::NAN);
+    let series = figures::RocSeries {
+        label: label.into(),
+        points: curve.iter().map(|p| (p.0, p.1)).collect(),
+        auc,
+    };
+    figures::roc_curve(path, &[series]).map_err(fig)
+}
+
+pub(super) fn confusion_figure(
+    path: &Path,
+    m: &crate::metrics::BinaryMetrics,
+    classes: &[String],
+    positive: usize,
+    title: &str,
+) -> Result<()> {
+    let c = &m.confusion;
+    let pos = classes
+        .get(positive)
+        .map(String::as_str)
+        .unwrap_or("positive");
+    let neg = classes
+        .iter()
+        .enumerate()
+        .find(|(i, _)| *i != positive)
+        .map(|(_, n)| n.as_str())
+        .unwrap_or("negative");
+    // Rows: actual [negative, positive]; columns: predicted [negative, positive].
+    figures::confusion_matrix(
+        path,
+        [neg, pos],
+        [[c.tn as u64, c.fp as u64], [c.fn_ as u64, c.tp as u64]],
+        title,
+    )
+    .map_err(fig)
+}
+
+fn bins(report: &crate::calibrate::CalibrationReport) -> Vec<figures::Bin> {
+    report
+        .bins
+        .iter()
+        .map(|b| figures::Bin {
+            lower: b.lower,
+            upper: b.upper,
+            mean_confidence: b.mean_confidence,
+            accuracy: b.accuracy,
+            count: b.count,
+        })
+        .collect()
+}
+
+pub(super) fn reliability_figure(path: &Path, c: &CalibrationOutcome) -> Result<()> {
+    let r = &c.results[0];
+    figures::reliability_diagram(
+        path,
+        &bins(&r.before),
+        Some(&bins(&r.after)),
+        r.before.ece,
+        Some(r.after.ece),
+    )
+    .map_err(fig)
+}
+
+pub(super) fn write_predictions(
+    path: &Path,
+    rows: &[EvalRow],
+    classes: &[String],
+    positive: usize,
+    temperature: f64,
+) -> Result<()> {
+    let mut out = String::from(
+        "sample,label,predicted,probability_calibrated,probability_uncalibrated,correct\n",
+    );
+    for r in rows {
+        let p = r.to_prediction(positive, temperature, "");
+        out.push_str(&format!(
+            "{},{},{},{:.6},{:.6},{}\n",
+            r.id,
+            classes.get(r.label).cloned().unwrap_or_default(),
+            classes.get(p.predicted).cloned().unwrap_or_default(),
+            p.probability,
+            p.probability_uncalibrated,
+            p.correct()
+        ));
+    }
+    std::fs::write(path, out).map_err(|e| Error::io(path, e))
+}
+
+/// Writes `agreement_<model>_<metric>.png` for every model and metric;
+/// returns those the report shows (SSIM and Jaccard).
+pub(super) fn agreement_figures(dir: &Path, report: &ComparisonReport) -> Result<Vec<Figure>> {
+    let mut shown = Vec::new();
+    for m in &report.models {
+        for metric in Metric::SHOWN.map(Metric::name) {
+            let means: Vec<Vec<f64>> = m.within.overall[metric]
+                .iter()
+                .map(|row| row.iter().map(|s| s.mean).collect())
+                .collect();
+            let range = if metric == Metric::Jaccard.name() {
+                (0.0, 1.0)
+            } else {
+                (-1.0, 1.0)
+            };
+            figures::similarity_heatmap(
+                &dir.join(format!("agreement_{}_{metric}.png", m.model)),
+                &method_keys(report),
+                &means,
+                &format!(
+                    "{} — mean {metric} over {} images",
+                    m.model,
+                    m.within.per_sample.len()
+                ),
+                range,
+            )
+            .map_err(fig)?;
+            if metric == Metric::Ssim.name() || metric == Metric::Jaccard.name() {
+                shown.push(Figure::new(
+                    format!("agreement_{}_{metric}.png", m.model),
+                    format!("{}: mean {metric}", m.model),
+                ));
+            }
+        }
+    }
+    Ok(shown)
+}
+
+/// Writes `explanations_<model>.png` (the first eight images, each method);
+/// returns `(model, figure)` for each one written.
+pub(super) fn grid_figures(
+    dir: &Path,
+    report: &ComparisonReport,
+    data: &Scan,
+    models: &[(PathBuf, Classifier)],
+) -> Result<Vec<(String, Figure)>> {
+    let mut written = Vec::new();
+    for (_, model) in models {
+        let name = &model.meta.name;
+        let map_dir = dir.join("maps").join(name);
+        let mut rows = Vec::new();
+        for id in report.sample_ids.iter().take(8) {
+            let Some(sample) = data.samples.iter().find(|s| &s.id == id) else {
+                continue;
+            };
+            let img = crate::data::image::decode_rgb(&sample.path)?;
+            let size = model.meta.input_size;
+            let img = crate::data::image::resize(&img, size[0] as u32, size[1] as u32);
+            let stem = crate::explain::split::stem(id);
+            let mut maps = Vec::new();
+            for method in &report.methods {
+                let path = map_path(&map_dir, &stem, method.key(), MapFile::Heatmap);
+                let (values, height, width) = crate::data::npy::read_map(&path)?;
+                maps.push(figures::GridMap {
+                    method: method.key().to_string(),
+                    values,
+                    width,
+                    height,
+                });
+            }
+            rows.push(figures::GridRow {
+                title: id.clone(),
+                image: img,
+                maps,
+            });
+        }
+        if !rows.is_empty() {
+            let file = format!("explanations_{name}.png");
+            figures::explanation_grid(&dir.join(&file), &rows).map_err(fig)?;
+            written.push((
+                name.clone(),
+                Figure::new(file, "Explanations: image, then each method"),
+            ));
+        }
+    }
+    Ok(written)
+}
+
+/// The report's agreement section: mean/spread of each method pair within
+/// each model, and each model against the reference.
+pub(super) fn agreement_report(report: &ComparisonReport, figures: Vec<Figure>) -> AgreementReport {
+    let keys = method_keys(report);
+    let mut within = BTreeMap::new();
+    for m in &report.models {
+        let mut pairs = BTreeMap::new();
+        for i in 0..report.methods.len() {
+            for j in (i + 1)..report.methods.len() {
+                let metrics = Metric::SHOWN
+                    .iter()
+                    .filter_map(|k| {
+                        let s = m.within.overall.get(k.name())?.get(i)?.get(j)?;
+                        Some((k.name().to_string(), s.clone()))
+                    })
+                    .collect();
+                pairs.insert(format!("{}~{}", keys[i], keys[j]), metrics);
+            }
+        }
+        within.insert(m.model.clone(), pairs);
+    }
+    let cross = report
+        .cross
+        .iter()
+        .map(|c| CrossAgreement {
+            models: [c.model_a.clone(), c.model_b.clone()],
+            prediction_agreement: c.prediction_agreement,
+            mean_abs_probability_difference: c.mean_abs_probability_difference,
+            per_method: c
+                .per_method
+                .iter()
+                .map(|(method, metrics)| (method.key().to_string(), metrics.clone()))
+                .collect(),
+        })
+        .collect();
+    AgreementReport {
+        images: report.sample_ids.len(),
+        methods: keys,
+        within,
+        cross,
+        figures,
+    }
+}
+
+/// The report's method names (`gradcam`, `ig`, ...), in report order.
+fn method_keys(report: &ComparisonReport) -> Vec<String> {
+    report.methods.iter().map(|m| m.key().to_string()).collect()
+}

@@ -1,0 +1,531 @@
+//! `melxai --batch`: the configured pipeline, headless, into `reports/<run>/`.
+//!
+//! Steps: train (or load) every configured model, k-fold cross-validation of
+//! the reference model, evaluation, calibration, explanations of the test
+//! split, within- and cross-model agreement, figures, pane screenshots and
+//! `report.md`. A failed step is recorded with its cause and the steps that do
+//! not need it still run. Finished work is reused on a re-run: checkpoints
+//! whose training finished, and maps already written.
+
+mod figures;
+mod models;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use self::figures::{
+    agreement_figures, agreement_report, confusion_figure, grid_figures, reliability_figure,
+    roc_figure, training_figure, write_predictions,
+};
+use self::models::{cv_recipe, load_spec, train_spec};
+use crate::compare::run::ComparisonReport;
+use crate::config::Config;
+pub use crate::config::{BatchConfig, ModelSpec};
+use crate::data::scan::Scan;
+use crate::data::split::SplitName;
+use crate::error::{Error, Result};
+use crate::eval::{metrics, EvalRow};
+use crate::jobs::calibrate::{calibrate, CalibrateJob, CalibrationData};
+use crate::jobs::compare::{compare, CompareJob};
+use crate::jobs::{positive_class, scan_data, JobContext};
+use crate::model::{parse_device, Classifier};
+use crate::progress::{CancelToken, Event, EventSink};
+use crate::report::run::{
+    CrossValidationReport, DataSummary, Figure, ModelReport, RunMetrics, RunReport, RunResults,
+    ScreenshotFn, StepRecord,
+};
+use crate::train::{RunOutcome, SplitOutcome, TrainConfig};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BatchSummary {
+    pub run: String,
+    /// Stopped early on request (Ctrl-C): the steps listed are those that ran.
+    pub cancelled: bool,
+    pub report_dir: PathBuf,
+    pub steps: Vec<StepRecord>,
+    pub headline: Value,
+}
+
+impl BatchSummary {
+    pub fn succeeded(&self) -> bool {
+        !self.cancelled && self.steps.iter().all(|s| s.ok)
+    }
+}
+
+/// One batch run in progress: where it writes, what it has recorded.
+struct Run<'a> {
+    config: &'a Config,
+    batch: BatchConfig,
+    dir: PathBuf,
+    sink: &'a mut dyn EventSink,
+    steps: Vec<StepRecord>,
+    metrics: RunMetrics,
+    screens: Vec<Figure>,
+    device: tch::Device,
+    cancel: &'a CancelToken,
+}
+
+impl Run<'_> {
+    /// The context the library jobs of a step run in.
+    fn ctx(&mut self) -> JobContext<'_> {
+        JobContext {
+            config: self.config,
+            device: self.device,
+            sink: &mut *self.sink,
+            cancel: self.cancel,
+            job: 0,
+        }
+    }
+
+    /// Runs one step unless the run was cancelled; a failed step is recorded
+    /// with its cause (a cancelled one as "cancelled").
+    fn step<T>(&mut self, name: &str, f: impl FnOnce(&mut Self) -> Result<T>) -> Option<T> {
+        if self.cancel.is_cancelled() {
+            return None;
+        }
+        let t0 = Instant::now();
+        self.sink.send(Event::Progress {
+            job: 0,
+            stage: name.to_string(),
+            done: self.steps.len() as u64,
+            total: 0,
+            eta_seconds: None,
+        });
+        let r = f(self);
+        let error = r.as_ref().err().map(|e| e.to_string());
+        if let Some(e) = &error {
+            self.sink.send(Event::Warning {
+                job: 0,
+                message: format!("step '{name}' failed: {e}"),
+            });
+        }
+        self.steps.push(StepRecord {
+            step: name.into(),
+            ok: error.is_none(),
+            seconds: t0.elapsed().as_secs_f64(),
+            error,
+        });
+        r.ok()
+    }
+}
+
+/// Runs the pipeline `config` describes; `name` overrides `[batch] run_name`.
+/// Cancelling `cancel` stops the run at the next step boundary (training at
+/// its next batch); what finished is kept and written to the report.
+/// `screens`, when given and `[batch] screenshots` is on, renders the pane
+/// screenshots from the run's typed results (the TUI does; this module
+/// never draws).
+pub fn run(
+    config: &Config,
+    name: Option<&str>,
+    sink: &mut dyn EventSink,
+    cancel: &CancelToken,
+    screens: Option<&mut ScreenshotFn>,
+) -> Result<BatchSummary> {
+    let batch = batch_config(config, name)?;
+    let dir = PathBuf::from("reports").join(&batch.run_name);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut run = Run {
+        config,
+        batch,
+        dir,
+        sink,
+        steps: Vec::new(),
+        metrics: RunMetrics::default(),
+        screens: Vec::new(),
+        device: parse_device(&config.device)?,
+        cancel,
+    };
+    let data = run.step("scan data set", |r| {
+        let s = scan_data(&mut r.ctx())?;
+        let positive = positive_class(r.config, &s.classes)?;
+        r.metrics.data = Some(DataSummary {
+            root: s.root.clone(),
+            classes: s.classes.clone(),
+            counts: s.class_counts(),
+            skipped: s.skipped.clone(),
+        });
+        Ok((s, positive))
+    });
+    let Some((data, positive)) = data else {
+        return finish(run);
+    };
+    let base_train = config.train.clone();
+    let models = model_steps(&mut run, &data, &base_train);
+    let cv = cross_validation_steps(&mut run, &data, positive, &base_train);
+    let loaded = evaluation_steps(&mut run, &data, positive, &models);
+    let comparison = compare_step(&mut run, &data, positive, &models, &loaded);
+    if let (true, Some(render)) = (run.batch.screenshots, screens) {
+        let reference = models.first().map(|m| &m.1);
+        run.step("pane screenshots", |r| {
+            let results = RunResults {
+                dir: &r.dir,
+                data: &data,
+                positive,
+                reference,
+                cross_validation: cv.as_ref(),
+                metrics: &r.metrics,
+                comparison: comparison.as_ref(),
+            };
+            r.screens = render(&results)?;
+            Ok(())
+        });
+    }
+    finish(run)
+}
+
+/// Step 1: every configured model: trained, or a given checkpoint loaded.
+fn model_steps(run: &mut Run, data: &Scan, base: &TrainConfig) -> Vec<(PathBuf, RunOutcome)> {
+    let mut models = Vec::new();
+    for spec in run.batch.models.clone() {
+        let got = match &spec.checkpoint {
+            Some(ck) => run.step(&format!("load {}", spec.name), |r| {
+                load_spec(r, data, &spec, ck, base)
+            }),
+            None => run.step(&format!("train {}", spec.name), |r| {
+                train_spec(r, data, &spec, base, 0)
+            }),
+        };
+        models.extend(got);
+    }
+    models
+}
+
+/// Step 2: k-fold cross-validation of the reference model, and its calibration
+/// on the out-of-fold predictions.
+fn cross_validation_steps(
+    run: &mut Run,
+    data: &Scan,
+    positive: usize,
+    base: &TrainConfig,
+) -> Option<RunOutcome> {
+    let folds = run.batch.folds;
+    if folds < 2 {
+        return None;
+    }
+    let spec = run.batch.models[0].clone();
+    let outcome = run.step(
+        &format!("{folds}-fold cross-validation of {}", spec.name),
+        |r| {
+            let (spec, recipe) = cv_recipe(&spec, base)?;
+            let (_, o) = train_spec(r, data, &spec, &recipe, folds)?;
+            Ok(o)
+        },
+    )?;
+    run.step("calibrate out-of-fold predictions", |r| {
+        calibrate_out_of_fold(r, data, positive, &spec.name, &outcome)
+    });
+    Some(outcome)
+}
+
+fn calibrate_out_of_fold(
+    r: &mut Run,
+    data: &Scan,
+    positive: usize,
+    name: &str,
+    o: &RunOutcome,
+) -> Result<()> {
+    let folds: Vec<Vec<EvalRow>> = o.splits.iter().map(|s| s.test.clone()).collect();
+    let c = calibrate(
+        &mut r.ctx(),
+        CalibrateJob {
+            data: CalibrationData::CrossValidated { folds: &folds },
+            positive,
+            store_in: o.splits.iter().map(|s| s.checkpoint.clone()).collect(),
+        },
+    )?;
+    let mut figures = Vec::new();
+    let mut add = |file: String, caption: &str| {
+        let path = r.dir.join(&file);
+        figures.push(Figure::new(file, caption));
+        path
+    };
+    let reliability = add(
+        format!("reliability_{name}_cv.png"),
+        "Reliability before/after temperature scaling",
+    );
+    reliability_figure(&reliability, &c)?;
+    let Some(cv) = &o.cross_validation else {
+        return Ok(());
+    };
+    let roc = add(format!("roc_{name}_cv.png"), "ROC, pooled out-of-fold");
+    roc_figure(
+        &roc,
+        &cv.out_of_fold,
+        positive,
+        &format!("{name} out-of-fold"),
+    )?;
+    let confusion = add(
+        format!("confusion_{name}_cv.png"),
+        "Confusion matrix, pooled out-of-fold",
+    );
+    confusion_figure(
+        &confusion,
+        &cv.pooled,
+        &data.classes,
+        positive,
+        "pooled out-of-fold",
+    )?;
+    let history: Vec<_> = o.splits.iter().flat_map(|s| s.history.clone()).collect();
+    if !history.is_empty() {
+        let curves = add(
+            format!("training_{name}_cv.png"),
+            "Training curves per fold",
+        );
+        training_figure(&curves, &history)?;
+    }
+    let predictions = r.dir.join(format!("predictions_{name}_cv.csv"));
+    write_predictions(
+        &predictions,
+        &cv.out_of_fold,
+        &data.classes,
+        positive,
+        c.fit.temperature,
+    )?;
+    r.metrics.cross_validation = Some(CrossValidationReport {
+        model: name.to_string(),
+        folds: cv.folds,
+        pooled: cv.pooled,
+        summary: cv.summary,
+        pooled_auroc_ci95: [cv.pooled_auroc_ci.low, cv.pooled_auroc_ci.high],
+        pooled_balanced_accuracy_ci95: [
+            cv.pooled_balanced_accuracy_ci.low,
+            cv.pooled_balanced_accuracy_ci.high,
+        ],
+        calibration: c,
+        figures,
+    });
+    Ok(())
+}
+
+/// Step 3: each model evaluated and calibrated on its own split; returns the
+/// models loaded for explaining (calibrated, named as in `[batch]`).
+fn evaluation_steps(
+    run: &mut Run,
+    data: &Scan,
+    positive: usize,
+    models: &[(PathBuf, RunOutcome)],
+) -> Vec<(PathBuf, Classifier)> {
+    let mut loaded = Vec::new();
+    for (path, outcome) in models {
+        let name = outcome.name.clone();
+        // A given checkpoint is the user's file: its temperature is applied in
+        // this run only, never written back.
+        let given = run
+            .batch
+            .models
+            .iter()
+            .any(|s| s.name == name && s.checkpoint.is_some());
+        let model = run.step(&format!("evaluate and calibrate {name}"), |r| {
+            evaluate_model(r, data, positive, path, outcome, given)
+        });
+        if let Some(m) = model {
+            loaded.push((path.clone(), m));
+        }
+    }
+    loaded
+}
+
+fn evaluate_model(
+    r: &mut Run,
+    data: &Scan,
+    positive: usize,
+    path: &std::path::Path,
+    outcome: &RunOutcome,
+    given: bool,
+) -> Result<Classifier> {
+    let name = &outcome.name;
+    let split = &outcome.splits[0];
+    let val: Vec<&EvalRow> = split.val.iter().collect();
+    let test: Vec<&EvalRow> = split.test.iter().collect();
+    let cal = calibrate(
+        &mut r.ctx(),
+        CalibrateJob {
+            data: CalibrationData::Split { val, test },
+            positive,
+            store_in: if given {
+                Vec::new()
+            } else {
+                vec![path.to_path_buf()]
+            },
+        },
+    )?;
+    let m = metrics(&split.test, positive, cal.fit.temperature)?;
+    let mut figures = Vec::new();
+    let history: Vec<_> = outcome
+        .splits
+        .iter()
+        .flat_map(|s| s.history.clone())
+        .collect();
+    if !history.is_empty() {
+        let file = format!("training_{name}.png");
+        training_figure(&r.dir.join(&file), &history)?;
+        figures.push(Figure::new(file, "Training curves"));
+    }
+    let file = format!("roc_{name}.png");
+    roc_figure(
+        &r.dir.join(&file),
+        &split.test,
+        positive,
+        &format!("{name} test"),
+    )?;
+    figures.push(Figure::new(file, "ROC (test split)"));
+    let file = format!("confusion_{name}.png");
+    confusion_figure(
+        &r.dir.join(&file),
+        &m,
+        &data.classes,
+        positive,
+        &format!("{name} test"),
+    )?;
+    figures.push(Figure::new(file, "Confusion matrix (test split)"));
+    let file = format!("reliability_{name}.png");
+    reliability_figure(&r.dir.join(&file), &cal)?;
+    figures.push(Figure::new(file, "Reliability diagram"));
+    let predictions = r.dir.join(format!("predictions_{name}.csv"));
+    write_predictions(
+        &predictions,
+        &split.test,
+        &data.classes,
+        positive,
+        cal.fit.temperature,
+    )?;
+    let mut model = Classifier::from_checkpoint(path, r.device)?;
+    model.meta.name = name.clone();
+    model.meta.temperature = cal.fit.temperature;
+    r.metrics.models.insert(
+        name.clone(),
+        ModelReport {
+            checkpoint: path.to_path_buf(),
+            given_checkpoint: given,
+            best_epoch: split.best_epoch,
+            test: m,
+            calibration: cal,
+            history: split.history.clone(),
+            figures,
+        },
+    );
+    Ok(model)
+}
+
+/// Step 4: explanations and agreement on the reference model's split.
+fn compare_step(
+    run: &mut Run,
+    data: &Scan,
+    positive: usize,
+    models: &[(PathBuf, RunOutcome)],
+    loaded: &[(PathBuf, Classifier)],
+) -> Option<ComparisonReport> {
+    let reference = loaded.first()?;
+    run.step("explain and compare", |r| {
+        // The reference model's own split (recorded, or drawn for a given
+        // checkpoint that records none).
+        let own = models
+            .iter()
+            .find(|(_, o)| o.name == reference.1.meta.name)
+            .map(|(_, o)| &o.splits[0])
+            .ok_or_else(|| Error::Other("the reference model's evaluation is missing".into()))?;
+        let job = CompareJob {
+            data,
+            models: loaded,
+            sample_ids: explained_ids(r.batch.split, own, data),
+            split: r.batch.split.to_string(),
+            methods: r.batch.methods.clone(),
+            explain: r.config.explain.clone(),
+            positive,
+            out_dir: r.dir.join("maps"),
+        };
+        let report = compare(&mut r.ctx(), job)?;
+        let shown = agreement_figures(&r.dir, &report)?;
+        for (model, figure) in grid_figures(&r.dir, &report, data, loaded)? {
+            if let Some(m) = r.metrics.models.get_mut(&model) {
+                m.figures.push(figure);
+            }
+        }
+        r.metrics.agreement = Some(agreement_report(&report, shown));
+        Ok(report)
+    })
+}
+
+/// The ids of `split` for the reference model: its own validation or test
+/// images, its training images (every sample in neither), or all.
+fn explained_ids(split: SplitName, own: &SplitOutcome, data: &Scan) -> Vec<String> {
+    let ids_of = |rows: &[EvalRow]| rows.iter().map(|e| e.id.clone()).collect();
+    match split {
+        SplitName::Test => ids_of(&own.test),
+        SplitName::Val => ids_of(&own.val),
+        SplitName::Train => {
+            let held: std::collections::HashSet<&str> = own
+                .val
+                .iter()
+                .chain(&own.test)
+                .map(|e| e.id.as_str())
+                .collect();
+            data.samples
+                .iter()
+                .filter(|s| !held.contains(s.id.as_str()))
+                .map(|s| s.id.clone())
+                .collect()
+        }
+        SplitName::All => data.samples.iter().map(|s| s.id.clone()).collect(),
+    }
+}
+
+/// `[batch]` of `config`, `name` overriding `run_name`; refuses an empty
+/// model list and a model name used twice (names key the report files).
+fn batch_config(config: &Config, name: Option<&str>) -> Result<BatchConfig> {
+    let mut batch = config.batch.clone();
+    if let Some(n) = name {
+        crate::config::check::file_name("--name", n)?;
+        batch.run_name = n.to_string();
+    }
+    if batch.models.is_empty() {
+        return Err(Error::Config("[batch] models is empty".into()));
+    }
+    for (i, m) in batch.models.iter().enumerate() {
+        if batch.models[..i].iter().any(|o| o.name == m.name) {
+            return Err(Error::Config(format!(
+                "[batch] models: the name '{}' is used twice (names key the report files)",
+                m.name
+            )));
+        }
+    }
+    Ok(batch)
+}
+
+/// Writes `metrics.json` and `report.md` with what the run recorded.
+fn finish(run: Run) -> Result<BatchSummary> {
+    let headline = json!({
+        "cross_validation": run.metrics.cross_validation.as_ref().map(|c| json!({
+            "auroc": c.pooled.auroc, "auroc_ci95": c.pooled_auroc_ci95,
+            "balanced_accuracy": c.pooled.balanced_accuracy,
+            "ece_before": c.calibration.results.first().map(|r| r.before.ece),
+            "ece_after": c.calibration.results.first().map(|r| r.after.ece),
+        })),
+        "agreement": run.metrics.agreement,
+    });
+    let report = RunReport {
+        run: run.batch.run_name.clone(),
+        melxai_version: env!("CARGO_PKG_VERSION").into(),
+        libtorch: "2.13.0".into(),
+        config: serde_json::to_value(run.config).map_err(|e| Error::Other(e.to_string()))?,
+        batch: serde_json::to_value(&run.batch).map_err(|e| Error::Other(e.to_string()))?,
+        steps: run.steps.clone(),
+        metrics: run.metrics,
+        screens: run.screens,
+    };
+    let path = run.dir.join("metrics.json");
+    let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Other(e.to_string()))?;
+    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    crate::report::markdown::write(&run.dir, &report)?;
+    Ok(BatchSummary {
+        run: report.run,
+        cancelled: run.cancel.is_cancelled(),
+        report_dir: run.dir,
+        steps: report.steps,
+        headline,
+    })
+}

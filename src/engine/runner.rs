@@ -1,0 +1,327 @@
+//! The pipeline runner: what the engine's jobs do, through the library jobs
+//! ([`crate::jobs`]). It owns every model and tensor (lent to one blocking
+//! task at a time) and keeps the data set scan, image caches and loaded
+//! models between jobs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use super::requests::Request;
+use super::JobRunner;
+use crate::config::Config;
+use crate::data::cache::ImageCache;
+use crate::data::scan::Scan;
+use crate::error::{Error, Result};
+use crate::eval::EvalRow;
+use crate::explain::{ExplainConfig, Method};
+use crate::jobs::calibrate::{calibrate, CalibrateJob, CalibrationData};
+use crate::jobs::evaluate::{evaluate, EvaluateJob};
+use crate::jobs::explain::{explain_split, ExplainJob};
+use crate::jobs::train::{train, TrainJob};
+use crate::jobs::{positive_class, scan_data, JobContext};
+use crate::model::checkpoint::{self, read_meta};
+use crate::model::{parse_device, Classifier};
+use crate::progress::{CancelToken, Event, EventSink, JobId};
+
+/// Runs [`Request`]s; keeps what is costly to rebuild between jobs.
+pub struct PipelineRunner {
+    config: Config,
+    data: Option<Scan>,
+    caches: HashMap<[i64; 2], ImageCache>,
+    /// Keyed by the checkpoint's tensor file.
+    models: HashMap<PathBuf, Classifier>,
+}
+
+/// Predictions of every sample with the model that made them.
+struct ModelPredictions {
+    rows: Vec<EvalRow>,
+    /// Sample id -> `train`, `val` or `test` as the checkpoint records it.
+    split_of: HashMap<String, String>,
+    temperature: f64,
+    name: String,
+}
+
+impl JobRunner for PipelineRunner {
+    type Job = Request;
+
+    fn run(
+        &mut self,
+        job: JobId,
+        req: Request,
+        sink: &mut dyn EventSink,
+        cancel: &CancelToken,
+    ) -> Result<String> {
+        let config = self.config.clone();
+        let mut ctx = JobContext {
+            config: &config,
+            device: parse_device(&config.device)?,
+            sink,
+            cancel,
+            job,
+        };
+        let ctx = &mut ctx;
+        match req {
+            Request::Train {
+                name,
+                epochs,
+                excluded,
+            } => self.train(ctx, name, epochs, &excluded),
+            Request::Evaluate { checkpoint } => self.evaluate(ctx, &checkpoint),
+            Request::Calibrate { checkpoint } => self.calibrate(ctx, &checkpoint),
+            Request::Explain {
+                checkpoint,
+                sample_ids,
+                methods,
+            } => self.explain(ctx, &checkpoint, &sample_ids, &methods),
+            Request::Cancel | Request::Shutdown => Ok(String::new()),
+        }
+    }
+
+    fn recover(&mut self) {
+        self.data = None;
+        self.caches.clear();
+        self.models.clear();
+    }
+}
+
+impl PipelineRunner {
+    pub fn new(config: Config) -> Self {
+        PipelineRunner {
+            config,
+            data: None,
+            caches: HashMap::new(),
+            models: HashMap::new(),
+        }
+    }
+
+    /// Scans the data set once, caches images at `size` and loads the model
+    /// at `path` once; returns them together.
+    fn load(
+        &mut self,
+        ctx: &mut JobContext,
+        size: [i64; 2],
+        path: &Path,
+    ) -> Result<(&Scan, &ImageCache, &Classifier)> {
+        if self.data.is_none() {
+            self.data = Some(scan_data(ctx)?);
+        }
+        let data = self
+            .data
+            .as_ref()
+            .ok_or_else(|| Error::Other("data set not scanned".into()))?;
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.caches.entry(size) {
+            ctx.cancel.check()?;
+            slot.insert(ImageCache::build(&data.samples, size)?);
+        }
+        let key = checkpoint::tensors_path(path);
+        if !self.models.contains_key(&key) {
+            ctx.cancel.check()?;
+            let model = Classifier::from_checkpoint(path, ctx.device)?;
+            self.models.insert(key.clone(), model);
+        }
+        match (self.caches.get(&size), self.models.get(&key)) {
+            (Some(cache), Some(model)) => Ok((data, cache, model)),
+            _ => Err(Error::Other("engine caches lost their entries".into())),
+        }
+    }
+
+    fn train(
+        &mut self,
+        ctx: &mut JobContext,
+        name: Option<String>,
+        epochs: Option<usize>,
+        excluded: &[String],
+    ) -> Result<String> {
+        let mut config = ctx.config.train.clone();
+        if let Some(n) = name {
+            config.name = n;
+        }
+        if let Some(e) = epochs {
+            config.epochs = e;
+        }
+        if self.data.is_none() {
+            self.data = Some(scan_data(ctx)?);
+        }
+        let data = self
+            .data
+            .as_ref()
+            .ok_or_else(|| Error::Other("data set not scanned".into()))?;
+        let trained = train(
+            ctx,
+            TrainJob {
+                data,
+                config,
+                excluded,
+                resume: true,
+            },
+        )?;
+        // A retrained checkpoint replaces any cached copy.
+        for s in &trained.outcome.splits {
+            self.models.remove(&checkpoint::tensors_path(&s.checkpoint));
+        }
+        let s = &trained.outcome.splits[0];
+        let test = s
+            .test_metrics
+            .as_ref()
+            .map(|m| {
+                format!(
+                    " test AUROC {:.3}, balanced accuracy {:.3}",
+                    m.auroc, m.balanced_accuracy
+                )
+            })
+            .unwrap_or_default();
+        Ok(format!(
+            "trained {} (best epoch {}){test}",
+            s.checkpoint.display(),
+            s.best_epoch
+        ))
+    }
+
+    /// Every sample of the data set predicted by the checkpoint at `path`.
+    fn predict_all(&mut self, ctx: &mut JobContext, path: &Path) -> Result<ModelPredictions> {
+        let meta = read_meta(path)?;
+        let (_, cache, model) = self.load(ctx, meta.input_size, path)?;
+        let rows: Vec<usize> = (0..cache.len()).collect();
+        let preds = evaluate(
+            ctx,
+            EvaluateJob {
+                model,
+                cache,
+                rows: &rows,
+            },
+        )?;
+        let mut split_of = HashMap::new();
+        if let Some(rec) = &meta.split {
+            for (part, ids) in [
+                ("train", &rec.train),
+                ("val", &rec.val),
+                ("test", &rec.test),
+            ] {
+                for id in ids {
+                    split_of.insert(id.clone(), part.to_string());
+                }
+            }
+        }
+        Ok(ModelPredictions {
+            rows: preds,
+            split_of,
+            temperature: model.meta.temperature,
+            name: meta.name,
+        })
+    }
+
+    fn positive(&self, ctx: &JobContext) -> Result<usize> {
+        let classes = self.data.as_ref().map(|d| d.classes.as_slice());
+        positive_class(ctx.config, classes.unwrap_or_default())
+    }
+
+    fn evaluate(&mut self, ctx: &mut JobContext, path: &Path) -> Result<String> {
+        let p = self.predict_all(ctx, path)?;
+        let positive = self.positive(ctx)?;
+        let rows: Vec<_> = p
+            .rows
+            .iter()
+            .map(|r| {
+                let split = p.split_of.get(&r.id).map(String::as_str);
+                r.to_prediction(positive, p.temperature, split.unwrap_or("unseen"))
+            })
+            .collect();
+        let n = rows.len();
+        ctx.sink.send(Event::Predictions {
+            job: ctx.job,
+            model: p.name,
+            rows,
+        });
+        Ok(format!("predicted {n} samples with {}", path.display()))
+    }
+
+    fn calibrate(&mut self, ctx: &mut JobContext, path: &Path) -> Result<String> {
+        let p = self.predict_all(ctx, path)?;
+        let positive = self.positive(ctx)?;
+        let pick = |part: &str| -> Vec<&EvalRow> {
+            p.rows
+                .iter()
+                .filter(|r| p.split_of.get(&r.id).map(String::as_str) == Some(part))
+                .collect()
+        };
+        let outcome = calibrate(
+            ctx,
+            CalibrateJob {
+                data: CalibrationData::Split {
+                    val: pick("val"),
+                    test: pick("test"),
+                },
+                positive,
+                store_in: vec![path.to_path_buf()],
+            },
+        )?;
+        if let Some(m) = self.models.get_mut(&checkpoint::tensors_path(path)) {
+            m.meta.temperature = outcome.fit.temperature;
+        }
+        let shown = &outcome.results[0];
+        let json = |r| serde_json::to_value(r).map_err(|e| Error::Other(e.to_string()));
+        ctx.sink.send(Event::Calibration {
+            job: ctx.job,
+            model: p.name,
+            temperature: outcome.fit.temperature,
+            before: json(&shown.before)?,
+            after: json(&shown.after)?,
+        });
+        Ok(format!(
+            "temperature {:.3} fitted on {} validation images; {}: ECE {:.3} -> {:.3}",
+            outcome.fit.temperature,
+            outcome.fitted_n,
+            shown.evaluated_on,
+            shown.before.ece,
+            shown.after.ece
+        ))
+    }
+
+    fn explain(
+        &mut self,
+        ctx: &mut JobContext,
+        path: &Path,
+        ids: &[String],
+        methods: &[String],
+    ) -> Result<String> {
+        let methods: Vec<Method> = methods.iter().map(|m| m.parse()).collect::<Result<_>>()?;
+        let explain_config: ExplainConfig = ctx.config.explain.clone();
+        let meta = read_meta(path)?;
+        let positive = {
+            self.load(ctx, meta.input_size, path)?;
+            self.positive(ctx)?
+        };
+        let (_, cache, model) = self.load(ctx, meta.input_size, path)?;
+        let rows = ids
+            .iter()
+            .map(|id| {
+                cache
+                    .index_of(id)
+                    .ok_or_else(|| Error::Dataset(format!("sample '{id}' not in the data set")))
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        let preds = evaluate(
+            ctx,
+            EvaluateJob {
+                model,
+                cache,
+                rows: &rows,
+            },
+        )?;
+        let pairs: Vec<(usize, EvalRow)> = rows.into_iter().zip(preds).collect();
+        let explained = explain_split(
+            ctx,
+            ExplainJob {
+                model,
+                cache,
+                rows: &pairs,
+                methods: &methods,
+                explain: &explain_config,
+                positive,
+                out_dir: None,
+            },
+        )?;
+        let maps: usize = explained.samples.iter().map(|s| s.maps.len()).sum();
+        Ok(format!("{maps} maps for {} samples", ids.len()))
+    }
+}

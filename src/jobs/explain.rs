@@ -1,0 +1,190 @@
+//! The explain job: every image of a split under one model with several
+//! methods. Each map goes to the watcher as a `Heatmap` event; with an
+//! output folder the maps are also written (`.npy` + overlays + `maps.json`)
+//! and maps already there are reused, so an interrupted run picks up where
+//! it stopped.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use super::JobContext;
+use crate::data::cache::ImageCache;
+use crate::data::image::normalise;
+use crate::data::npy::read_map;
+use crate::error::{Error, Result};
+use crate::eval::EvalRow;
+use crate::explain::heatmap::{tensor_to_rgb, to_vec};
+use crate::explain::split::{stem, ExplainedSample, Heatmap, MapRecord};
+use crate::explain::{explain, output, ExplainConfig, Method};
+use crate::model::Classifier;
+use crate::progress::{Event, HeatmapData};
+
+pub struct ExplainJob<'a> {
+    pub model: &'a Classifier,
+    pub cache: &'a ImageCache,
+    /// Cache rows with the model's evaluation of each.
+    pub rows: &'a [(usize, EvalRow)],
+    pub methods: &'a [Method],
+    pub explain: &'a ExplainConfig,
+    pub positive: usize,
+    /// Where maps are written and reused; `None` keeps them in memory only.
+    pub out_dir: Option<&'a Path>,
+}
+
+/// The split's maps, and (with an output folder) what is recorded on disk.
+pub struct ExplainedSplit {
+    pub samples: Vec<ExplainedSample>,
+    pub records: Vec<MapRecord>,
+}
+
+pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedSplit> {
+    let mut store = job.out_dir.map(MapStore::open);
+    let total = (job.rows.len() * job.methods.len()) as u64;
+    let mut done = 0u64;
+    let started = Instant::now();
+    let mut samples = Vec::with_capacity(job.rows.len());
+    for (row, pred) in job.rows {
+        let model = job.model;
+        let p = pred.probabilities(model.meta.temperature);
+        let predicted = (0..p.len())
+            .max_by(|&a, &b| p[a].total_cmp(&p[b]))
+            .unwrap_or(0);
+        let id = &job.cache.ids[*row];
+        let image = job.cache.batch(&[*row]);
+        let x = normalise(&image, &model.meta.normalisation).squeeze_dim(0);
+        let rgb = tensor_to_rgb(&image.squeeze_dim(0))?;
+        let mut maps = BTreeMap::new();
+        for &method in job.methods {
+            ctx.cancel.check()?;
+            let reused = match &store {
+                Some(s) => s.reuse(id, method)?,
+                None => None,
+            };
+            let (heatmap, target, delta) = match reused {
+                Some(found) => found,
+                None => {
+                    let e = explain(model, &x, method, job.explain)?;
+                    if let Some(s) = &mut store {
+                        s.write(&e, &rgb, id, method)?;
+                    }
+                    let size = e.heatmap.size();
+                    let heatmap = Heatmap {
+                        values: to_vec(&e.heatmap)?,
+                        height: size[0] as usize,
+                        width: size[1] as usize,
+                    };
+                    (heatmap, e.target, e.delta)
+                }
+            };
+            ctx.sink.send(Event::Heatmap {
+                job: ctx.job,
+                model: model.meta.name.clone(),
+                map: HeatmapData {
+                    sample_id: id.clone(),
+                    method: method.key().to_string(),
+                    height: heatmap.height,
+                    width: heatmap.width,
+                    values: heatmap.values.clone(),
+                    target,
+                    delta,
+                },
+            });
+            maps.insert(method, heatmap);
+            done += 1;
+            ctx.sink.send(Event::Progress {
+                job: ctx.job,
+                stage: format!("{}: {id} {}", model.meta.name, method.key()),
+                done,
+                total,
+                eta_seconds: Some(
+                    started.elapsed().as_secs_f64() / done as f64 * (total - done) as f64,
+                ),
+            });
+        }
+        samples.push(ExplainedSample {
+            id: id.clone(),
+            label: job.cache.labels[*row],
+            predicted,
+            probability: p.get(job.positive).copied().unwrap_or(f64::NAN),
+            maps,
+        });
+    }
+    Ok(ExplainedSplit {
+        samples,
+        records: store.map(|s| s.records).unwrap_or_default(),
+    })
+}
+
+/// The maps of one model in one folder, with their records in `maps.json`.
+struct MapStore {
+    dir: PathBuf,
+    records_path: PathBuf,
+    records: Vec<MapRecord>,
+}
+
+impl MapStore {
+    /// Reads `maps.json` when there is one (a broken one starts afresh: the
+    /// maps are then recomputed and the file rewritten).
+    fn open(dir: &Path) -> Self {
+        let records_path = dir.join("maps.json");
+        let records = std::fs::read_to_string(&records_path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        MapStore {
+            dir: dir.to_path_buf(),
+            records_path,
+            records,
+        }
+    }
+
+    fn map_file(&self, id: &str, method: Method) -> PathBuf {
+        output::map_path(&self.dir, &stem(id), method.key(), output::MapFile::Heatmap)
+    }
+
+    /// A map recorded and on disk: `(map, target, delta)`.
+    fn reuse(&self, id: &str, method: Method) -> Result<Option<(Heatmap, usize, Option<f64>)>> {
+        let Some(record) = self
+            .records
+            .iter()
+            .find(|r| r.id == id && r.method == method)
+        else {
+            return Ok(None);
+        };
+        let file = self.map_file(id, method);
+        if !file.exists() {
+            return Ok(None);
+        }
+        let (values, height, width) = read_map(&file)?;
+        let map = Heatmap {
+            values,
+            height,
+            width,
+        };
+        Ok(Some((map, record.target, record.delta)))
+    }
+
+    fn write(
+        &mut self,
+        e: &crate::explain::Explanation,
+        rgb: &image::RgbImage,
+        id: &str,
+        method: Method,
+    ) -> Result<()> {
+        output::write(e, rgb, &self.dir, &stem(id))?;
+        self.records.retain(|r| !(r.id == id && r.method == method));
+        self.records.push(MapRecord {
+            id: id.to_string(),
+            method,
+            target: e.target,
+            output: e.output,
+            delta: e.delta,
+            baseline_output: e.baseline_output,
+            seconds: e.seconds,
+        });
+        let text =
+            serde_json::to_string_pretty(&self.records).map_err(|e| Error::Other(e.to_string()))?;
+        std::fs::write(&self.records_path, text).map_err(|e| Error::io(&self.records_path, e))
+    }
+}

@@ -1,0 +1,79 @@
+//! The library jobs every face calls: train, evaluate, calibrate, explain a
+//! split, compare. Each is one function taking a [`JobContext`] (where its
+//! progress goes, what stops it, the device and the configuration) and a job
+//! description, and returning a typed result. The TUI's engine, the CLI
+//! subcommands and `--batch` differ only in how they watch and what they do
+//! with the result.
+
+pub mod calibrate;
+pub mod compare;
+pub mod evaluate;
+pub mod explain;
+pub mod train;
+
+use tch::Device;
+
+use crate::config::Config;
+use crate::data::scan::{scan, Scan};
+use crate::error::{Error, Result};
+use crate::progress::{CancelToken, Event, EventSink, JobId};
+
+/// What every job needs besides its own description.
+pub struct JobContext<'a> {
+    pub config: &'a Config,
+    pub device: Device,
+    pub sink: &'a mut dyn EventSink,
+    pub cancel: &'a CancelToken,
+    /// Id the job's events carry (0 where nobody tells jobs apart).
+    pub job: JobId,
+}
+
+impl JobContext<'_> {
+    /// Sends a non-fatal problem to whoever watches.
+    pub fn warn(&mut self, message: String) {
+        self.sink.send(Event::Warning {
+            job: self.job,
+            message,
+        });
+    }
+}
+
+/// Index of the configured positive class (`[data] positive_class`) among
+/// `classes`. Metrics, calibration and explanations all hinge on it, so a
+/// name that is not there is an error, never a silent class 0.
+pub fn positive_class(config: &Config, classes: &[String]) -> Result<usize> {
+    let name = &config.data.positive_class;
+    classes.iter().position(|c| c == name).ok_or_else(|| {
+        Error::Config(format!(
+            "[data] positive_class: '{name}' is not among the data set's classes {classes:?}"
+        ))
+    })
+}
+
+/// Scans `[data] root`, reporting each skipped file as a warning.
+pub fn scan_data(ctx: &mut JobContext) -> Result<Scan> {
+    let data = scan(&ctx.config.data.root, true)?;
+    for k in &data.skipped {
+        ctx.warn(format!("skipped {}: {}", k.path.display(), k.reason));
+    }
+    Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_positive_class_is_an_error_naming_the_key() {
+        let mut config = Config::default();
+        config.data.positive_class = "melanoma".into();
+        let classes = vec!["melanoma".to_string(), "naevus".to_string()];
+        assert_eq!(positive_class(&config, &classes).unwrap(), 0);
+        config.data.positive_class = "melanom".into();
+        let e = positive_class(&config, &classes).unwrap_err().to_string();
+        assert!(
+            e.contains("[data] positive_class") && e.contains("melanom"),
+            "{e}"
+        );
+    }
+}

@@ -1,0 +1,79 @@
+//! The train job: decode the data set once at the model's input size and
+//! fine-tune (one split, or k folds), writing checkpoints to `[model] weights_dir`.
+
+use std::time::Instant;
+
+use super::{positive_class, JobContext};
+use crate::data::cache::ImageCache;
+use crate::data::scan::Scan;
+use crate::error::Result;
+use crate::model::{Arch, EfficientNetConfig};
+use crate::train::{RunOutcome, TrainConfig, TrainContext};
+
+/// One training run.
+pub struct TrainJob<'a> {
+    pub data: &'a Scan,
+    pub config: TrainConfig,
+    /// Sample ids left out (triage exclusions).
+    pub excluded: &'a [String],
+    /// Continue an interrupted run from its `-last` checkpoint.
+    pub resume: bool,
+}
+
+/// The run's outcome and what went into it.
+pub struct Trained {
+    pub outcome: RunOutcome,
+    /// Images decoded for training, and how many of them the decoder skipped.
+    pub images: usize,
+    pub excluded: usize,
+    pub skipped: usize,
+    /// Side of the square input, in pixels.
+    pub input_size: i64,
+    pub decode_seconds: f64,
+}
+
+pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
+    let TrainJob {
+        data,
+        config,
+        excluded,
+        resume,
+    } = job;
+    let positive = positive_class(ctx.config, &data.classes)?;
+    let arch: Arch = config.arch.parse()?;
+    let size = config
+        .input_size
+        .unwrap_or(EfficientNetConfig::new(arch, 2).resolution);
+    let samples: Vec<_> = data
+        .samples
+        .iter()
+        .filter(|s| !excluded.contains(&s.id))
+        .cloned()
+        .collect();
+    ctx.cancel.check()?;
+    let t0 = Instant::now();
+    let cache = ImageCache::build(&samples, [size, size])?;
+    let decode_seconds = t0.elapsed().as_secs_f64();
+    let weights_dir = ctx.config.model.weights_dir.clone();
+    let mut train_ctx = TrainContext {
+        cache: &cache,
+        class_names: data.classes.clone(),
+        positive,
+        weights_dir: weights_dir.clone(),
+        imagenet_dir: weights_dir,
+        device: ctx.device,
+        sink: &mut *ctx.sink,
+        cancel: ctx.cancel,
+        job: ctx.job,
+        resume,
+    };
+    let outcome = crate::train::train(&config, &mut train_ctx)?;
+    Ok(Trained {
+        outcome,
+        images: cache.len(),
+        excluded: data.samples.len() - samples.len(),
+        skipped: cache.skipped.len(),
+        input_size: size,
+        decode_seconds,
+    })
+}

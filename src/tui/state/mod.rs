@@ -1,0 +1,417 @@
+//! Pure application state of the terminal UI.
+//!
+//! Everything the panes draw lives here, and nothing here touches a terminal,
+//! a file or a clock: the state can be built in a test from a scripted list of
+//! engine [`Event`]s and rendered into a `TestBackend` deterministically.
+//! Engine events enter through [`AppState::apply_event`] only; user intent
+//! enters through `AppState::update` (see `update.rs`).
+
+mod events;
+mod kinds;
+mod list;
+mod panes;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use image::RgbImage;
+
+pub use self::kinds::*;
+pub use self::panes::*;
+use crate::progress::HeatmapData;
+use crate::tui::triage::{TriageEntry, TriageMark};
+
+/// Largest side kept for a photo: the terminal never needs more, and it bounds
+/// the cost of re-encoding for graphics protocols.
+const MAX_PHOTO_SIDE: u32 = 512;
+/// Photos kept in memory (least recently set are dropped first).
+const MAX_PHOTOS: usize = 64;
+/// Status messages kept.
+const MAX_MESSAGES: usize = 50;
+
+/// The whole state of the terminal UI.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub(crate) rows: Vec<SampleRow>,
+    pub(crate) class_names: Vec<String>,
+    /// Id of the selected sample (stable across re-sorting and filtering).
+    pub(crate) selected: Option<String>,
+    pub(crate) filter: Filter,
+    pub(crate) sort: SortKey,
+    pub(crate) query: String,
+    pub(crate) input: InputMode,
+    /// Half-width of the "uncertain" band around 0.5.
+    pub uncertain_band: f64,
+    /// Agreement scores below this count as low agreement.
+    pub agreement_threshold: f64,
+    pub(crate) page_size: usize,
+    pub(crate) triage: BTreeMap<String, TriageEntry>,
+    pub(crate) triage_dirty: bool,
+    pub(crate) training: TrainingState,
+    pub(crate) calibration: Option<CalibrationState>,
+    pub(crate) heatmaps: HashMap<(String, String), HeatmapData>,
+    pub(crate) photos: HashMap<String, RgbImage>,
+    photo_order: Vec<String>,
+    pub(crate) missing_photos: std::collections::HashSet<String>,
+    pub(crate) sample_matrices: HashMap<(String, Metric), AgreementMatrix>,
+    pub(crate) split_matrices: HashMap<Metric, AgreementMatrix>,
+    pub(crate) metric: Metric,
+    pub(crate) job: JobStatus,
+    pub(crate) messages: Vec<StatusMessage>,
+    pub(crate) focus: Pane,
+    /// The pane shown in the shared bottom-right slot.
+    pub(crate) tab: Pane,
+    pub(crate) zoomed: Option<Pane>,
+    pub(crate) show_help: bool,
+    pub(crate) should_quit: bool,
+    pub(crate) model: Option<String>,
+    pub(crate) checkpoint: Option<PathBuf>,
+    pub(crate) weights_dir: PathBuf,
+    /// Animation counter advanced by the run loop's tick.
+    pub(crate) tick: u64,
+}
+
+impl Default for AppState {
+    fn default() -> Self {
+        Self::new(Vec::new(), Vec::new())
+    }
+}
+
+impl AppState {
+    /// State for the samples known before any prediction: `(id, label)` pairs
+    /// and the class names in label order.
+    pub fn new(samples: Vec<(String, usize)>, class_names: Vec<String>) -> Self {
+        let rows = samples
+            .into_iter()
+            .map(|(id, label)| SampleRow {
+                id,
+                label,
+                prediction: None,
+                agreement: None,
+            })
+            .collect();
+        let mut state = AppState {
+            rows,
+            class_names,
+            selected: None,
+            filter: Filter::All,
+            sort: SortKey::Name,
+            query: String::new(),
+            input: InputMode::Normal,
+            uncertain_band: 0.15,
+            agreement_threshold: 0.5,
+            page_size: 10,
+            triage: BTreeMap::new(),
+            triage_dirty: false,
+            training: TrainingState::default(),
+            calibration: None,
+            heatmaps: HashMap::new(),
+            photos: HashMap::new(),
+            photo_order: Vec::new(),
+            missing_photos: Default::default(),
+            sample_matrices: HashMap::new(),
+            split_matrices: HashMap::new(),
+            metric: Metric::Ssim,
+            job: JobStatus::Idle,
+            messages: Vec::new(),
+            focus: Pane::Samples,
+            tab: Pane::Training,
+            zoomed: None,
+            show_help: false,
+            should_quit: false,
+            model: None,
+            checkpoint: None,
+            weights_dir: PathBuf::from("weights"),
+            tick: 0,
+        };
+        state.ensure_selection();
+        state
+    }
+
+    // ----- setters for the engine glue ------------------------------------
+
+    /// Sets the checkpoint used by explain/evaluate (e.g. the newest one on disk at start).
+    pub fn set_checkpoint(&mut self, path: PathBuf) {
+        self.model = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .or(self.model.take());
+        self.checkpoint = Some(path);
+    }
+
+    /// Directory that bare model names in events are resolved against.
+    pub fn set_weights_dir(&mut self, dir: PathBuf) {
+        self.weights_dir = dir;
+    }
+
+    /// Per-sample agreement score (used by the LowAgreement filter and sort).
+    pub fn set_agreement(&mut self, sample_id: &str, score: f64) {
+        if let Some(row) = self.rows.iter_mut().find(|r| r.id == sample_id) {
+            row.agreement = Some(score);
+        }
+    }
+
+    /// Agreement matrix of the selected sample for `metric_name`
+    /// (`ssim`/`pearson`/`cosine`/`jaccard`). Returns false for an unknown
+    /// metric, a non-square matrix or when nothing is selected.
+    pub fn set_matrix(
+        &mut self,
+        metric_name: &str,
+        methods: Vec<String>,
+        values: Vec<Vec<f64>>,
+    ) -> bool {
+        match self.selected.clone() {
+            Some(id) => self.set_sample_matrix(&id, metric_name, methods, values),
+            None => false,
+        }
+    }
+
+    /// Like [`AppState::set_matrix`] for a named sample (results may arrive late).
+    pub fn set_sample_matrix(
+        &mut self,
+        sample_id: &str,
+        metric_name: &str,
+        methods: Vec<String>,
+        values: Vec<Vec<f64>>,
+    ) -> bool {
+        let (Some(metric), Some(m)) = (Metric::parse(metric_name), square(methods, values)) else {
+            return false;
+        };
+        self.sample_matrices
+            .insert((sample_id.to_string(), metric), m);
+        true
+    }
+
+    /// Agreement matrix over the whole split (mean of per-sample matrices).
+    pub fn set_split_matrix(
+        &mut self,
+        metric_name: &str,
+        methods: Vec<String>,
+        values: Vec<Vec<f64>>,
+    ) -> bool {
+        let (Some(metric), Some(m)) = (Metric::parse(metric_name), square(methods, values)) else {
+            return false;
+        };
+        self.split_matrices.insert(metric, m);
+        true
+    }
+
+    /// The photo of a sample (downscaled to at most 512 px a side).
+    pub fn set_image(&mut self, sample_id: &str, image: RgbImage) {
+        let image = if image.width().max(image.height()) > MAX_PHOTO_SIDE {
+            let (w, h) = (image.width() as f64, image.height() as f64);
+            let s = MAX_PHOTO_SIDE as f64 / w.max(h);
+            let (nw, nh) = (
+                ((w * s).round() as u32).max(1),
+                ((h * s).round() as u32).max(1),
+            );
+            image::imageops::thumbnail(&image, nw, nh)
+        } else {
+            image
+        };
+        self.missing_photos.remove(sample_id);
+        self.photo_order.retain(|id| id != sample_id);
+        self.photo_order.push(sample_id.to_string());
+        self.photos.insert(sample_id.to_string(), image);
+        while self.photo_order.len() > MAX_PHOTOS {
+            let old = self.photo_order.remove(0);
+            self.photos.remove(&old);
+        }
+    }
+
+    /// Records that the photo of a sample could not be loaded (not retried).
+    pub fn set_image_missing(&mut self, sample_id: &str) {
+        self.missing_photos.insert(sample_id.to_string());
+    }
+
+    /// Whether a photo load should be attempted for this sample.
+    pub fn needs_image(&self, sample_id: &str) -> bool {
+        !self.photos.contains_key(sample_id) && !self.missing_photos.contains(sample_id)
+    }
+
+    /// Replaces all triage marks (e.g. loaded from the triage file at start).
+    pub fn set_triage(&mut self, entries: BTreeMap<String, TriageEntry>) {
+        self.triage = entries;
+        self.triage_dirty = false;
+    }
+
+    /// Rows per page for PgUp/PgDn (the run loop sets it from the layout).
+    pub fn set_page_size(&mut self, rows: usize) {
+        self.page_size = rows.max(1);
+    }
+
+    /// Adds a status line message.
+    pub fn info(&mut self, text: String) {
+        self.push_message(Level::Info, text);
+    }
+
+    pub fn warn(&mut self, text: String) {
+        self.push_message(Level::Warning, text);
+    }
+
+    pub fn error(&mut self, text: String) {
+        self.push_message(Level::Error, text);
+    }
+
+    fn push_message(&mut self, level: Level, text: String) {
+        self.messages.push(StatusMessage { level, text });
+        if self.messages.len() > MAX_MESSAGES {
+            self.messages.remove(0);
+        }
+    }
+
+    /// Advances the animation counter (spinner).
+    pub fn tick(&mut self) {
+        self.tick = self.tick.wrapping_add(1);
+    }
+
+    // ----- getters ---------------------------------------------------------
+
+    pub fn rows(&self) -> &[SampleRow] {
+        &self.rows
+    }
+
+    pub fn class_name(&self, label: usize) -> String {
+        self.class_names
+            .get(label)
+            .cloned()
+            .unwrap_or_else(|| format!("class {label}"))
+    }
+
+    pub fn selected_id(&self) -> Option<&str> {
+        self.selected.as_deref()
+    }
+
+    pub fn selected_row(&self) -> Option<&SampleRow> {
+        let id = self.selected.as_deref()?;
+        self.rows.iter().find(|r| r.id == id)
+    }
+
+    pub fn filter(&self) -> Filter {
+        self.filter
+    }
+
+    pub fn sort(&self) -> SortKey {
+        self.sort
+    }
+
+    pub fn query(&self) -> &str {
+        &self.query
+    }
+
+    pub fn input(&self) -> &InputMode {
+        &self.input
+    }
+
+    pub fn triage(&self) -> &BTreeMap<String, TriageEntry> {
+        &self.triage
+    }
+
+    /// Whether marks changed since the last [`AppState::take_triage_dirty`].
+    pub fn take_triage_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.triage_dirty)
+    }
+
+    pub fn mark_of(&self, id: &str) -> Option<TriageMark> {
+        self.triage.get(id).and_then(|e| e.mark)
+    }
+
+    /// Samples marked "exclude from training".
+    pub fn excluded_ids(&self) -> Vec<String> {
+        crate::tui::triage::excluded_ids(&self.triage)
+    }
+
+    pub fn training(&self) -> &TrainingState {
+        &self.training
+    }
+
+    pub fn calibration(&self) -> Option<&CalibrationState> {
+        self.calibration.as_ref()
+    }
+
+    pub fn heatmap(&self, sample_id: &str, method: &str) -> Option<&HeatmapData> {
+        self.heatmaps
+            .get(&(sample_id.to_string(), method.to_string()))
+    }
+
+    /// All heatmaps of a sample, in [`METHODS`] order then any others by name.
+    pub fn heatmaps_of(&self, sample_id: &str) -> Vec<&HeatmapData> {
+        let mut maps: Vec<&HeatmapData> = self
+            .heatmaps
+            .iter()
+            .filter(|((s, _), _)| s == sample_id)
+            .map(|(_, m)| m)
+            .collect();
+        maps.sort_by_key(|m| {
+            (
+                METHODS
+                    .iter()
+                    .position(|k| *k == m.method)
+                    .unwrap_or(METHODS.len()),
+                m.method.clone(),
+            )
+        });
+        maps
+    }
+
+    pub fn photo(&self, sample_id: &str) -> Option<&RgbImage> {
+        self.photos.get(sample_id)
+    }
+
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    pub fn sample_matrix(&self, sample_id: &str) -> Option<&AgreementMatrix> {
+        self.sample_matrices
+            .get(&(sample_id.to_string(), self.metric))
+    }
+
+    pub fn split_matrix(&self) -> Option<&AgreementMatrix> {
+        self.split_matrices.get(&self.metric)
+    }
+
+    pub fn job(&self) -> &JobStatus {
+        &self.job
+    }
+
+    pub fn last_message(&self) -> Option<&StatusMessage> {
+        self.messages.last()
+    }
+
+    pub fn messages(&self) -> &[StatusMessage] {
+        &self.messages
+    }
+
+    pub fn focus(&self) -> Pane {
+        self.focus
+    }
+
+    pub fn tab(&self) -> Pane {
+        self.tab
+    }
+
+    pub fn zoomed(&self) -> Option<Pane> {
+        self.zoomed
+    }
+
+    pub fn show_help(&self) -> bool {
+        self.show_help
+    }
+
+    pub fn should_quit(&self) -> bool {
+        self.should_quit
+    }
+
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+
+    pub fn checkpoint(&self) -> Option<&Path> {
+        self.checkpoint.as_deref()
+    }
+
+    pub fn tick_count(&self) -> u64 {
+        self.tick
+    }
+}

@@ -1,0 +1,165 @@
+//! What each pane shows: sample rows, training progress, calibration,
+//! agreement matrices and the image cache keys.
+
+use serde_json::Value;
+
+use crate::progress::{EpochSummary, SamplePrediction};
+
+/// One row of the data set list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleRow {
+    pub id: String,
+    pub label: usize,
+    pub prediction: Option<SamplePrediction>,
+    pub agreement: Option<f64>,
+}
+
+impl SampleRow {
+    /// File name part of the id (`<class>/<file>`).
+    pub fn file_name(&self) -> &str {
+        self.id.rsplit('/').next().unwrap_or(&self.id)
+    }
+}
+
+/// Training progress as reported by `Batch` and `Epoch` events.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TrainingState {
+    pub active: bool,
+    pub fold: Option<(usize, usize)>,
+    pub epoch: usize,
+    pub epochs: usize,
+    pub batch: usize,
+    pub batches: usize,
+    pub last_loss: Option<f64>,
+    pub learning_rate: Option<f64>,
+    pub history: Vec<EpochSummary>,
+    /// Latest estimate from a `Progress` event, if the engine sent one.
+    pub eta_seconds: Option<f64>,
+    /// How the last run ended ("finished", "cancelled", "failed"); None while running.
+    pub outcome: Option<&'static str>,
+}
+
+impl TrainingState {
+    /// Seconds left: the engine's estimate when there is one, else the mean
+    /// epoch time times the epochs left (the current one pro rata).
+    pub fn eta(&self) -> Option<f64> {
+        if let Some(eta) = self.eta_seconds {
+            return Some(eta);
+        }
+        if self.history.is_empty() || self.epochs == 0 {
+            return None;
+        }
+        let mean = self.history.iter().map(|e| e.seconds).sum::<f64>() / self.history.len() as f64;
+        let done_epochs = self.history.last().map(|e| e.epoch).unwrap_or(0);
+        let current = if self.batches > 0 && self.epoch > done_epochs {
+            self.batch as f64 / self.batches as f64
+        } else {
+            0.0
+        };
+        let left = (self.epochs.saturating_sub(done_epochs)) as f64 - current;
+        Some((left.max(0.0)) * mean)
+    }
+}
+
+/// One reliability-diagram bin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReliabilityBin {
+    pub lower: f64,
+    pub upper: f64,
+    pub mean_confidence: Option<f64>,
+    pub accuracy: Option<f64>,
+    pub count: u64,
+}
+
+/// Scalar calibration metrics and bins of one side (before or after).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CalibrationMetrics {
+    pub ece: Option<f64>,
+    pub adaptive_ece: Option<f64>,
+    pub mce: Option<f64>,
+    pub brier: Option<f64>,
+    pub nll: Option<f64>,
+    pub bins: Vec<ReliabilityBin>,
+}
+
+impl CalibrationMetrics {
+    /// Reads the engine's report JSON leniently: missing or null fields stay `None`.
+    pub fn from_json(v: &Value) -> Self {
+        let num = |k: &str| v.get(k).and_then(Value::as_f64);
+        let bins = v
+            .get("bins")
+            .and_then(Value::as_array)
+            .map(|bins| {
+                bins.iter()
+                    .map(|b| ReliabilityBin {
+                        lower: b.get("lower").and_then(Value::as_f64).unwrap_or(0.0),
+                        upper: b.get("upper").and_then(Value::as_f64).unwrap_or(0.0),
+                        mean_confidence: b.get("mean_confidence").and_then(Value::as_f64),
+                        accuracy: b.get("accuracy").and_then(Value::as_f64),
+                        count: b.get("count").and_then(Value::as_u64).unwrap_or(0),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        CalibrationMetrics {
+            ece: num("ece"),
+            adaptive_ece: num("adaptive_ece"),
+            mce: num("mce"),
+            brier: num("brier"),
+            nll: num("nll"),
+            bins,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibrationState {
+    pub model: String,
+    pub temperature: f64,
+    pub before: CalibrationMetrics,
+    pub after: CalibrationMetrics,
+}
+
+/// A square method × method similarity matrix.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AgreementMatrix {
+    pub methods: Vec<String>,
+    pub values: Vec<Vec<f64>>,
+}
+
+impl AgreementMatrix {
+    /// Mean of the off-diagonal entries (the per-sample agreement score).
+    pub fn mean_off_diagonal(&self) -> Option<f64> {
+        let mut sum = 0.0;
+        let mut n = 0usize;
+        for (i, row) in self.values.iter().enumerate() {
+            for (j, v) in row.iter().enumerate() {
+                if i != j && v.is_finite() {
+                    sum += v;
+                    n += 1;
+                }
+            }
+        }
+        (n > 0).then(|| sum / n as f64)
+    }
+}
+
+/// Which image an on-screen rectangle shows (for graphics protocols and screenshots).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ImageKind {
+    Photo,
+    Heatmap(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageKey {
+    pub sample_id: String,
+    pub kind: ImageKind,
+}
+
+/// A square matrix over `methods`, or `None` when the shapes disagree.
+pub(super) fn square(methods: Vec<String>, values: Vec<Vec<f64>>) -> Option<AgreementMatrix> {
+    let n = methods.len();
+    (n > 0 && values.len() == n && values.iter().all(|r| r.len() == n))
+        .then_some(AgreementMatrix { methods, values })
+}

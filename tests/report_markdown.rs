@@ -1,0 +1,171 @@
+//! report.md and metrics.json rendered from a small synthetic run report:
+//! the markdown is snapshot-tested, the JSON keeps the keys users script
+//! against (`metrics["model:<name>"]`, `cross_validation`, `agreement`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use melxai::calibrate::fit::{fit_cross_validated, fit_split};
+use melxai::compare::agreement::summarise;
+use melxai::data::scan::Skipped;
+use melxai::eval::{metrics, EvalRow};
+use melxai::metrics::summarize_folds;
+use melxai::report::markdown::render;
+use melxai::report::run::{
+    AgreementReport, CrossAgreement, CrossValidationReport, DataSummary, Figure, ModelReport,
+    RunMetrics, RunReport, StepRecord,
+};
+
+/// 24 predictions: class 0 (positive) scored high, with a few mistakes, logits
+/// a little over-confident so the fitted temperature is above 1.
+fn rows(offset: usize) -> Vec<EvalRow> {
+    (0..24)
+        .map(|i| {
+            let label = i % 2;
+            let margin = if (i + offset).is_multiple_of(7) {
+                -1.5
+            } else {
+                2.5
+            };
+            let z = if label == 0 { margin } else { -margin };
+            EvalRow {
+                id: format!("{}/{i:02}.jpg", ["melanoma", "naevus"][label]),
+                label,
+                logits: vec![z, -z],
+            }
+        })
+        .collect()
+}
+
+fn report() -> RunReport {
+    let val = rows(1);
+    let test = rows(2);
+    let calibration = fit_split(
+        &val.iter().collect::<Vec<_>>(),
+        &test.iter().collect::<Vec<_>>(),
+        0,
+    )
+    .unwrap();
+    let folds = vec![rows(3), rows(4)];
+    let per_fold: Vec<_> = folds.iter().map(|f| metrics(f, 0, 1.0).unwrap()).collect();
+    let pooled_rows: Vec<EvalRow> = folds.iter().flatten().cloned().collect();
+    let summary = |values: &[f64]| summarise(values, 7);
+    let mut pair = BTreeMap::new();
+    pair.insert("ssim".to_string(), summary(&[0.40, 0.50, 0.60]));
+    pair.insert("pearson".to_string(), summary(&[0.70, 0.72, 0.74]));
+    pair.insert("cosine".to_string(), summary(&[0.80, 0.85, 0.90]));
+    pair.insert("jaccard".to_string(), summary(&[0.20, 0.30, 0.25]));
+    let within = BTreeMap::from([(
+        "a".to_string(),
+        BTreeMap::from([("gradcam~ig".to_string(), pair.clone())]),
+    )]);
+    let mut models = BTreeMap::new();
+    models.insert(
+        "a".to_string(),
+        ModelReport {
+            checkpoint: PathBuf::from("weights/a.safetensors"),
+            given_checkpoint: false,
+            best_epoch: 3,
+            test: metrics(&test, 0, calibration.fit.temperature).unwrap(),
+            calibration,
+            history: Vec::new(),
+            figures: vec![
+                Figure::new("training_a.png", "Training curves"),
+                Figure::new("roc_a.png", "ROC (test split)"),
+            ],
+        },
+    );
+    RunReport {
+        run: "synthetic".into(),
+        melxai_version: "0.0.0-test".into(),
+        libtorch: "2.13.0".into(),
+        config: serde_json::json!({"device": "cpu"}),
+        batch: serde_json::json!({"run_name": "synthetic"}),
+        steps: vec![
+            StepRecord {
+                step: "scan data set".into(),
+                ok: true,
+                seconds: 0.25,
+                error: None,
+            },
+            StepRecord {
+                step: "train b".into(),
+                ok: false,
+                seconds: 1.0,
+                error: Some("cancelled".into()),
+            },
+        ],
+        metrics: RunMetrics {
+            data: Some(DataSummary {
+                root: PathBuf::from("data"),
+                classes: vec!["melanoma".into(), "naevus".into()],
+                counts: vec![12, 12],
+                skipped: vec![Skipped {
+                    path: PathBuf::from("data/naevus/broken.jpg"),
+                    reason: "not an image".into(),
+                }],
+            }),
+            cross_validation: Some(CrossValidationReport {
+                model: "a".into(),
+                folds: 2,
+                pooled: metrics(&pooled_rows, 0, 1.0).unwrap(),
+                summary: summarize_folds(&per_fold),
+                pooled_auroc_ci95: [0.75, 0.95],
+                pooled_balanced_accuracy_ci95: [0.7, 0.9],
+                calibration: fit_cross_validated(&folds, 0).unwrap(),
+                figures: vec![Figure::new("training_a_cv.png", "Training curves per fold")],
+            }),
+            models,
+            agreement: Some(AgreementReport {
+                images: 3,
+                methods: vec!["gradcam".into(), "ig".into()],
+                within,
+                cross: vec![CrossAgreement {
+                    models: ["a".into(), "b".into()],
+                    prediction_agreement: 0.875,
+                    mean_abs_probability_difference: 0.0625,
+                    per_method: BTreeMap::from([("ig".to_string(), pair)]),
+                }],
+                figures: vec![Figure::new("agreement_a_ssim.png", "a: mean ssim")],
+            }),
+        },
+        screens: vec![Figure::new(
+            "screens/images.svg",
+            "Image & explanations pane",
+        )],
+    }
+}
+
+#[test]
+fn report_md_renders_every_section_from_the_typed_report() {
+    insta::assert_snapshot!(render(&report()));
+}
+
+#[test]
+fn metrics_json_keeps_the_scripted_keys() {
+    let json = serde_json::to_value(report()).unwrap();
+    for key in [
+        "run",
+        "melxai_version",
+        "libtorch",
+        "config",
+        "batch",
+        "steps",
+        "metrics",
+    ] {
+        assert!(json.get(key).is_some(), "top-level {key}");
+    }
+    let m = &json["metrics"];
+    assert_eq!(m["model:a"]["best_epoch"], 3);
+    assert_eq!(m["model:a"]["test"]["n"], 24);
+    assert!(m["model:a"]["calibration"]["fit"]["temperature"].is_f64());
+    assert_eq!(m["cross_validation"]["folds"], 2);
+    assert_eq!(m["cross_validation"]["pooled_auroc_ci95"][1], 0.95);
+    assert_eq!(m["agreement"]["within"]["a"]["gradcam~ig"]["ssim"]["n"], 3);
+    assert_eq!(m["agreement"]["cross"][0]["models"][1], "b");
+    assert_eq!(m["data"]["counts"][0], 12);
+    assert!(
+        m.get("models").is_none(),
+        "models are flattened as model:<name>"
+    );
+}
