@@ -7,8 +7,10 @@
 #
 # Contents: bin/{melxai,explain,train}.xz (release builds, stripped, xz; the
 # benchmark unpacks them), weights/efficientnet-lite{0,1}-imagenet.safetensors
-# stored as fp16 (expanded back to fp32 on arrival: fp32 Lite0 + Lite1 and the
-# data set do not fit in the 64 MiB a device call carries), the MED-NODE
+# (Lite0 as shipped; Lite1, needed only by the shipped --batch, stored as fp16
+# and expanded back to fp32 on arrival: both in fp32 and the data set do not
+# fit in the 64 MiB a device call carries; $MELXAI_BUNDLE_FP16 lists the
+# models to halve, default "lite1"), the MED-NODE
 # images, the shipped config.toml, the benchmark and peer scripts, RUN.txt
 # (the exact command) and MANIFEST.txt (what was built against what).
 #
@@ -53,9 +55,14 @@ pack() { # name path
 pack melxai target/release/melxai
 for e in "${exes[@]}"; do pack "${e%%=*}" "${e#*=}"; done
 
+fp16=" ${MELXAI_BUNDLE_FP16-lite1} "
 for w in lite0 lite1; do
     src=weights/efficientnet-$w-imagenet.safetensors
     [ -e "$src" ] || { echo "gpu_bundle.sh: $src missing (make setup)" >&2; exit 1; }
+    if [[ "$fp16" != *" $w "* ]]; then
+        cp -L "$src" "$dest/weights/"
+        continue
+    fi
     "$py" - "$src" "$dest/weights/$(basename "$src")" <<'PY'
 import sys
 import numpy as np
@@ -78,7 +85,7 @@ cat >"$dest/MANIFEST.txt" <<MAN
 built: $(date -u +%Y-%m-%dT%H:%M:%SZ) from $(git rev-parse --short HEAD)$(git diff --quiet || echo ' (uncommitted changes)')
 tch / torch-sys: $(grep -E '^(tch|torch-sys) = ' Cargo.toml | tr '\n' ' ')
 libtorch the binaries need: $torch_version (LIBTORCH=${LIBTORCH:-unset})
-weights: fp16 copies of the shipped fp32 files, expanded to fp32 on arrival
+weights stored as fp16 (expanded to fp32 on arrival): ${MELXAI_BUNDLE_FP16-lite1}; the others as shipped
 MAN
 cat >"$dest/RUN.txt" <<'RUN'
 # On the GPU machine, from the folder that holds gpu-bundle/ (results under $OUT):
@@ -94,6 +101,6 @@ tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1)
 total=$((bundle + tracked))
 echo "$dest: $((bundle / 1048576)) MiB; with the tracked files that travel too: $((total / 1048576)) MiB of $limit_mib"
 if [ "$total" -gt $((limit_mib * 1048576)) ]; then
-    echo "gpu_bundle.sh: over the ${limit_mib} MiB a device call carries" >&2
+    echo "gpu_bundle.sh: over the ${limit_mib} MiB a device call carries; MELXAI_BUNDLE_FP16=\"lite0 lite1\" saves 9 MiB" >&2
     exit 1
 fi
