@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build run test check fmt clippy bench clean-setup
+.PHONY: setup build run test check fmt clippy bench bench-gpu clean-setup
 
 # Idempotent: venv + libtorch wheel, ImageNet weights -> safetensors, MED-NODE link.
 setup:
@@ -31,3 +31,10 @@ clippy: setup
 
 bench: setup
 	$(CARGO) bench
+
+# melxai vs its PyTorch peer on this machine's CUDA GPU, one results file
+# (benches/README.md, GPU); says so and exits 0 without a GPU.
+bench-gpu: setup
+	$(CARGO) build --release
+	$(CARGO) bench --no-run --bench explain --bench train
+	bash benches/gpu.sh

@@ -25,6 +25,17 @@
 //! benches/README.md says how to create it). Without it the Rust timings are
 //! still printed.
 //!
+//! Device and GPU knobs: `MELXAI_BENCH_DEVICE` (`cpu`, the default, `cuda`,
+//! `cuda:N`; the model and the peer run there, every timed call ends with a
+//! device synchronisation), `MELXAI_BENCH_BATCH` (batch of the forward+backward
+//! row, default 16), `MELXAI_BENCH_COLD=1` (first of all, time the first
+//! explanation of this fresh process: IG `MELXAI_BENCH_COLD_STEPS` (200) steps,
+//! internal batch 16, predicted class; the peer does the same in its own fresh
+//! process), `MELXAI_BENCH_JSON=path` (write every number there as JSON, for
+//! benches/gpu.sh), `MELXAI_BENCH_ROOT` (project folder: weights, data, peer
+//! scripts; default the crate). The peer also gets melxai's logits for the
+//! input and prints how far its model's differ.
+//!
 //! Environment knobs (to keep runs short on a loaded machine):
 //! `MELXAI_BENCH_REPS` (timed runs per measurement, default 3; IG 200 uses
 //! at most 2 of them), `MELXAI_BENCH_IG_STEPS` (comma list, default `50,200`),
@@ -38,21 +49,24 @@ use std::time::Instant;
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{env_usize, pattern, PEER_HINT};
+use common::{bench_device, device_arg, env_usize, pattern, sync, PEER_HINT};
 
 use melxai::explain::{explain, ExplainConfig, Integration, Method};
 use melxai::model::{Arch, Classifier};
 use tch::{Device, Kind, Tensor};
 
-/// Median wall time of `f` in milliseconds over `reps` calls after `warmup` calls.
-fn median_ms<T>(warmup: usize, reps: usize, mut f: impl FnMut() -> T) -> f64 {
+/// Median wall time of `f` in milliseconds over `reps` calls after `warmup`
+/// calls, each timed call ending with a synchronisation of `device`.
+fn median_ms<T>(device: Device, warmup: usize, reps: usize, mut f: impl FnMut() -> T) -> f64 {
     for _ in 0..warmup {
         black_box(f());
     }
+    sync(device);
     let mut t: Vec<f64> = (0..reps.max(1))
         .map(|_| {
             let t0 = Instant::now();
             black_box(f());
+            sync(device);
             t0.elapsed().as_secs_f64() * 1e3
         })
         .collect();
@@ -94,11 +108,14 @@ fn first_melanoma(root: &Path) -> Option<PathBuf> {
     files.into_iter().next()
 }
 
-/// Runs the Python peer: its median milliseconds per row.
-fn run_peer(args: &[String]) -> Result<BTreeMap<String, f64>, String> {
+/// Runs the Python peer: its median milliseconds per row, and its whole JSON.
+fn run_peer(args: &[String]) -> Result<(BTreeMap<String, f64>, serde_json::Value), String> {
     let v = common::run_peer("explain_peer.py", args)?;
     if let Some(versions) = v.get("versions") {
         println!("python peer: {versions}");
+    }
+    if let Some(imp) = v.get("impl").and_then(|i| i.as_str()) {
+        println!("python peer implementation: {imp}");
     }
     if let Some(notes) = v.get("notes").and_then(|n| n.as_object()) {
         for (k, n) in notes {
@@ -108,23 +125,29 @@ fn run_peer(args: &[String]) -> Result<BTreeMap<String, f64>, String> {
     let med = v["median_ms"]
         .as_object()
         .ok_or("peer JSON lacks median_ms")?;
-    Ok(med
+    let med = med
         .iter()
         .filter_map(|(k, x)| x.as_f64().map(|x| (k.clone(), x)))
-        .collect())
+        .collect();
+    Ok((med, v))
 }
 
 fn main() {
     // As the melxai binary does.
     melxai::allocator::tune_for_tensors();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root_buf = common::root();
+    let root = root_buf.as_path();
+    let device = bench_device();
+    let unit_batch = env_usize("MELXAI_BENCH_BATCH", 16).max(1) as i64;
+    let cold = env_usize("MELXAI_BENCH_COLD", 0) != 0;
+    let cold_steps = env_usize("MELXAI_BENCH_COLD_STEPS", 200).max(2);
     let reps = env_usize("MELXAI_BENCH_REPS", 3).max(1);
     let steps_list = env_list("MELXAI_BENCH_IG_STEPS", &[50, 200]);
     let batch_list = env_list("MELXAI_BENCH_IG_BATCHES", &[16, 32]);
     let ig_only = env_usize("MELXAI_BENCH_IG_ONLY", 0) != 0;
     let threads = tch::get_num_threads();
 
-    let model = match Classifier::imagenet(Arch::Lite0, &root.join("weights"), Device::Cpu) {
+    let model = match Classifier::imagenet(Arch::Lite0, &root.join("weights"), device) {
         Ok(m) => m,
         Err(e) => {
             eprintln!("cannot load Lite0 ImageNet weights ({e}); run `make setup` first");
@@ -143,13 +166,35 @@ fn main() {
             "deterministic pattern (MED-NODE absent)".to_string(),
         ),
     };
-    let target = model
-        .logits(&input.unsqueeze(0))
-        .argmax(-1, false)
-        .int64_value(&[0]) as usize;
+    sync(device);
+    // The first explanation of this process, before anything else runs on the
+    // device: what a user waits for after start-up.
+    let cold_ms = cold.then(|| {
+        let c = ExplainConfig {
+            target: None,
+            steps: cold_steps,
+            internal_batch: 16,
+            integration: Integration::GaussLegendre,
+            ..Default::default()
+        };
+        let t0 = Instant::now();
+        let e = explain(&model, &input, Method::IntegratedGradients, &c);
+        sync(device);
+        let ms = t0.elapsed().as_secs_f64() * 1e3;
+        if let Err(e) = e {
+            eprintln!("cold IG failed: {e}");
+            std::process::exit(1);
+        }
+        println!("  rust first IG {cold_steps}/b16 of the process (cold): {ms:.0} ms");
+        ms
+    });
+    let logits = model.logits(&input.unsqueeze(0).to_device(device));
+    let target = logits.argmax(-1, false).int64_value(&[0]) as usize;
     println!(
-        "explainers, Lite0 ImageNet, {}x{} input: {source}, target class {target}",
-        size[0], size[1]
+        "explainers, Lite0 ImageNet, {}x{} input: {source}, target class {target}, device {}",
+        size[0],
+        size[1],
+        melxai::device::describe(device)
     );
     println!("threads: {threads} (both sides); timed runs per measurement: {reps} (median), after a warm-up");
 
@@ -162,9 +207,12 @@ fn main() {
     // (row label, peer key, rust ms)
     let mut rows: Vec<(String, String, f64)> = Vec::new();
 
-    // The unit cost: one batched forward+backward of 16 inputs.
-    let batch16 = input.unsqueeze(0).repeat([16, 1, 1, 1]);
-    let fwd_bwd = median_ms(2, reps, || {
+    // The unit cost: one batched forward+backward of `unit_batch` (16) inputs.
+    let batch16 = input
+        .unsqueeze(0)
+        .repeat([unit_batch, 1, 1, 1])
+        .to_device(device);
+    let fwd_bwd = median_ms(device, 2, reps, || {
         let xs = batch16.detach().set_requires_grad(true);
         let out = model
             .net
@@ -173,8 +221,12 @@ fn main() {
             .sum(Kind::Float);
         Tensor::run_backward(&[&out], &[&xs], false, false)
     });
-    rows.push(("fwd+bwd, batch 16".into(), "fwd_bwd16".into(), fwd_bwd));
-    println!("  rust fwd+bwd 16: {fwd_bwd:.0} ms");
+    rows.push((
+        format!("fwd+bwd, batch {unit_batch}"),
+        "fwd_bwd16".into(),
+        fwd_bwd,
+    ));
+    println!("  rust fwd+bwd {unit_batch}: {fwd_bwd:.0} ms");
 
     let mut deltas = Vec::new();
     let mut first_ig = true;
@@ -193,7 +245,7 @@ fn main() {
             };
             first_ig = false;
             let mut delta = f64::NAN;
-            let t = median_ms(warm, n, || {
+            let t = median_ms(device, warm, n, || {
                 let e = explain(&model, &input, Method::IntegratedGradients, &c).expect("IG");
                 delta = e.delta.unwrap_or(f64::NAN);
             });
@@ -208,14 +260,14 @@ fn main() {
     }
     if !ig_only {
         let mut dl_delta = f64::NAN;
-        let dl = median_ms(1, reps, || {
+        let dl = median_ms(device, 1, reps, || {
             let e = explain(&model, &input, Method::DeepLift, &cfg).expect("DeepLIFT");
             dl_delta = e.delta.unwrap_or(f64::NAN);
         });
         deltas.push(format!("DeepLIFT delta {dl_delta:+.4}"));
         rows.push(("DeepLIFT (Rescale)".into(), "deeplift".into(), dl));
         println!("  rust DeepLIFT: {dl:.0} ms");
-        let cam = median_ms(1, reps, || {
+        let cam = median_ms(device, 1, reps, || {
             explain(&model, &input, Method::GradCam, &cfg).expect("GradCAM")
         });
         rows.push(("GradCAM _conv_head".into(), "gradcam".into(), cam));
@@ -227,6 +279,12 @@ fn main() {
     let npy = std::env::temp_dir().join(format!("melxai_explain_bench_{}.npy", std::process::id()));
     let data = Vec::<f32>::try_from(input.reshape([-1])).expect("input to vec");
     melxai::data::npy::write_f32(&npy, &data, &[3, size[0], size[1]]).expect("write .npy");
+    let logits_npy =
+        std::env::temp_dir().join(format!("melxai_explain_logits_{}.npy", std::process::id()));
+    let logits_vec =
+        Vec::<f32>::try_from(logits.to_device(Device::Cpu).reshape([-1])).expect("logits to vec");
+    melxai::data::npy::write_f32(&logits_npy, &logits_vec, &[logits_vec.len() as i64])
+        .expect("write logits .npy");
     let join = |v: &[usize]| {
         v.iter()
             .map(|s| s.to_string())
@@ -246,7 +304,30 @@ fn main() {
         join(&steps_list),
         "--batches".into(),
         join(&batch_list),
+        "--batch".into(),
+        unit_batch.to_string(),
+        "--device".into(),
+        device_arg(device),
+        "--weights".into(),
+        root.join("weights/efficientnet-lite0-imagenet.safetensors")
+            .to_string_lossy()
+            .into_owned(),
+        "--ref-logits".into(),
+        logits_npy.to_string_lossy().into_owned(),
     ];
+    let args = if cold {
+        [
+            args,
+            vec![
+                "--cold".to_string(),
+                "--cold-steps".into(),
+                cold_steps.to_string(),
+            ],
+        ]
+        .concat()
+    } else {
+        args
+    };
     let args = if ig_only {
         [args, vec!["--ig-only".to_string()]].concat()
     } else {
@@ -254,14 +335,30 @@ fn main() {
     };
     let peer = run_peer(&args);
     let _ = std::fs::remove_file(&npy);
-    let peer = match peer {
-        Ok(p) => Some(p),
+    let _ = std::fs::remove_file(&logits_npy);
+    let (peer, peer_json) = match peer {
+        Ok((p, v)) => (Some(p), v),
         Err(why) => {
             println!("note: Python peer unavailable, Rust timings only ({why})");
             println!("      {PEER_HINT}");
-            None
+            (None, serde_json::json!({ "error": why }))
         }
     };
+    let peer_cold = peer_json.get("cold_ms").and_then(|c| c.as_f64());
+    common::write_result(&serde_json::json!({
+        "bench": "explain",
+        "device": common::device_arg(device),
+        "device_name": melxai::device::describe(device),
+        "unit_batch": unit_batch,
+        "rust": {
+            "pid": std::process::id(),
+            "median_ms": rows.iter().map(|r| (r.1.clone(), r.2)).collect::<BTreeMap<_, _>>(),
+            "cold_ms": cold_ms,
+            "cold_steps": cold.then_some(cold_steps),
+            "completeness": deltas,
+        },
+        "peer": peer_json,
+    }));
 
     println!();
     println!(
@@ -272,6 +369,9 @@ fn main() {
         Some(py) => println!("{name:<26} {rust:>11.0} {py:>12.0} {:>8.2}x", py / rust),
         None => println!("{name:<26} {rust:>11.0} {:>12} {:>9}", "-", "-"),
     };
+    if let Some(c) = cold_ms {
+        print_row(&format!("first IG {cold_steps}/b16 (cold)"), c, peer_cold);
+    }
     for (name, key, rust) in &rows {
         let py = peer.as_ref().and_then(|p| p.get(key)).copied();
         print_row(name, *rust, py);
@@ -279,11 +379,13 @@ fn main() {
     // Lower bounds: IG evaluates `steps` gradients; at best it costs steps/16
     // batched forward+backward passes of 16.
     println!();
-    println!("IG lower bound = steps/16 x fwd+bwd(16), and how far each run is above it:");
+    println!(
+        "IG lower bound = steps/{unit_batch} x fwd+bwd({unit_batch}), and how far each run is above it:"
+    );
     let py_unit = peer.as_ref().and_then(|p| p.get("fwd_bwd16")).copied();
     for &steps in &steps_list {
-        let lb = steps as f64 / 16.0 * fwd_bwd;
-        let py_lb = py_unit.map(|u| steps as f64 / 16.0 * u);
+        let lb = steps as f64 / unit_batch as f64 * fwd_bwd;
+        let py_lb = py_unit.map(|u| steps as f64 / unit_batch as f64 * u);
         print_row(&format!("IG {steps} lower bound"), lb, py_lb);
         for &batch in &batch_list {
             let key = format!("ig{steps}_b{batch}");

@@ -29,6 +29,19 @@
 //! without it the Rust numbers are still printed. `MELXAI_BENCH_TRAINER=0`
 //! skips the (slower, checkpoint-writing) trainer run;
 //! `MELXAI_BENCH_EPOCHS` changes the number of timed epochs (default 2).
+//!
+//! Device and GPU knobs: `MELXAI_BENCH_DEVICE` (`cpu`, the default, `cuda`,
+//! `cuda:N`: model, images and augmentation on that device, as the trainer
+//! keeps them; timed spans end with a device synchronisation, and on CUDA the
+//! loop also synchronises at each phase boundary so its breakdown means
+//! something, which makes it a lower bound: the trainer row is the real
+//! number), `MELXAI_BENCH_BATCH` (batch size, default 16),
+//! `MELXAI_BENCH_TRAIN_PER_CLASS` (training images per class, default 32;
+//! a quarter as many more per class validate the trainer), `MELXAI_BENCH_COLD=1`
+//! (the trainer runs first, so its first epoch is the first of this fresh
+//! process, and is reported alone; the peer does the same with `--cold`),
+//! `MELXAI_BENCH_JSON=path` (every number as JSON, for benches/gpu.sh),
+//! `MELXAI_BENCH_ROOT` (project folder; default the crate).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -40,7 +53,7 @@ use tch::{Device, Reduction, Tensor};
 
 #[path = "common/mod.rs"]
 mod common;
-use common::{env_usize, PEER_HINT};
+use common::{bench_device, device_arg, env_usize, sync, PEER_HINT};
 
 use melxai::data::augment::{augment, AugmentConfig};
 use melxai::data::cache::ImageCache;
@@ -52,18 +65,35 @@ use melxai::train::optimizer::AdamW;
 use melxai::train::{train, TrainConfig, TrainContext};
 
 const SIZE: i64 = 224;
-const BATCH: usize = 16;
-const PER_CLASS_TRAIN: usize = 32;
-const PER_CLASS_VAL: usize = 8;
+const DEFAULT_BATCH: usize = 16;
+const DEFAULT_PER_CLASS_TRAIN: usize = 32;
 const SEED: u64 = 42;
 const LR: f64 = 2e-4;
 const WEIGHT_DECAY: f64 = 1e-4;
 const GRAD_CLIP: f64 = 5.0;
 
-/// 80 images: per class the first 40 files (sorted) of MED-NODE, or seeded
-/// noise. Returns the cache, class names and (train rows, val rows).
-fn build_cache(root: &Path) -> (ImageCache, Vec<String>, Vec<usize>, Vec<usize>, String) {
-    let per_class = PER_CLASS_TRAIN + PER_CLASS_VAL;
+/// What one run measures (from the environment; the defaults are the CPU bench's).
+struct Knobs {
+    device: Device,
+    batch: usize,
+    /// Training images per class; a quarter as many more validate.
+    per_class_train: usize,
+}
+
+impl Knobs {
+    fn per_class(&self) -> usize {
+        self.per_class_train + self.per_class_train / 4
+    }
+}
+
+/// Per class the first `per_class()` files (sorted) of MED-NODE (default 40:
+/// 80 images), or seeded noise. Returns the cache, class names and (train
+/// rows, val rows).
+fn build_cache(
+    root: &Path,
+    knobs: &Knobs,
+) -> (ImageCache, Vec<String>, Vec<usize>, Vec<usize>, String) {
+    let per_class = knobs.per_class();
     let data = root.join("complete_mednode_dataset");
     if let Ok(scan) = melxai::data::scan::scan(&data, false) {
         let counts = scan.class_counts();
@@ -132,15 +162,19 @@ fn rust_loop(
     classes: &[String],
     rows: &[usize],
     epochs: usize,
+    knobs: &Knobs,
 ) -> (usize, f64, Phases, f64) {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = common::root();
+    let (device, batch) = (knobs.device, knobs.batch);
+    // On a GPU the phases are only separable with a synchronisation at each boundary.
+    let phase_sync = || sync(device);
     tch::manual_seed(SEED as i64);
     let (mut model, _) = Classifier::for_finetuning(
         "bench",
         Arch::Lite0,
         classes.to_vec(),
         &root.join("weights"),
-        Device::Cpu,
+        device,
     )
     .expect("Lite0 ImageNet weights (run `make setup`)");
     model.net.frozen_batch_norm = true;
@@ -152,21 +186,27 @@ fn rust_loop(
         .collect();
     let mut opt = AdamW::new(params, LR, WEIGHT_DECAY);
     let labels: Vec<usize> = rows.iter().map(|&r| cache.labels[r]).collect();
-    let cw = weight_tensor(&balanced_class_weights(&labels, classes.len()), Device::Cpu);
+    let cw = weight_tensor(&balanced_class_weights(&labels, classes.len()), device);
+    // Images stay where the trainer keeps them (on the CPU this is the cache itself).
+    let images = cache.images.to_device(device);
     let aug = AugmentConfig::default();
     let norm = model.meta.normalisation;
 
     let mut phases = Phases::default();
     let mut step = |batch_rows: &[usize], rng: &mut ChaCha8Rng, ph: &mut Phases| -> f64 {
         let t0 = Instant::now();
-        let x = augment(&cache.batch(batch_rows), &aug, rng);
+        let idx = Tensor::from_slice(&batch_rows.iter().map(|&r| r as i64).collect::<Vec<_>>())
+            .to_device(device);
+        let x = augment(&ImageCache::gather(&images, &idx), &aug, rng);
         let x = normalise(&x, &norm);
         let y = Tensor::from_slice(
             &batch_rows
                 .iter()
                 .map(|&r| cache.labels[r] as i64)
                 .collect::<Vec<_>>(),
-        );
+        )
+        .to_device(device);
+        phase_sync();
         let t1 = Instant::now();
         let logits = model.net.forward_t(&x, true);
         let loss = logits.cross_entropy_loss::<Tensor>(
@@ -176,9 +216,11 @@ fn rust_loop(
             -100,
             0.0,
         );
+        phase_sync();
         let t2 = Instant::now();
         opt.zero_grad();
         loss.backward();
+        phase_sync();
         let t3 = Instant::now();
         let _ = opt.clip_grad_norm(GRAD_CLIP);
         opt.step();
@@ -194,7 +236,7 @@ fn rust_loop(
     // One untimed warm-up batch.
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
     let mut scratch = Phases::default();
-    step(&rows[..BATCH.min(rows.len())], &mut rng, &mut scratch);
+    step(&rows[..batch.min(rows.len())], &mut rng, &mut scratch);
 
     let mut seen = 0;
     let mut loss = f64::NAN;
@@ -203,7 +245,7 @@ fn rust_loop(
         let mut rng = ChaCha8Rng::seed_from_u64(SEED.wrapping_mul(7919).wrapping_add(epoch as u64));
         let mut order = rows.to_vec();
         order.shuffle(&mut rng);
-        for chunk in order.chunks(BATCH) {
+        for chunk in order.chunks(batch) {
             loss = step(chunk, &mut rng, &mut phases);
             seen += chunk.len();
         }
@@ -211,15 +253,20 @@ fn rust_loop(
     (seen, t0.elapsed().as_secs_f64(), phases, loss)
 }
 
-/// `melxai::train::train` on the 80-image cache; per-epoch images/s.
-fn rust_trainer(cache: &ImageCache, classes: &[String], epochs: usize) -> Result<Vec<f64>, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+/// `melxai::train::train` on the cache; per-epoch images/s.
+fn rust_trainer(
+    cache: &ImageCache,
+    classes: &[String],
+    epochs: usize,
+    knobs: &Knobs,
+) -> Result<Vec<f64>, String> {
+    let root = common::root();
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let cfg = TrainConfig {
         name: "bench".into(),
         arch: "lite0".into(),
         epochs,
-        batch_size: BATCH,
+        batch_size: knobs.batch,
         patience: 0,
         folds: 0,
         test_fraction: 0.0,
@@ -243,7 +290,7 @@ fn rust_trainer(cache: &ImageCache, classes: &[String], epochs: usize) -> Result
             positive: classes.iter().position(|c| c == "melanoma").unwrap_or(0),
             weights_dir: dir.path().to_path_buf(),
             imagenet_dir: root.join("weights"),
-            device: Device::Cpu,
+            device: knobs.device,
             sink: &mut sink,
             cancel: &cancel,
             job: 0,
@@ -251,7 +298,7 @@ fn rust_trainer(cache: &ImageCache, classes: &[String], epochs: usize) -> Result
         };
         let out = train(&cfg, &mut ctx).map_err(|e| e.to_string())?;
         let val = out.splits.first().map_or(0, |s| s.val.len());
-        if cache.len() - val != 2 * PER_CLASS_TRAIN {
+        if cache.len() - val != 2 * knobs.per_class_train {
             println!("note: the trainer trained on {} images", cache.len() - val);
         }
     }
@@ -261,19 +308,29 @@ fn rust_trainer(cache: &ImageCache, classes: &[String], epochs: usize) -> Result
 fn main() {
     // As the melxai binary does.
     melxai::allocator::tune_for_tensors();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root_buf = common::root();
+    let root = root_buf.as_path();
+    let knobs = Knobs {
+        device: bench_device(),
+        batch: env_usize("MELXAI_BENCH_BATCH", DEFAULT_BATCH).max(1),
+        per_class_train: env_usize("MELXAI_BENCH_TRAIN_PER_CLASS", DEFAULT_PER_CLASS_TRAIN).max(4),
+    };
+    let batch = knobs.batch;
     let epochs = env_usize("MELXAI_BENCH_EPOCHS", 2).max(1);
-    let with_trainer = env_usize("MELXAI_BENCH_TRAINER", 1) != 0;
+    let cold = env_usize("MELXAI_BENCH_COLD", 0) != 0;
+    let with_trainer = cold || env_usize("MELXAI_BENCH_TRAINER", 1) != 0;
     let threads = tch::get_num_threads();
-    let (cache, classes, train_rows, val_rows, source) = build_cache(root);
+    let (cache, classes, train_rows, val_rows, source) = build_cache(root, &knobs);
     println!(
-        "training throughput, Lite0 {SIZE}x{SIZE}, batch {BATCH}, {} training images ({source}), \
-         {epochs} epochs after 1 warm-up batch, frozen BN, AdamW, weighted CE, clip {GRAD_CLIP}",
-        train_rows.len()
+        "training throughput, Lite0 {SIZE}x{SIZE}, batch {batch}, {} training images ({source}), \
+         {epochs} epochs after 1 warm-up batch, frozen BN, AdamW, weighted CE, clip {GRAD_CLIP}, \
+         device {}",
+        train_rows.len(),
+        melxai::device::describe(knobs.device)
     );
     println!("threads: {threads} (both sides)");
 
-    // The same 64 images (and labels) for the peer, as uint8 (N,3,H,W).
+    // The same training images (and labels) for the peer, as uint8 (N,3,H,W).
     let idx = Tensor::from_slice(&train_rows.iter().map(|&r| r as i64).collect::<Vec<_>>());
     let imgs = cache.images.index_select(0, &idx);
     let labels = Tensor::from_slice(
@@ -289,9 +346,36 @@ fn main() {
     imgs.write_npy(&img_npy).expect("write images .npy");
     labels.write_npy(&lab_npy).expect("write labels .npy");
 
-    let (seen, secs, ph, loss) = rust_loop(&cache, &classes, &train_rows, epochs);
+    // Cold: the trainer goes first, so its first epoch is this process's first
+    // work on the device; it runs one extra epoch for that.
+    let run_trainer = || {
+        let n = epochs + usize::from(cold);
+        match rust_trainer(&cache, &classes, n, &knobs) {
+            Ok(v) => {
+                let s: Vec<String> = v.iter().map(|x| format!("{x:.2}")).collect();
+                println!(
+                    "rust melxai::train::train: img/s per epoch [{}] ({} val images, checkpoints excluded)",
+                    s.join(", "),
+                    val_rows.len()
+                );
+                Some(v)
+            }
+            Err(e) => {
+                println!("note: melxai::train::train failed: {e}");
+                None
+            }
+        }
+    };
+    let mut trainer_epochs = if cold && with_trainer {
+        run_trainer()
+    } else {
+        None
+    };
+
+    let (seen, secs, ph, loss) = rust_loop(&cache, &classes, &train_rows, epochs, &knobs);
+    sync(knobs.device);
     let rust_ips = seen as f64 / secs;
-    let batches = (seen as f64 / BATCH as f64).ceil();
+    let batches = (seen as f64 / batch as f64).ceil();
     println!(
         "rust loop: {seen} images in {secs:.1} s = {rust_ips:.2} img/s (last loss {loss:.3}); \
          per batch: data+augment {:.0} ms, forward {:.0} ms, backward {:.0} ms, clip+AdamW {:.0} ms",
@@ -301,22 +385,16 @@ fn main() {
         ph.step / batches * 1e3,
     );
 
-    let trainer = if with_trainer {
-        match rust_trainer(&cache, &classes, epochs) {
-            Ok(v) => {
-                let s: Vec<String> = v.iter().map(|x| format!("{x:.2}")).collect();
-                println!(
-                    "rust melxai::train::train: img/s per epoch [{}] ({} val images, checkpoints excluded)",
-                    s.join(", "),
-                    val_rows.len()
-                );
-                v.last().copied()
-            }
-            Err(e) => {
-                println!("note: melxai::train::train failed: {e}");
-                None
-            }
-        }
+    if !cold && with_trainer {
+        trainer_epochs = run_trainer();
+    }
+    let trainer = trainer_epochs.as_ref().and_then(|v| v.last().copied());
+    // First epoch of the process, seconds (batches only, as images_per_second).
+    let rust_cold = if cold {
+        trainer_epochs
+            .as_ref()
+            .and_then(|v| v.first())
+            .map(|ips| train_rows.len() as f64 / ips)
     } else {
         None
     };
@@ -331,21 +409,39 @@ fn main() {
         "--epochs".into(),
         epochs.to_string(),
         "--batch".into(),
-        BATCH.to_string(),
+        batch.to_string(),
         "--lr".into(),
         LR.to_string(),
         "--weight-decay".into(),
         WEIGHT_DECAY.to_string(),
         "--clip".into(),
         GRAD_CLIP.to_string(),
+        "--device".into(),
+        device_arg(knobs.device),
+        "--weights".into(),
+        root.join("weights/efficientnet-lite0-imagenet.safetensors")
+            .to_string_lossy()
+            .into_owned(),
     ];
+    let args = if cold {
+        [args, vec!["--cold".to_string()]].concat()
+    } else {
+        args
+    };
     let peer = common::run_peer("train_peer.py", &args);
     let _ = std::fs::remove_file(&img_npy);
     let _ = std::fs::remove_file(&lab_npy);
+    let peer_json = match &peer {
+        Ok(v) => v.clone(),
+        Err(why) => serde_json::json!({ "error": why }),
+    };
     let py_ips = match peer {
         Ok(v) => {
             if let Some(ver) = v.get("versions") {
                 println!("python peer: {ver}");
+            }
+            if let Some(imp) = v.get("impl").and_then(|i| i.as_str()) {
+                println!("python peer implementation: {imp}");
             }
             let ips = v["images_per_second"].as_f64();
             if let (Some(ips), Some(p)) = (ips, v.get("per_batch_ms")) {
@@ -374,9 +470,39 @@ fn main() {
     row("rust loop (library pieces)", Some(rust_ips));
     row("rust melxai::train::train", trainer);
     if let Some(p) = py_ips {
+        println!("{:<32} {p:>10.2} {:>14}", "python peer", "1.00x");
+    }
+    let peer_cold = peer_json
+        .get("first_epoch_seconds")
+        .and_then(|c| c.as_f64());
+    if let Some(c) = rust_cold {
+        let ratio = peer_cold.map_or("-".into(), |p| format!("{:.2}x", c / p));
+        let py = peer_cold.map_or("-".into(), |p| format!("{p:.2} s"));
         println!(
-            "{:<32} {p:>10.2} {:>14}",
-            "python efficientnet-lite-pytorch", "1.00x"
+            "first epoch of the process (cold): rust {c:.2} s, python {py}, rust/python {ratio}"
         );
     }
+    common::write_result(&serde_json::json!({
+        "bench": "train",
+        "device": device_arg(knobs.device),
+        "device_name": melxai::device::describe(knobs.device),
+        "batch": batch,
+        "train_images": train_rows.len(),
+        "epochs": epochs,
+        "source": source,
+        "rust": {
+            "pid": std::process::id(),
+            "loop_images_per_second": rust_ips,
+            "trainer_images_per_second": trainer,
+            "trainer_images_per_second_by_epoch": trainer_epochs,
+            "first_epoch_seconds": rust_cold,
+            "loop_per_batch_ms": {
+                "data": ph.data / batches * 1e3,
+                "forward": ph.forward / batches * 1e3,
+                "backward": ph.backward / batches * 1e3,
+                "step": ph.step / batches * 1e3,
+            },
+        },
+        "peer": peer_json,
+    }));
 }

