@@ -359,11 +359,12 @@ fn train_spec(
     let outcome = train(&cfg, &mut ctx)?;
     let path = outcome.splits[0].checkpoint.clone();
     let file = r.dir.join(format!("training_{}.json", cfg.name));
-    std::fs::write(
+    crate::files::write_bytes(
         &file,
-        serde_json::to_string_pretty(&outcome).map_err(|e| Error::Other(e.to_string()))?,
-    )
-    .map_err(|e| Error::io(&file, e))?;
+        serde_json::to_string_pretty(&outcome)
+            .map_err(|e| Error::Other(e.to_string()))?
+            .as_bytes(),
+    )?;
     Ok((path, outcome))
 }
 
@@ -592,7 +593,7 @@ fn write_predictions(
             p.correct()
         ));
     }
-    std::fs::write(path, out).map_err(|e| Error::io(path, e))
+    crate::files::write_bytes(path, out.as_bytes())
 }
 
 fn agreement_figures(dir: &Path, report: &ComparisonReport) -> Result<()> {
@@ -823,11 +824,12 @@ fn finish(run: Run) -> Result<BatchSummary> {
         "metrics": run.metrics,
     });
     let path = run.dir.join("metrics.json");
-    std::fs::write(
+    crate::files::write_bytes(
         &path,
-        serde_json::to_string_pretty(&all).map_err(|e| Error::Other(e.to_string()))?,
-    )
-    .map_err(|e| Error::io(&path, e))?;
+        serde_json::to_string_pretty(&all)
+            .map_err(|e| Error::Other(e.to_string()))?
+            .as_bytes(),
+    )?;
     crate::report::markdown::write(&run.dir, &all)?;
     Ok(summary)
 }

@@ -81,9 +81,11 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
             vec![path],
         )
     };
-    std::fs::create_dir_all(&report_dir)?;
     let json_path = report_dir.join("calibration.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&outcome)?)?;
+    melxai::files::write_bytes(
+        &json_path,
+        serde_json::to_string_pretty(&outcome)?.as_bytes(),
+    )?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {

@@ -115,6 +115,13 @@ pub fn train_config(config: &Config, args: &TrainArgs) -> Result<TrainConfig> {
 pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
     let cfg = train_config(config, args)?;
     let device = parse_device(&config.device)?;
+    if args.resume && !melxai::train::trainer::can_resume(&cfg, &config.model.weights_dir) {
+        anyhow::bail!(
+            "nothing to resume: no interrupted run '{}' in {} (start it without --resume)",
+            cfg.name,
+            config.model.weights_dir.display()
+        );
+    }
     let mut sink = CliProgress::new();
     let data = scan(&config.data.root, true)?;
     for s in &data.skipped {
@@ -174,10 +181,9 @@ pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
         r => r?,
     };
     let report_dir = PathBuf::from("reports").join(&cfg.name);
-    std::fs::create_dir_all(&report_dir)?;
-    std::fs::write(
-        report_dir.join("training.json"),
-        serde_json::to_string_pretty(&outcome)?,
+    melxai::files::write_bytes(
+        &report_dir.join("training.json"),
+        serde_json::to_string_pretty(&outcome)?.as_bytes(),
     )?;
     let headline = match &outcome.cross_validation {
         Some(cv) => json!({

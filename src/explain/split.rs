@@ -31,10 +31,30 @@ pub struct MapRecord {
     pub seconds: f64,
 }
 
-/// File stem for a sample id (`melanoma/123.jpg` -> `melanoma_123`).
+/// File stem for a sample id (`melanoma/123.jpg` -> `melanoma_123_jpg`). The
+/// extension is kept: `dup.jpg` and `dup.png` are two samples and must not
+/// share map files.
 pub fn stem(id: &str) -> String {
-    let no_ext = id.rsplit_once('.').map_or(id, |(s, _)| s);
-    no_ext.replace(['/', '\\'], "_")
+    let joined = id.replace(['/', '\\'], "_");
+    match joined.rsplit_once('.') {
+        Some((base, ext)) if !base.is_empty() => format!("{base}_{ext}"),
+        _ => joined,
+    }
+}
+
+/// Refuses a set of ids whose map files would collide (ids are unique, but
+/// `a_b/c.jpg` and `a/b_c.jpg` flatten to the same stem).
+fn check_distinct_stems<'a>(ids: impl Iterator<Item = &'a String>) -> Result<()> {
+    let mut seen = BTreeMap::new();
+    for id in ids {
+        if let Some(other) = seen.insert(stem(id), id) {
+            return Err(Error::Dataset(format!(
+                "samples '{other}' and '{id}' would share the map file stem '{}'; rename one of them",
+                stem(id)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Explains `rows` (with their predictions) under `model`, writing maps to `out_dir`.
@@ -51,6 +71,8 @@ pub fn explain_rows(
     cancel: &AtomicBool,
     job: JobId,
 ) -> Result<(Vec<ExplainedSample>, Vec<MapRecord>)> {
+    check_distinct_stems(rows.iter().map(|(row, _)| &cache.ids[*row]))?;
+    crate::files::clean_stale_temps(out_dir);
     let records_path = out_dir.join("maps.json");
     let mut records: Vec<MapRecord> = std::fs::read_to_string(&records_path)
         .ok()
@@ -99,7 +121,7 @@ pub fn explain_rows(
                 let size = e.heatmap.size();
                 let text = serde_json::to_string_pretty(&records)
                     .map_err(|e| Error::Other(e.to_string()))?;
-                std::fs::write(&records_path, text).map_err(|e| Error::io(&records_path, e))?;
+                crate::files::write_bytes(&records_path, text.as_bytes())?;
                 Heatmap {
                     values: to_vec(&e.heatmap)?,
                     height: size[0] as usize,

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 fn num(v: &Value) -> String {
     v.as_f64().map_or("—".into(), |x| format!("{x:.3}"))
@@ -224,5 +224,5 @@ pub fn write(dir: &Path, all: &Value) -> Result<()> {
         );
     }
     let path = dir.join("report.md");
-    std::fs::write(&path, md).map_err(|e| Error::io(&path, e))
+    crate::files::write_bytes(&path, md.as_bytes())
 }
