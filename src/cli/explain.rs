@@ -221,5 +221,5 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
             }
         }
     }
-    Ok(if failures > 0 { 1 } else { 0 })
+    Ok(if failures > 0 { 2 } else { 0 })
 }

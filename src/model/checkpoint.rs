@@ -229,12 +229,15 @@ pub fn hash_file(path: &Path) -> Result<String> {
         .collect())
 }
 
+/// Fills the temporary path it is given with one part's content.
+pub type PartWriter<'a> = Box<dyn FnOnce(&Path) -> Result<()> + 'a>;
+
 /// Something committed together with a checkpoint (optimiser state, history):
 /// a file name in the checkpoint's folder and the writer that fills the
 /// temporary path it is given.
 pub struct Part<'a> {
     pub path: PathBuf,
-    pub write: Box<dyn FnOnce(&Path) -> Result<()> + 'a>,
+    pub write: PartWriter<'a>,
 }
 
 fn file_key(path: &Path) -> String {
@@ -382,7 +385,8 @@ mod tests {
 
     #[test]
     fn out_of_range_values_name_their_key() {
-        let cases: Vec<(Box<dyn Fn(&mut CheckpointMeta)>, &str)> = vec![
+        type Change = Box<dyn Fn(&mut CheckpointMeta)>;
+        let cases: Vec<(Change, &str)> = vec![
             (Box::new(|m| m.input_size = [0, 224]), "input_size[0]"),
             (Box::new(|m| m.input_size = [224, -5]), "input_size[1]"),
             (Box::new(|m| m.input_size = [224, 1 << 40]), "input_size[1]"),
