@@ -437,6 +437,18 @@ fn flip_last_byte(path: &Path) {
 }
 
 #[test]
+fn out_of_range_input_sizes_are_refused_before_training() {
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    project(d);
+    for size in ["0", "8", "99999999"] {
+        let o = run(d, &["train", "--input-size", size, "--name", "sz"]);
+        assert_refused(&o, &["input"]);
+        assert!(!d.join("weights/sz.safetensors").exists());
+    }
+}
+
+#[test]
 fn resume_with_nothing_to_resume_says_so() {
     let p = copy_project();
     let d = p.path();

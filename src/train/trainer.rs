@@ -125,6 +125,15 @@ pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
             ctx.weights_dir.display()
         ),
     )?;
+    let range = checkpoint::INPUT_SIDE_RANGE;
+    if !ctx.cache.size.iter().all(|s| range.contains(s)) {
+        return Err(Error::Config(format!(
+            "input_size {:?} is outside {}..={} pixels per side (smaller inputs are shorter than the network's kernels)",
+            ctx.cache.size,
+            range.start(),
+            range.end()
+        )));
+    }
     let labels = &ctx.cache.labels;
     let mut splits = Vec::new();
     let cross_validation = if cfg.folds >= 2 {
