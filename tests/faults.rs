@@ -454,6 +454,19 @@ fn out_of_range_input_sizes_are_refused_before_training() {
 }
 
 #[test]
+fn calibrate_with_unwritable_reports_leaves_the_checkpoint_alone() {
+    let p = copy_project();
+    let d = p.path();
+    // A file where the reports folder should be: unwritable even for root.
+    let _ = std::fs::remove_dir_all(d.join("reports"));
+    std::fs::write(d.join("reports"), b"in the way").unwrap();
+    let before = snapshot(d);
+    let o = run(d, &["calibrate", "--checkpoint", "weights/base"]);
+    assert_refused(&o, &["reports"]);
+    assert_unchanged(&before, &snapshot(d));
+}
+
+#[test]
 fn resume_with_nothing_to_resume_says_so() {
     let p = copy_project();
     let d = p.path();

@@ -34,7 +34,8 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
     let (outcome, report_dir, stored_in) = if let Some(cv) = &args.cv {
         let run: RunOutcome = serde_json::from_str(
             &std::fs::read_to_string(cv).with_context(|| format!("reading {}", cv.display()))?,
-        )?;
+        )
+        .with_context(|| format!("{} is not a melxai training.json", cv.display()))?;
         let positive = run
             .splits
             .first()
@@ -45,11 +46,7 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
             })?;
         let folds: Vec<Vec<EvalRow>> = run.splits.iter().map(|s| s.test.clone()).collect();
         let outcome = fit_cross_validated(&folds, positive)?;
-        let mut stored = Vec::new();
-        for s in &run.splits {
-            store_temperature(&s.checkpoint, outcome.fit.temperature)?;
-            stored.push(s.checkpoint.clone());
-        }
+        let stored = run.splits.iter().map(|s| s.checkpoint.clone()).collect();
         (outcome, PathBuf::from("reports").join(&run.name), stored)
     } else {
         let path = args.checkpoint.clone().context("--checkpoint or --cv")?;
@@ -74,18 +71,22 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
         let val: Vec<&EvalRow> = rows.iter().filter(|r| split.val.contains(&r.id)).collect();
         let test: Vec<&EvalRow> = rows.iter().filter(|r| split.test.contains(&r.id)).collect();
         let outcome = fit_split(&val, &test, positive)?;
-        store_temperature(&path, outcome.fit.temperature)?;
         (
             outcome,
             PathBuf::from("reports").join(&meta.name),
             vec![path],
         )
     };
+    // The report first: a report folder that cannot be written must fail the
+    // command before any checkpoint is changed.
     let json_path = report_dir.join("calibration.json");
     melxai::files::write_bytes(
         &json_path,
         serde_json::to_string_pretty(&outcome)?.as_bytes(),
     )?;
+    for p in &stored_in {
+        store_temperature(p, outcome.fit.temperature)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {
