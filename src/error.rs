@@ -40,6 +40,14 @@ pub enum Error {
     #[error("device: {0}")]
     Device(String),
 
+    /// Another run holds the lock on the same files.
+    #[error("{0}")]
+    Locked(String),
+
+    /// A file that melxai reads is malformed (wrong header, size, values).
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+
     #[error("cancelled")]
     Cancelled,
 

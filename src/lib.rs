@@ -15,6 +15,7 @@ pub mod engine;
 pub mod error;
 pub mod eval;
 pub mod explain;
+pub mod files;
 pub mod jobs;
 pub mod metrics;
 pub mod model;

@@ -136,7 +136,7 @@ pub(super) fn write_predictions(
             p.correct()
         ));
     }
-    std::fs::write(path, out).map_err(|e| Error::io(path, e))
+    crate::files::write_bytes(path, out.as_bytes())
 }
 
 /// Writes `agreement_<model>_<metric>.png` for every model and metric;

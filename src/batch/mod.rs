@@ -519,7 +519,7 @@ fn finish(run: Run) -> Result<BatchSummary> {
     };
     let path = run.dir.join("metrics.json");
     let text = serde_json::to_string_pretty(&report).map_err(|e| Error::Other(e.to_string()))?;
-    std::fs::write(&path, text).map_err(|e| Error::io(&path, e))?;
+    crate::files::write_bytes(&path, text.as_bytes())?;
     crate::report::markdown::write(&run.dir, &report)?;
     Ok(BatchSummary {
         run: report.run,

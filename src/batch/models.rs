@@ -45,11 +45,12 @@ pub(super) fn train_spec(
     )?
     .outcome;
     let path = outcome.splits[0].checkpoint.clone();
-    std::fs::write(
+    crate::files::write_bytes(
         &file,
-        serde_json::to_string_pretty(&outcome).map_err(|e| Error::Other(e.to_string()))?,
-    )
-    .map_err(|e| Error::io(&file, e))?;
+        serde_json::to_string_pretty(&outcome)
+            .map_err(|e| Error::Other(e.to_string()))?
+            .as_bytes(),
+    )?;
     Ok((path, outcome))
 }
 

@@ -51,7 +51,7 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
         let job = CalibrateJob {
             data: CalibrationData::CrossValidated { folds: &folds },
             positive,
-            store_in: stored.clone(),
+            store_in: Vec::new(),
         };
         let outcome = calibrate(&mut ctx, job)?;
         (outcome, PathBuf::from("reports").join(&run.name), stored)
@@ -84,7 +84,7 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
         let job = CalibrateJob {
             data: CalibrationData::Split { val, test },
             positive,
-            store_in: vec![path.clone()],
+            store_in: Vec::new(),
         };
         let outcome = calibrate(&mut ctx, job)?;
         (
@@ -93,9 +93,16 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
             vec![path],
         )
     };
-    std::fs::create_dir_all(&report_dir)?;
+    // The job stores nothing (store_in is empty): the report first, a report folder that cannot be written must fail the
+    // command before any checkpoint is changed.
     let json_path = report_dir.join("calibration.json");
-    std::fs::write(&json_path, serde_json::to_string_pretty(&outcome)?)?;
+    melxai::files::write_bytes(
+        &json_path,
+        serde_json::to_string_pretty(&outcome)?.as_bytes(),
+    )?;
+    for p in &stored_in {
+        melxai::calibrate::fit::store_temperature(p, outcome.fit.temperature)?;
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {

@@ -114,7 +114,9 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
     let mut results = Vec::new();
     let mut overlays = Vec::new();
     let mut failures = 0;
-    for input in &args.inputs {
+    let stems = melxai::explain::output::input_stems(&args.inputs)?;
+    melxai::files::clean_stale_temps(&args.out);
+    for (input, stem) in args.inputs.iter().zip(&stems) {
         let x = match load_input(input, model.meta.input_size, &model.meta.normalisation) {
             Ok(x) => x,
             Err(e) => {
@@ -124,15 +126,10 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
             }
         };
         let rgb = tensor_to_rgb(&denormalise(&x, &model.meta.normalisation))?;
-        let stem = input
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("input")
-            .to_string();
         for &method in &methods {
             let e = explain(&model, &x, method, &cfg)
                 .with_context(|| format!("{} on {}", method.label(), input.display()))?;
-            let files = output::write(&e, &rgb, &args.out, &stem)?;
+            let files = output::write(&e, &rgb, &args.out, stem)?;
             let faith = if args.faithfulness {
                 let b = Baseline::Blur.build(&x.unsqueeze(0), &model.meta.normalisation, 0);
                 Some(curves(
@@ -224,5 +221,5 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
             }
         }
     }
-    Ok(if failures > 0 { 1 } else { 0 })
+    Ok(if failures > 0 { 2 } else { 0 })
 }

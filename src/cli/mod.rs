@@ -167,7 +167,7 @@ pub fn run(args: Args) -> Result<i32> {
                     }
                 }
             }
-            Ok(if failures > 0 { 1 } else { 0 })
+            Ok(if failures > 0 { 2 } else { 0 })
         }
         Some(Command::Similarity {
             a,

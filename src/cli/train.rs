@@ -99,6 +99,13 @@ pub fn train_config(config: &Config, args: &TrainArgs) -> Result<TrainConfig> {
 pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
     let cfg = train_config(config, args)?;
     let name = cfg.name.clone();
+    if args.resume && !melxai::train::trainer::can_resume(&cfg, &config.model.weights_dir) {
+        anyhow::bail!(
+            "nothing to resume: no interrupted run '{}' in {} (start it without --resume)",
+            cfg.name,
+            config.model.weights_dir.display()
+        );
+    }
     let mut sink = CliProgress::new();
     let cancel = cancel_on_ctrl_c("the next batch boundary");
     let mut ctx = JobContext {
@@ -134,10 +141,9 @@ pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
     );
     let outcome = trained.outcome;
     let report_dir = PathBuf::from("reports").join(&cfg.name);
-    std::fs::create_dir_all(&report_dir)?;
-    std::fs::write(
-        report_dir.join("training.json"),
-        serde_json::to_string_pretty(&outcome)?,
+    melxai::files::write_bytes(
+        &report_dir.join("training.json"),
+        serde_json::to_string_pretty(&outcome)?.as_bytes(),
     )?;
     let headline = match &outcome.cross_validation {
         Some(cv) => json!({

@@ -34,10 +34,9 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::io(path, e)
 }
 
-fn csv_file(path: &Path) -> Result<std::io::BufWriter<std::fs::File>> {
-    std::fs::File::create(path)
-        .map(std::io::BufWriter::new)
-        .map_err(|e| Error::io(path, e))
+/// CSV rows are collected in memory and written atomically when complete.
+fn csv_file(_path: &Path) -> Result<Vec<u8>> {
+    Ok(Vec::new())
 }
 
 /// `agreement.json`, `within_<model>.csv` (one row per image, metric and method
@@ -46,7 +45,7 @@ pub fn write(report: &ComparisonReport, out_dir: &Path) -> Result<()> {
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let json = out_dir.join("agreement.json");
     let text = serde_json::to_string_pretty(report).map_err(|e| Error::Other(e.to_string()))?;
-    std::fs::write(&json, text).map_err(|e| Error::io(&json, e))?;
+    crate::files::write_bytes(&json, text.as_bytes())?;
     for m in &report.models {
         let path = out_dir.join(format!("within_{}.csv", m.model));
         let mut f = csv_file(&path)?;
@@ -67,6 +66,7 @@ pub fn write(report: &ComparisonReport, out_dir: &Path) -> Result<()> {
                 }
             }
         }
+        crate::files::write_bytes(&path, &f)?;
     }
     for c in &report.cross {
         let path = out_dir.join(format!("cross_{}_vs_{}.csv", c.model_a, c.model_b));
@@ -77,6 +77,7 @@ pub fn write(report: &ComparisonReport, out_dir: &Path) -> Result<()> {
             let values: Vec<String> = names.iter().map(|k| s.metrics[*k].to_string()).collect();
             writeln!(f, "{},{},{}", s.id, s.method, values.join(",")).map_err(io(&path))?;
         }
+        crate::files::write_bytes(&path, &f)?;
     }
     Ok(())
 }

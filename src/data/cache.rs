@@ -25,6 +25,17 @@ pub struct ImageCache {
 impl ImageCache {
     /// Decodes and resizes `samples` to `size` = (H, W).
     pub fn build(samples: &[Sample], size: [i64; 2]) -> Result<ImageCache> {
+        // Zero would panic in the resize, a huge size abort on allocation.
+        let range = 1..=*crate::model::checkpoint::INPUT_SIDE_RANGE.end();
+        if !range.contains(&size[0]) || !range.contains(&size[1]) {
+            return Err(crate::error::Error::Config(format!(
+                "input size {}x{} is outside {}..={} pixels per side",
+                size[0],
+                size[1],
+                range.start(),
+                range.end()
+            )));
+        }
         let (h, w) = (size[0] as u32, size[1] as u32);
         let decoded: Vec<(usize, std::result::Result<Vec<u8>, String>)> = samples
             .par_iter()

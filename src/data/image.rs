@@ -8,6 +8,7 @@
 use std::path::Path;
 
 use image::imageops::FilterType;
+use image::ImageDecoder;
 use image::RgbImage;
 use tch::{Kind, Tensor};
 
@@ -15,23 +16,33 @@ use crate::error::{Error, Result};
 use crate::model::config::Normalisation;
 
 /// Decodes any supported image into 8-bit RGB (grey, alpha, palette and
-/// 16-bit images are converted).
+/// 16-bit images are converted), upright: the EXIF orientation a camera
+/// recorded is applied, as every photo viewer does. A JPEG that stops before
+/// its end-of-image marker is an error, not a partly grey picture.
 pub fn decode_rgb(path: &Path) -> Result<RgbImage> {
-    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.len() == 0 {
-        return Err(Error::Image {
-            path: path.into(),
-            message: "empty file".into(),
-        });
+    let image_error = |message: String| Error::Image {
+        path: path.into(),
+        message,
+    };
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    if bytes.is_empty() {
+        return Err(image_error("empty file".into()));
     }
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| Error::io(path, e))?
+    if crate::data::jpeg::is_jpeg(&bytes) {
+        crate::data::jpeg::check_complete(&bytes).map_err(image_error)?;
+    }
+    let reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
         .with_guessed_format()
         .map_err(|e| Error::io(path, e))?;
-    let img = reader.decode().map_err(|e| Error::Image {
-        path: path.into(),
-        message: e.to_string(),
-    })?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| image_error(e.to_string()))?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut img =
+        image::DynamicImage::from_decoder(decoder).map_err(|e| image_error(e.to_string()))?;
+    img.apply_orientation(orientation);
     Ok(img.to_rgb8())
 }
 
@@ -90,30 +101,51 @@ pub fn denormalise(xs: &Tensor, norm: &Normalisation) -> Tensor {
     xs * std + mean
 }
 
-/// Reads a preprocessed `.npy` input: float32 `(3,H,W)` or `(1,3,H,W)`; returns `(3,H,W)`.
+/// Reads a preprocessed `.npy` input: float32 `(3,H,W)` or `(1,3,H,W)` with
+/// finite values and sides of at least [`MIN_INPUT_SIDE`]; returns `(3,H,W)`.
 pub fn read_npy_input(path: &Path) -> Result<Tensor> {
-    let t = Tensor::read_npy(path).map_err(|e| Error::Image {
+    let a = crate::data::npy::read(path)?;
+    let invalid = |message: String| Error::Invalid {
         path: path.into(),
-        message: format!("cannot read .npy: {e}"),
-    })?;
-    let size = t.size();
-    let t = match size.as_slice() {
-        [3, _, _] => t,
-        [1, 3, _, _] => t.squeeze_dim(0),
+        message,
+    };
+    if a.dtype != crate::data::npy::Dtype::F32 {
+        return Err(invalid(format!(
+            "expected a float32 array, got {:?} (preprocessed inputs are float32)",
+            a.dtype
+        )));
+    }
+    let (h, w) = match a.shape.as_slice() {
+        [3, h, w] | [1, 3, h, w] => (*h, *w),
         _ => {
-            return Err(Error::Shape {
-                expected: vec![3, -1, -1],
-                got: size,
-            })
+            return Err(invalid(format!(
+                "expected shape (3,H,W) or (1,3,H,W), got {:?}",
+                a.shape
+            )))
         }
     };
-    if t.kind() != Kind::Float {
-        return Err(Error::Image {
+    check_input_side(path, h, w)?;
+    Ok(Tensor::from_slice(&a.data).view([3, h as i64, w as i64]))
+}
+
+/// Smallest input side the networks accept: below it a convolution's kernel
+/// is larger than its (padded) input and libtorch refuses the forward pass.
+pub const MIN_INPUT_SIDE: usize = 32;
+/// Largest input side accepted (B7 is 600; 4096 keeps activations in memory).
+pub const MAX_INPUT_SIDE: usize = 4096;
+
+fn check_input_side(path: &Path, h: usize, w: usize) -> Result<()> {
+    if !(MIN_INPUT_SIDE..=MAX_INPUT_SIDE).contains(&h)
+        || !(MIN_INPUT_SIDE..=MAX_INPUT_SIDE).contains(&w)
+    {
+        return Err(Error::Invalid {
             path: path.into(),
-            message: format!("expected float32 array, got {:?}", t.kind()),
+            message: format!(
+                "input of {h}x{w} pixels is outside {MIN_INPUT_SIDE}..={MAX_INPUT_SIDE} per side"
+            ),
         });
     }
-    Ok(t)
+    Ok(())
 }
 
 /// Loads any input argument as a normalised `(3,H,W)` tensor for a model with

@@ -3,6 +3,7 @@
 pub mod augment;
 pub mod cache;
 pub mod image;
+pub mod jpeg;
 pub mod npy;
 pub mod scan;
 pub mod split;

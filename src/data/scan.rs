@@ -64,15 +64,73 @@ fn has_image_extension(p: &Path) -> bool {
     })
 }
 
+/// One path component as id text. Valid UTF-8 is kept as is; any other byte
+/// is written `%XX`, so two different non-UTF-8 names never share an id.
+pub fn name_text(name: &std::ffi::OsStr) -> String {
+    if let Some(s) = name.to_str() {
+        return s.to_string();
+    }
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for chunk in name.as_bytes().utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// What a folder entry is, following symlinks; a dangling link or a loop is
+/// reported instead of silently dropped.
+enum Entry {
+    Dir,
+    File,
+    Other,
+    Broken(String),
+}
+
+fn classify(p: &Path) -> Entry {
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => Entry::Dir,
+        Ok(m) if m.is_file() => Entry::File,
+        Ok(_) => Entry::Other,
+        Err(e) => {
+            let is_link = std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
+            Entry::Broken(match (is_link, e.raw_os_error()) {
+                (true, Some(libc::ELOOP)) => "symbolic link loop".to_string(),
+                (true, Some(libc::ENOENT)) => "dangling symbolic link (target missing)".to_string(),
+                (true, _) => format!("symbolic link cannot be followed: {e}"),
+                (false, _) => format!("cannot be read: {e}"),
+            })
+        }
+    }
+}
+
 /// Lists classes and candidate files, then (when `verify`) decodes each file in
 /// parallel so unreadable ones are skipped up front rather than mid-training.
 pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
-    if !root.is_dir() {
-        return Err(Error::Dataset(format!(
-            "data folder {} does not exist (expected {}/<class>/<image> sub-folders)",
-            root.display(),
-            root.display()
-        )));
+    match std::fs::metadata(root) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::Dataset(format!(
+                "data path {} is a file, not a folder (expected {}/<class>/<image> sub-folders)",
+                root.display(),
+                root.display()
+            )))
+        }
+        Err(e) => {
+            let why = if e.kind() == std::io::ErrorKind::NotFound {
+                "does not exist".to_string()
+            } else {
+                format!("cannot be opened ({e})")
+            };
+            return Err(Error::Dataset(format!(
+                "data folder {} {why} (expected {}/<class>/<image> sub-folders)",
+                root.display(),
+                root.display()
+            )));
+        }
     }
     let read = |dir: &Path| -> Result<Vec<PathBuf>> {
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -83,23 +141,40 @@ pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
         v.sort();
         Ok(v)
     };
-    let classes: Vec<PathBuf> = read(root)?.into_iter().filter(|p| p.is_dir()).collect();
+    let mut skipped = Vec::new();
+    let mut classes: Vec<PathBuf> = Vec::new();
+    for p in read(root)? {
+        match classify(&p) {
+            Entry::Dir => classes.push(p),
+            Entry::Broken(reason) => skipped.push(Skipped { path: p, reason }),
+            Entry::File | Entry::Other => {}
+        }
+    }
     if classes.is_empty() {
         return Err(Error::Dataset(format!(
             "no class folders in {} (expected e.g. melanoma/ and naevus/)",
             root.display()
         )));
     }
+    if classes.len() < 2 {
+        return Err(Error::Dataset(format!(
+            "only one class folder ({}) in {}: a classifier needs at least two (e.g. melanoma/ and naevus/)",
+            classes[0].display(),
+            root.display()
+        )));
+    }
     let mut candidates = Vec::new();
-    let mut skipped = Vec::new();
     let mut class_names = Vec::new();
     for (label, dir) in classes.iter().enumerate() {
-        let name = dir
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_string();
-        let files: Vec<PathBuf> = read(dir)?.into_iter().filter(|p| p.is_file()).collect();
+        let name = dir.file_name().map(name_text).unwrap_or_default();
+        let mut files = Vec::new();
+        for p in read(dir)? {
+            match classify(&p) {
+                Entry::File => files.push(p),
+                Entry::Broken(reason) => skipped.push(Skipped { path: p, reason }),
+                Entry::Dir | Entry::Other => {}
+            }
+        }
         let images: Vec<PathBuf> = files
             .iter()
             .filter(|p| has_image_extension(p))
@@ -120,7 +195,7 @@ pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
         for p in images {
             let id = format!(
                 "{name}/{}",
-                p.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+                p.file_name().map(name_text).unwrap_or_default()
             );
             candidates.push(Sample { path: p, id, label });
         }
@@ -140,10 +215,22 @@ pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
     } else {
         candidates.into_iter().map(|s| (s, None)).collect()
     };
-    let mut samples = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
+    let mut seen = std::collections::BTreeMap::new();
     for (s, err) in checked {
         match err {
-            None => samples.push(s),
+            None => {
+                // Ids key splits, caches and map files: they must be unique.
+                if let Some(first) = seen.get(&s.id) {
+                    skipped.push(Skipped {
+                        reason: format!("its id '{}' is already taken by {}", s.id, first),
+                        path: s.path,
+                    });
+                    continue;
+                }
+                seen.insert(s.id.clone(), s.path.display().to_string());
+                samples.push(s)
+            }
             Some(reason) => skipped.push(Skipped {
                 path: s.path,
                 reason,
@@ -154,7 +241,7 @@ pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
         if !samples.iter().any(|s| s.label == label) {
             return Err(Error::Dataset(format!(
                 "class '{name}' has no readable images in {}",
-                root.join(name).display()
+                classes[label].display()
             )));
         }
     }

@@ -69,14 +69,20 @@ pub fn tensor_to_rgb(unit: &Tensor) -> Result<RgbImage> {
         .ok_or_else(|| Error::Other("image buffer size".into()))
 }
 
+/// Writes `img` as a PNG, atomically (a full disk never leaves a truncated PNG).
 pub fn save_png(img: &RgbImage, path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    }
-    img.save(path).map_err(|e| Error::Image {
-        path: path.into(),
-        message: e.to_string(),
-    })
+    crate::files::write_bytes(path, &encode_png(img, path)?)
+}
+
+/// PNG bytes of `img`; `path` only names the file in the error.
+pub fn encode_png(img: &RgbImage, path: &Path) -> Result<Vec<u8>> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png)
+        .map_err(|e| Error::Image {
+            path: path.into(),
+            message: e.to_string(),
+        })?;
+    Ok(out.into_inner())
 }
 
 #[cfg(test)]

@@ -48,6 +48,46 @@ pub struct WrittenFiles {
     pub overlay: PathBuf,
 }
 
+/// One output stem per input file (its file stem), keeping the extension for
+/// inputs that share a stem (`dup.jpg`, `dup.png`); refuses inputs whose file
+/// names are equal, which would overwrite each other's maps in one folder.
+pub fn input_stems(inputs: &[PathBuf]) -> Result<Vec<String>> {
+    use crate::data::scan::name_text;
+    let plain = |p: &PathBuf| {
+        p.file_stem()
+            .map(name_text)
+            .unwrap_or_else(|| "input".into())
+    };
+    let full = |p: &PathBuf| {
+        p.file_name()
+            .map(name_text)
+            .unwrap_or_else(|| "input".into())
+            .replace('.', "_")
+    };
+    let count = |s: &str| inputs.iter().filter(|p| plain(p) == s).count();
+    let stems: Vec<String> = inputs
+        .iter()
+        .map(|p| {
+            let s = plain(p);
+            if count(&s) > 1 {
+                full(p)
+            } else {
+                s
+            }
+        })
+        .collect();
+    for (i, s) in stems.iter().enumerate() {
+        if let Some(j) = stems[..i].iter().position(|t| t == s) {
+            return Err(crate::error::Error::Config(format!(
+                "inputs {} and {} would write the same map files ('{s}_*'); give them different file names",
+                inputs[j].display(),
+                inputs[i].display()
+            )));
+        }
+    }
+    Ok(stems)
+}
+
 /// Writes `<stem>_<method>_attr.npy`, `<stem>_<method>_map.npy` and `<stem>_<method>.png`.
 pub fn write(
     e: &Explanation,

@@ -39,8 +39,28 @@ pub struct MapRecord {
     pub seconds: f64,
 }
 
-/// File stem for a sample id (`melanoma/123.jpg` -> `melanoma_123`).
+/// File stem for a sample id (`melanoma/123.jpg` -> `melanoma_123_jpg`). The
+/// extension is kept: `dup.jpg` and `dup.png` are two samples and must not
+/// share map files.
 pub fn stem(id: &str) -> String {
-    let no_ext = id.rsplit_once('.').map_or(id, |(s, _)| s);
-    no_ext.replace(['/', '\\'], "_")
+    let joined = id.replace(['/', '\\'], "_");
+    match joined.rsplit_once('.') {
+        Some((base, ext)) if !base.is_empty() => format!("{base}_{ext}"),
+        _ => joined,
+    }
+}
+
+/// Refuses a set of ids whose map files would collide (ids are unique, but
+/// `a_b/c.jpg` and `a/b_c.jpg` flatten to the same stem).
+pub fn check_distinct_stems<'a>(ids: impl Iterator<Item = &'a String>) -> crate::Result<()> {
+    let mut seen = BTreeMap::new();
+    for id in ids {
+        if let Some(other) = seen.insert(stem(id), id) {
+            return Err(crate::Error::Dataset(format!(
+                "samples '{other}' and '{id}' would share the map file stem '{}'; rename one of them",
+                stem(id)
+            )));
+        }
+    }
+    Ok(())
 }

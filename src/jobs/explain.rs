@@ -39,6 +39,9 @@ pub struct ExplainedSplit {
 }
 
 pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedSplit> {
+    crate::explain::split::check_distinct_stems(
+        job.rows.iter().map(|(row, _)| &job.cache.ids[*row]),
+    )?;
     let mut store = job.out_dir.map(MapStore::open);
     let total = (job.rows.len() * job.methods.len()) as u64;
     let mut done = 0u64;
@@ -127,6 +130,7 @@ impl MapStore {
     /// Reads `maps.json` when there is one (a broken one starts afresh: the
     /// maps are then recomputed and the file rewritten).
     fn open(dir: &Path) -> Self {
+        crate::files::clean_stale_temps(dir);
         let records_path = dir.join("maps.json");
         let records = std::fs::read_to_string(&records_path)
             .ok()
@@ -185,6 +189,6 @@ impl MapStore {
         });
         let text =
             serde_json::to_string_pretty(&self.records).map_err(|e| Error::Other(e.to_string()))?;
-        std::fs::write(&self.records_path, text).map_err(|e| Error::io(&self.records_path, e))
+        crate::files::write_bytes(&self.records_path, text.as_bytes())
     }
 }

@@ -1,6 +1,16 @@
 //! Checkpoints: `weights/<name>.safetensors` (tensors, native names) plus
-//! `weights/<name>.toml` (everything needed to use them again). Both writes are
-//! atomic (temp file + rename) so an interrupted save never leaves half a file.
+//! `weights/<name>.toml` (everything needed to use them again).
+//!
+//! A checkpoint is committed as one unit. Every part (tensors, and for the
+//! per-epoch "last" checkpoint the optimiser state and history) is written
+//! atomically first; the metadata is written last and carries the SHA-256 of
+//! each part under `[files]`, so it is the manifest. A run killed between two
+//! renames leaves parts that do not match the manifest, and loading refuses
+//! them instead of mixing epochs. Metadata without `[files]` (written before
+//! manifests existed) is accepted unchecked.
+//!
+//! Metadata is validated on read: every value that sizes an allocation or a
+//! layer, or enters the softmax, is range-checked and the error names the key.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,7 +48,17 @@ pub struct CheckpointMeta {
     /// Resume state (epoch, optimiser step) for interrupted training.
     #[serde(default)]
     pub progress: Option<TrainingProgress>,
+    /// Manifest: SHA-256 (hex) of every file committed with this metadata, by
+    /// file name in the metadata's folder.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub files: BTreeMap<String, String>,
 }
+
+/// Smallest and largest input side (pixels) a checkpoint may declare; below 32
+/// a convolution kernel outgrows its input, above 4096 activations do not fit.
+pub const INPUT_SIDE_RANGE: std::ops::RangeInclusive<i64> = 32..=4096;
+/// Number of classes a checkpoint may declare.
+pub const NUM_CLASSES_RANGE: std::ops::RangeInclusive<i64> = 2..=100_000;
 
 fn one() -> f64 {
     1.0
@@ -82,7 +102,80 @@ impl CheckpointMeta {
             split: None,
             metrics: BTreeMap::new(),
             progress: None,
+            files: BTreeMap::new(),
         }
+    }
+
+    /// Checks every value that sizes the network or enters the softmax.
+    /// The error names the key and the allowed range.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        let m = &self.model;
+        let unit = |key: &str, v: f64, lo: f64, hi: f64| {
+            if v.is_finite() && v >= lo && v < hi {
+                Ok(())
+            } else {
+                Err(format!("{key} = {v} is outside [{lo}, {hi})"))
+            }
+        };
+        unit("model.width", m.width, 0.1, 8.0)?;
+        unit("model.depth", m.depth, 0.1, 8.0)?;
+        unit("model.dropout", m.dropout, 0.0, 1.0)?;
+        unit("model.drop_connect", m.drop_connect, 0.0, 1.0)?;
+        if !INPUT_SIDE_RANGE.contains(&m.resolution) {
+            return Err(format!(
+                "model.resolution = {} is outside {}..={}",
+                m.resolution,
+                INPUT_SIDE_RANGE.start(),
+                INPUT_SIDE_RANGE.end()
+            ));
+        }
+        if !NUM_CLASSES_RANGE.contains(&m.num_classes) {
+            return Err(format!(
+                "model.num_classes = {} is outside {}..={}",
+                m.num_classes,
+                NUM_CLASSES_RANGE.start(),
+                NUM_CLASSES_RANGE.end()
+            ));
+        }
+        for (i, side) in self.input_size.iter().enumerate() {
+            if !INPUT_SIDE_RANGE.contains(side) {
+                return Err(format!(
+                    "input_size[{i}] = {side} is outside {}..={} pixels",
+                    INPUT_SIDE_RANGE.start(),
+                    INPUT_SIDE_RANGE.end()
+                ));
+            }
+        }
+        for (i, (mean, std)) in self
+            .normalisation
+            .mean
+            .iter()
+            .zip(&self.normalisation.std)
+            .enumerate()
+        {
+            if !mean.is_finite() {
+                return Err(format!("normalisation.mean[{i}] = {mean} is not finite"));
+            }
+            if !(std.is_finite() && *std > 0.0) {
+                return Err(format!(
+                    "normalisation.std[{i}] = {std} must be finite and > 0"
+                ));
+            }
+        }
+        if self.class_names.len() as i64 != m.num_classes {
+            return Err(format!(
+                "class_names has {} names but the model has {} outputs (model.num_classes)",
+                self.class_names.len(),
+                m.num_classes
+            ));
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(format!(
+                "temperature = {} must be finite and > 0 (1.0 = uncalibrated)",
+                self.temperature
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -115,37 +208,75 @@ pub fn exists(path: &Path) -> bool {
     tensors_path(path).exists() && meta_path(path).exists()
 }
 
-pub(crate) fn atomic_write(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() {
-            std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+/// SHA-256 (hex) of a file's content.
+pub fn hash_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
         }
+        hasher.update(&buf[..n]);
     }
-    // Keep the extension last: tch picks the format from it.
-    let file = path
-        .file_name()
-        .and_then(|f| f.to_str())
-        .unwrap_or("checkpoint");
-    let tmp = path.with_file_name(format!(
-        ".{file}.tmp-{}.{}",
-        std::process::id(),
-        extension(path)
-    ));
-    write(&tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
-fn extension(path: &Path) -> String {
-    path.extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("bin")
-        .to_string()
+/// Fills the temporary path it is given with one part's content.
+pub type PartWriter<'a> = Box<dyn FnOnce(&Path) -> Result<()> + 'a>;
+
+/// Something committed together with a checkpoint (optimiser state, history):
+/// a file name in the checkpoint's folder and the writer that fills the
+/// temporary path it is given.
+pub struct Part<'a> {
+    pub path: PathBuf,
+    pub write: PartWriter<'a>,
+}
+
+fn file_key(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+/// Writes `path` atomically through `write` and returns its content hash
+/// (taken from the temporary file before the rename, so it is what landed).
+fn write_part(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<String> {
+    let mut hash = String::new();
+    crate::files::write_with_path(path, |tmp| {
+        write(tmp)?;
+        hash = hash_file(tmp)?;
+        Ok(())
+    })?;
+    Ok(hash)
 }
 
 /// Writes tensors and metadata. `path` may name either file or the stem.
 pub fn save(vs: &nn::VarStore, meta: &CheckpointMeta, path: &Path) -> Result<PathBuf> {
+    save_with_parts(vs, meta, path, Vec::new())
+}
+
+/// Writes tensors, then every part, then the metadata naming all their hashes
+/// (the commit point). Stale temp files of killed runs in the folder are removed.
+pub fn save_with_parts(
+    vs: &nn::VarStore,
+    meta: &CheckpointMeta,
+    path: &Path,
+    parts: Vec<Part<'_>>,
+) -> Result<PathBuf> {
     let tensors = tensors_path(path);
-    atomic_write(&tensors, |tmp| {
+    if let Some(dir) = tensors.parent() {
+        crate::files::clean_stale_temps(dir);
+    }
+    let mut files = BTreeMap::new();
+    let hash = write_part(&tensors, |tmp| {
         let mut vars: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let cpu: Vec<(String, tch::Tensor)> = vars
@@ -154,32 +285,127 @@ pub fn save(vs: &nn::VarStore, meta: &CheckpointMeta, path: &Path) -> Result<Pat
             .collect();
         tch::Tensor::write_safetensors(&cpu, tmp).map_err(Error::from)
     })?;
-    write_meta(&tensors, meta)?;
+    files.insert(file_key(&tensors), hash);
+    for part in parts {
+        let hash = write_part(&part.path, part.write)?;
+        files.insert(file_key(&part.path), hash);
+    }
+    let mut meta = meta.clone();
+    meta.files = files;
+    write_meta(&tensors, &meta)?;
     Ok(tensors)
 }
 
 /// Rewrites only the metadata of a checkpoint, atomically (`path` may name
-/// either file); the tensors are left alone.
+/// either file); the tensors are left alone and the manifest is kept.
 pub fn write_meta(path: &Path, meta: &CheckpointMeta) -> Result<()> {
     let meta_file = meta_path(path);
     let text = toml::to_string_pretty(meta).map_err(|e| Error::Checkpoint {
         path: meta_file.clone(),
         message: format!("cannot serialise metadata: {e}"),
     })?;
-    atomic_write(&meta_file, |tmp| {
-        std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e))
-    })
+    crate::files::write_bytes(&meta_file, text.as_bytes())
 }
 
-/// Reads the metadata of a checkpoint (`path` may name either file).
+/// Reads and validates the metadata of a checkpoint (`path` may name either file).
 pub fn read_meta(path: &Path) -> Result<CheckpointMeta> {
     let meta_file = meta_path(path);
     let text = std::fs::read_to_string(&meta_file).map_err(|e| Error::Checkpoint {
         path: meta_file.clone(),
         message: format!("cannot read metadata: {e}"),
     })?;
-    toml::from_str(&text).map_err(|e| Error::Checkpoint {
-        path: meta_file,
+    let meta: CheckpointMeta = toml::from_str(&text).map_err(|e| Error::Checkpoint {
+        path: meta_file.clone(),
         message: format!("invalid metadata: {e}"),
-    })
+    })?;
+    meta.validate().map_err(|message| Error::Checkpoint {
+        path: meta_file,
+        message: format!("invalid metadata: {message}"),
+    })?;
+    Ok(meta)
+}
+
+/// Checks that `file` (beside the metadata) is the one the manifest names.
+/// Metadata without a manifest, or a file it does not list, passes.
+pub fn verify_part(meta: &CheckpointMeta, meta_source: &Path, file: &Path) -> Result<()> {
+    let Some(expected) = meta.files.get(&file_key(file)) else {
+        return Ok(());
+    };
+    if !file.exists() {
+        return Err(Error::Checkpoint {
+            path: file.into(),
+            message: format!(
+                "missing, but {} lists it as part of the checkpoint",
+                meta_path(meta_source).display()
+            ),
+        });
+    }
+    let actual = hash_file(file)?;
+    if &actual != expected {
+        return Err(Error::Checkpoint {
+            path: file.into(),
+            message: format!(
+                "content does not match {} (an interrupted save left parts of two different checkpoints); it was not used. Train again, or resume from an intact checkpoint",
+                meta_path(meta_source).display()
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Checks every part the manifest lists (tensors, optimiser state, history).
+pub fn verify_all(meta: &CheckpointMeta, path: &Path) -> Result<()> {
+    let dir = meta_path(path)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    for name in meta.files.keys() {
+        verify_part(meta, path, &dir.join(name))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::config::EfficientNetConfig;
+
+    fn meta() -> CheckpointMeta {
+        CheckpointMeta::new(
+            "t",
+            EfficientNetConfig::lite0(2),
+            vec!["melanoma".into(), "naevus".into()],
+        )
+    }
+
+    #[test]
+    fn valid_metadata_passes() {
+        assert_eq!(meta().validate(), Ok(()));
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_key() {
+        type Change = Box<dyn Fn(&mut CheckpointMeta)>;
+        let cases: Vec<(Change, &str)> = vec![
+            (Box::new(|m| m.input_size = [0, 224]), "input_size[0]"),
+            (Box::new(|m| m.input_size = [224, -5]), "input_size[1]"),
+            (Box::new(|m| m.input_size = [224, 1 << 40]), "input_size[1]"),
+            (Box::new(|m| m.temperature = 0.0), "temperature"),
+            (Box::new(|m| m.temperature = f64::NAN), "temperature"),
+            (Box::new(|m| m.temperature = -1.0), "temperature"),
+            (Box::new(|m| m.class_names.push("x".into())), "class_names"),
+            (Box::new(|m| m.model.num_classes = 1), "num_classes"),
+            (Box::new(|m| m.model.depth = 1e9), "model.depth"),
+            (
+                Box::new(|m| m.normalisation.std[1] = 0.0),
+                "normalisation.std[1]",
+            ),
+        ];
+        for (change, key) in cases {
+            let mut m = meta();
+            change(&mut m);
+            let e = m.validate().unwrap_err();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
 }

@@ -85,9 +85,11 @@ impl Classifier {
         Ok((c, report))
     }
 
-    /// Loads a melxai checkpoint (`.safetensors` + `.toml`), strictly.
+    /// Loads a melxai checkpoint (`.safetensors` + `.toml`), strictly: the
+    /// metadata is validated and the tensors must be the ones it was saved with.
     pub fn from_checkpoint(path: &Path, device: Device) -> Result<Self> {
         let meta = checkpoint::read_meta(path)?;
+        checkpoint::verify_part(&meta, path, &checkpoint::tensors_path(path))?;
         let vs = nn::VarStore::new(device);
         let net = EfficientNet::new(&vs.root(), meta.model.clone());
         weights::load_into(&vs, &checkpoint::tensors_path(path), LoadReport::is_exact)?;

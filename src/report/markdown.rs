@@ -9,7 +9,7 @@ use super::run::{
     RunReport, StepRecord,
 };
 use crate::calibrate::fit::CalibrationOutcome;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// A number with three decimals; NaN (undefined on this data) as "—".
 fn num(x: f64) -> String {
@@ -29,7 +29,7 @@ fn figures(md: &mut String, figures: &[Figure]) {
 /// Writes `dir/report.md` for `report`.
 pub fn write(dir: &Path, report: &RunReport) -> Result<()> {
     let path = dir.join("report.md");
-    std::fs::write(&path, render(report)).map_err(|e| Error::io(&path, e))
+    crate::files::write_bytes(&path, render(report).as_bytes())
 }
 
 /// The whole `report.md` text.

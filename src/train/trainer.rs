@@ -96,9 +96,43 @@ fn optim_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}-last-optim.safetensors"))
 }
 
+/// The lock file that keeps two runs of one name from writing the same checkpoints.
+fn lock_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!(".{name}.lock"))
+}
+
+/// Whether a run of this configuration has a "last" checkpoint to resume from
+/// (for k folds: the first fold's).
+pub fn can_resume(cfg: &TrainConfig, weights_dir: &Path) -> bool {
+    let name = if cfg.folds >= 2 {
+        format!("{}-fold0", cfg.name)
+    } else {
+        cfg.name.clone()
+    };
+    checkpoint::exists(&last_path(weights_dir, &name))
+}
+
 /// Trains as configured: one stratified split, or k folds with pooled
-/// out-of-fold metrics. Emits events through `ctx.sink`.
+/// out-of-fold metrics. Emits events through `ctx.sink`. A second run of the
+/// same name while this one holds its lock is refused.
 pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
+    let _lock = crate::files::RunLock::acquire(
+        &lock_path(&ctx.weights_dir, &cfg.name),
+        &format!(
+            "training run '{}' ({})",
+            cfg.name,
+            ctx.weights_dir.display()
+        ),
+    )?;
+    let range = checkpoint::INPUT_SIDE_RANGE;
+    if !ctx.cache.size.iter().all(|s| range.contains(s)) {
+        return Err(Error::Config(format!(
+            "input_size {:?} is outside {}..={} pixels per side (smaller inputs are shorter than the network's kernels)",
+            ctx.cache.size,
+            range.start(),
+            range.end()
+        )));
+    }
     let labels = &ctx.cache.labels;
     let mut splits = Vec::new();
     let cross_validation = if cfg.folds >= 2 {
@@ -285,6 +319,8 @@ fn train_split(
     let last = last_path(&dir, name);
     if ctx.resume && checkpoint::exists(&last) {
         let saved = Classifier::from_checkpoint(&last, ctx.device)?;
+        // Optimiser state and history must be the ones saved with these tensors.
+        checkpoint::verify_all(&saved.meta, &last)?;
         if saved.meta.split != model.meta.split {
             return Err(Error::Checkpoint {
                 path: last.clone(),
@@ -559,16 +595,23 @@ fn save_last(
     let mut meta = model.meta.clone();
     meta.progress = Some(progress.clone());
     meta.name = format!("{name}-last");
-    checkpoint::save(&model.vs, &meta, &last_path(dir, name))?;
-    let optim = optim_path(dir, name);
     let state = opt.state();
-    checkpoint::atomic_write(&optim, |tmp| {
-        Tensor::write_safetensors(&state, tmp).map_err(Error::from)
-    })?;
     let text = serde_json::to_string(history).map_err(|e| Error::Other(e.to_string()))?;
-    let hist = history_path(dir, name);
-    checkpoint::atomic_write(&hist, |tmp| {
-        std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e))
-    })?;
+    // One unit: tensors, optimiser state and history, then the manifest.
+    let parts = vec![
+        checkpoint::Part {
+            path: optim_path(dir, name),
+            write: Box::new(move |tmp: &Path| {
+                Tensor::write_safetensors(&state, tmp).map_err(Error::from)
+            }),
+        },
+        checkpoint::Part {
+            path: history_path(dir, name),
+            write: Box::new(move |tmp: &Path| {
+                std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e))
+            }),
+        },
+    ];
+    checkpoint::save_with_parts(&model.vs, &meta, &last_path(dir, name), parts)?;
     Ok(())
 }

@@ -111,23 +111,11 @@ pub fn save(path: &Path, entries: &BTreeMap<String, TriageEntry>) -> Result<()> 
     atomic_write(path, text.as_bytes())
 }
 
-/// Writes `bytes` to a temporary sibling of `path`, then renames it over `path`.
+/// Writes `bytes` atomically (temp file, fsync, rename; see [`crate::files`]).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    if let Some(dir) = path.parent() {
-        if !dir.as_os_str().is_empty() {
-            fs::create_dir_all(dir).map_err(|e| TuiError::io(dir, e))?;
-        }
-    }
-    let mut tmp_name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    tmp_name.push(format!(".tmp{}", std::process::id()));
-    let tmp = path.with_file_name(tmp_name);
-    fs::write(&tmp, bytes).map_err(|e| TuiError::io(&tmp, e))?;
-    fs::rename(&tmp, path).map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        TuiError::io(path, e)
+    crate::files::write_bytes(path, bytes).map_err(|e| match e {
+        crate::error::Error::Io { path, source } => TuiError::io(&path, source),
+        other => TuiError::Triage(other.to_string()),
     })
 }
 

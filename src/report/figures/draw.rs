@@ -138,12 +138,18 @@ where
             source,
         })?;
     }
+    // Encoded in memory and written atomically: never a truncated PNG.
+    let mut png = std::io::Cursor::new(Vec::new());
     canvas
-        .save_with_format(path, ImageFormat::Png)
+        .write_to(&mut png, ImageFormat::Png)
         .map_err(|source| FigureError::Write {
             path: path.to_path_buf(),
             source,
-        })
+        })?;
+    crate::files::write_bytes(path, png.get_ref()).map_err(|e| FigureError::Write {
+        path: path.to_path_buf(),
+        source: image::ImageError::IoError(std::io::Error::other(e.to_string())),
+    })
 }
 
 /// Draws on a white `size` canvas and writes it to `path`.
