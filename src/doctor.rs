@@ -32,8 +32,14 @@ fn check(name: &str, r: std::result::Result<String, String>) -> Check {
     }
 }
 
+/// Every check, and the CUDA probe they were made from (for `--json`).
+pub struct Diagnosis {
+    pub checks: Vec<Check>,
+    pub cuda: crate::device::CudaReport,
+}
+
 /// Runs every check; never panics, never stops at the first failure.
-pub fn run(config: &Config, config_path: &Path) -> Vec<Check> {
+pub fn run(config: &Config, config_path: &Path) -> Diagnosis {
     let mut checks = vec![check(
         "config",
         Ok(if config_path.exists() {
@@ -65,7 +71,7 @@ pub fn run(config: &Config, config_path: &Path) -> Vec<Check> {
         checks.push(check(&name, weights_check(arch, &config.model.weights_dir)));
     }
     checks.push(check("data set", data_check(config)));
-    checks
+    Diagnosis { checks, cuda }
 }
 
 /// CUDA being absent is fine (CPU is a supported device); a driver too old

@@ -13,7 +13,7 @@ use melxai::jobs::evaluate::{evaluate, EvaluateJob};
 use melxai::jobs::{self, JobContext};
 use melxai::metrics::Interval;
 use melxai::model::checkpoint::read_meta;
-use melxai::model::{parse_device, Classifier};
+use melxai::model::Classifier;
 use melxai::train::RunOutcome;
 
 #[derive(Debug, clap::Args)]
@@ -32,13 +32,7 @@ pub struct CalibrateArgs {
 pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
     let mut sink = super::progress::CliProgress::new();
     let cancel = super::progress::cancel_on_ctrl_c("the next batch");
-    let mut ctx = JobContext {
-        config,
-        device: parse_device(&config.device)?,
-        sink: &mut sink,
-        cancel: &cancel,
-        job: 0,
-    };
+    let mut ctx = JobContext::for_config(config, &mut sink, &cancel)?;
     let (outcome, report_dir, stored_in) = if let Some(cv) = &args.cv {
         let run: RunOutcome = serde_json::from_str(
             &std::fs::read_to_string(cv).with_context(|| format!("reading {}", cv.display()))?,

@@ -11,7 +11,7 @@ use melxai::explain::{ExplainConfig, Method};
 use melxai::jobs::compare::{compare, CompareJob};
 use melxai::jobs::{self, JobContext};
 use melxai::model::checkpoint::read_meta;
-use melxai::model::{parse_device, Classifier};
+use melxai::model::Classifier;
 
 use super::progress::CliProgress;
 
@@ -38,17 +38,11 @@ pub struct CompareArgs {
 }
 
 pub fn run(config: &Config, args: &CompareArgs) -> Result<i32> {
-    let device = parse_device(&config.device)?;
     let meta = read_meta(&args.checkpoint)?;
     let cancel = super::progress::cancel_on_ctrl_c("the next map");
     let mut sink = CliProgress::new();
-    let mut ctx = JobContext {
-        config,
-        device,
-        sink: &mut sink,
-        cancel: &cancel,
-        job: 0,
-    };
+    let mut ctx = JobContext::for_config(config, &mut sink, &cancel)?;
+    let device = ctx.device;
     let data = jobs::scan_data(&mut ctx)?;
     let ids: Vec<String> = match (args.split, &meta.split) {
         (SplitName::All, _) => data.samples.iter().map(|s| s.id.clone()).collect(),

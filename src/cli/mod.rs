@@ -207,7 +207,7 @@ fn check_device(config: &Config, args: &Args) -> Result<()> {
 }
 
 fn doctor(config: &Config, path: &std::path::Path, json: bool) -> Result<i32> {
-    let checks = melxai::doctor::run(config, path);
+    let melxai::doctor::Diagnosis { checks, cuda } = melxai::doctor::run(config, path);
     let ok = checks.iter().all(|c| c.ok);
     if json {
         println!(
@@ -215,7 +215,7 @@ fn doctor(config: &Config, path: &std::path::Path, json: bool) -> Result<i32> {
             serde_json::to_string_pretty(&serde_json::json!({
                 "healthy": ok,
                 "checks": checks,
-                "cuda": melxai::device::cuda_report(),
+                "cuda": cuda,
             }))?
         );
     } else {

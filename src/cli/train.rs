@@ -9,7 +9,7 @@ use melxai::eval::metrics;
 use melxai::jobs::{self, JobContext};
 use melxai::metrics::{bootstrap_ci, BootstrapOptions, DEFAULT_THRESHOLD};
 use melxai::model::checkpoint::read_meta;
-use melxai::model::{parse_device, Classifier};
+use melxai::model::Classifier;
 use melxai::train::TrainConfig;
 use serde_json::json;
 
@@ -108,13 +108,7 @@ pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
     }
     let mut sink = CliProgress::new();
     let cancel = cancel_on_ctrl_c("the next batch boundary");
-    let mut ctx = JobContext {
-        config,
-        device: parse_device(&config.device)?,
-        sink: &mut sink,
-        cancel: &cancel,
-        job: 0,
-    };
+    let mut ctx = JobContext::for_config(config, &mut sink, &cancel)?;
     let data = jobs::scan_data(&mut ctx)?;
     let job = jobs::train::TrainJob {
         data: &data,
@@ -229,13 +223,7 @@ pub struct EvalArgs {
 pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
     let mut sink = CliProgress::new();
     let cancel = cancel_on_ctrl_c("the next batch");
-    let mut ctx = JobContext {
-        config,
-        device: parse_device(&config.device)?,
-        sink: &mut sink,
-        cancel: &cancel,
-        job: 0,
-    };
+    let mut ctx = JobContext::for_config(config, &mut sink, &cancel)?;
     let meta = read_meta(&args.checkpoint)?;
     let model = Classifier::from_checkpoint(&args.checkpoint, ctx.device)?;
     let data = jobs::scan_data(&mut ctx)?;

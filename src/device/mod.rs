@@ -67,6 +67,11 @@ pub fn libtorch_build() -> (&'static str, &'static str) {
 
 /// Why libtorch sees no GPU, as precisely as the machine lets us say.
 pub fn cuda_unavailable_reason() -> String {
+    unavailable_reason(&driver::probe_driver())
+}
+
+/// [`cuda_unavailable_reason`] from a driver probe already made.
+fn unavailable_reason(probe: &Result<driver::Driver, String>) -> String {
     let (version, cuda) = libtorch_build();
     if cuda.is_empty() {
         return format!("this libtorch ({version}) is a CPU-only build; install a CUDA build of torch (see README: On a GPU server)");
@@ -75,16 +80,15 @@ pub fn cuda_unavailable_reason() -> String {
         return "this melxai binary was built without libtorch_cuda.so; rebuild with `make build`"
             .into();
     }
-    match driver::probe_driver() {
-        Err(why) => why,
+    match probe {
+        Err(why) => why.clone(),
         Ok(d) if d.gpus.is_empty() => format!(
             "the NVIDIA driver (CUDA {}.{}) sees no GPU (check CUDA_VISIBLE_DEVICES)",
             d.cuda_version.0, d.cuda_version.1
         ),
-        Ok(d) => match too_old(d.cuda_version, cuda) {
-            Some(why) => why,
-            None => "the driver and GPUs are there but libtorch cannot initialise CUDA with them (check `nvidia-smi`)".into(),
-        },
+        Ok(d) => too_old(d.cuda_version, cuda).unwrap_or_else(|| {
+            "the driver and GPUs are there but libtorch cannot initialise CUDA with them (check `nvidia-smi`)".into()
+        }),
     }
 }
 
@@ -195,11 +199,8 @@ pub fn cuda_report() -> CudaReport {
         .as_ref()
         .ok()
         .and_then(|d| too_old(d.cuda_version, cuda));
-    let problem = if available {
-        None
-    } else {
-        Some(too_old_why.clone().unwrap_or_else(cuda_unavailable_reason))
-    };
+    let driver_too_old = too_old_why.is_some();
+    let problem = (!available).then(|| too_old_why.unwrap_or_else(|| unavailable_reason(&probe)));
     CudaReport {
         libtorch_version: version.into(),
         libtorch_cuda: cuda.into(),
@@ -214,7 +215,7 @@ pub fn cuda_report() -> CudaReport {
         cudnn: driver::cudnn_version(),
         runtime_loaded: driver::runtime_version(major_hint).map(|(a, b)| format!("{a}.{b}")),
         problem,
-        driver_too_old: too_old_why.is_some(),
+        driver_too_old,
     }
 }
 

@@ -28,7 +28,23 @@ pub struct JobContext<'a> {
     pub job: JobId,
 }
 
-impl JobContext<'_> {
+impl<'a> JobContext<'a> {
+    /// A context for a one-off job (the CLI subcommands): the configured
+    /// device, resolved and checked, and job id 0.
+    pub fn for_config(
+        config: &'a Config,
+        sink: &'a mut dyn EventSink,
+        cancel: &'a CancelToken,
+    ) -> crate::Result<Self> {
+        Ok(JobContext {
+            config,
+            device: crate::device::parse_device(&config.device)?,
+            sink,
+            cancel,
+            job: 0,
+        })
+    }
+
     /// Sends a non-fatal problem to whoever watches.
     pub fn warn(&mut self, message: String) {
         self.sink.send(Event::Warning {
