@@ -61,7 +61,11 @@ TRAIN_ENV = (
 )
 TRAIN_BATCHES = ((16, 64), (4, 8))
 # Seconds each step may take at most (GPU run); the dry run on a slow CPU gets more.
-STEP_LIMIT_S = {"version": 30, "doctor": 60, "explain": 240, "train": 200, "batch": 300, "batch_peer": 300}
+STEP_LIMIT_S = {"version": 30, "doctor": 60, "explain": 240, "train": 200, "batch": 300, "batch_peer": 300,
+                "precision": 90, "cold_diag": 120}
+# Mixed precision of training (issue 12): one `melxai train` per precision on
+# the shipped split, test AUROC and wall time side by side.
+PRECISIONS = ("fp32", "bf16", "fp16")
 DRY_LIMIT_FACTOR = 3
 BATCH_TARGET_S = 45.0
 COLD_TARGET_RATIO = 1.5
@@ -169,13 +173,16 @@ class Runner:
 
 
 def last_json(text):
-    for line in reversed((text or "").splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except ValueError:
-                pass
+    """The last JSON object in `text`: a one-line object, or a pretty-printed
+    one that starts with `{` at the start of a line and runs to the end."""
+    lines = (text or "").splitlines()
+    for i in range(len(lines) - 1, -1, -1):
+        if lines[i].lstrip().startswith("{"):
+            for cand in (lines[i].strip(), "\n".join(lines[i:])):
+                try:
+                    return json.loads(cand)
+                except ValueError:
+                    pass
     return None
 
 
@@ -501,6 +508,36 @@ def main():
             batch_res["peer"] = {"skipped": "batch_peer.py runs on the CPU only; --with-batch-peer times it anyway"}
     result["batch"] = batch_res
 
+    # 5. Mixed precision: the shipped split trained once per precision; the
+    #    effect on test AUROC and the time it took.
+    result["precision"] = {}
+    if melxai_ok and batch_res is not None:
+        for p in PRECISIONS:
+            cmd = [bins["melxai"], "train", "--json", "--device", device, "--config", "config.toml",
+                   "--precision", p, "--name", f"precision-{p}"]
+            if args.cpu:
+                cmd += ["--epochs", "1"]
+            rec = r.run(f"melxai train --precision {p}", "precision", cmd, cwd=run_dir)
+            head = last_json(rec.get("out")) or {}
+            test = head.get("test") or {}
+            result["precision"][p] = {"rc": rec["rc"], "wall_s": rec.get("seconds"), "test_auroc": test.get("auroc"),
+                                      "test_balanced_accuracy": test.get("balanced_accuracy"),
+                                      "best_epoch": head.get("best_epoch"),
+                                      "gpu_peak_mib": sampled(rec, rec.get("pid"))}
+
+    # 6. Diagnosis only when the cold start misses its target: the same cold
+    #    explanation with cuDNN's v8 API off (the issue's observation).
+    ex_r, ex_p = (explain or {}).get("rust") or {}, (explain or {}).get("peer") or {}
+    cold_ratio = ratio(ex_r.get("cold_ms"), ex_p.get("cold_ms"))
+    if melxai_ok and not args.cpu and cold_ratio is not None and cold_ratio > COLD_TARGET_RATIO:
+        jpath = os.path.join(scratch, "explain_v8off.json")
+        r.run("explain bench, TORCH_CUDNN_V8_API_DISABLED=1 (diagnosis)", "cold_diag", [bins["explain"]],
+              dict(EXPLAIN_ENV[dry], MELXAI_BENCH_REPS="1", MELXAI_BENCH_JSON=jpath, TORCH_CUDNN_V8_API_DISABLED="1"))
+        if os.path.exists(jpath):
+            d = json.load(open(jpath))
+            result["cold_diagnosis_v8_api_disabled"] = {"melxai_cold_ms": (d.get("rust") or {}).get("cold_ms"),
+                                                        "peer_cold_ms": (d.get("peer") or {}).get("cold_ms")}
+
     if sampler is not None:
         sampler.stop.set()
         result["nvidia_smi_samples"] = len(sampler.samples)
@@ -563,6 +600,13 @@ def table(res):
         peer_wall = (b.get("peer") or {}).get("wall_s")
         row("shipped `melxai --batch`, wall" + (" (tiny config)" if b.get("tiny_config") else ""), "s", wall,
             peer_wall, f"<= {BATCH_TARGET_S:.0f} s", check(None if wall is None or b.get("tiny_config") else wall <= BATCH_TARGET_S))
+    for p, pr in (res.get("precision") or {}).items():
+        row(f"train --precision {p}: test AUROC (shipped split)", "", pr.get("test_auroc"), None)
+        row(f"train --precision {p}: wall", "s", pr.get("wall_s") if pr.get("rc") == 0 else None, None)
+    diag = res.get("cold_diagnosis_v8_api_disabled")
+    if diag:
+        row("first explanation with TORCH_CUDNN_V8_API_DISABLED=1 (diagnosis)", "ms", diag.get("melxai_cold_ms"),
+            diag.get("peer_cold_ms"))
     gp = ex.get("gpu_peak_mib") or {}
     row("peak GPU memory, explain (nvidia-smi)", "MiB", gp.get("melxai"), gp.get("peer"))
     row("peak GPU memory, explain peer (torch max_allocated)", "MiB", None, peer.get("peak_mem_mb"))
