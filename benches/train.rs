@@ -218,8 +218,7 @@ fn rust_loop(
         );
         phase_sync();
         let t2 = Instant::now();
-        opt.zero_grad();
-        loss.backward();
+        opt.backward(&loss);
         phase_sync();
         let t3 = Instant::now();
         let _ = opt.clip_grad_norm(GRAD_CLIP);

@@ -93,6 +93,15 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     let rep = root.join("reports/tiny");
     let metrics: Value =
         serde_json::from_str(&std::fs::read_to_string(rep.join("metrics.json")).unwrap()).unwrap();
+    // The device the run used (doctor's words) and the libtorch linked.
+    let device = metrics["device"].as_str().unwrap();
+    assert!(device.starts_with("cpu ("), "{device}");
+    assert_eq!(
+        metrics["libtorch"].as_str().unwrap(),
+        melxai::device::libtorch_build().0
+    );
+    let md = std::fs::read_to_string(rep.join("report.md")).unwrap();
+    assert!(md.contains(&format!("device {device}")), "{md}");
     // Cross-validation: every image predicted once, out of fold.
     let cv = &metrics["metrics"]["cross_validation"];
     assert_eq!(cv["folds"], 2);

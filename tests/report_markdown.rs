@@ -79,6 +79,7 @@ fn report() -> RunReport {
         run: "synthetic".into(),
         melxai_version: "0.0.0-test".into(),
         libtorch: "2.13.0".into(),
+        device: "cuda:0 (NVIDIA H100 80GB HBM3, 79.1 GiB)".into(),
         config: serde_json::json!({"device": "cpu"}),
         batch: serde_json::json!({"run_name": "synthetic"}),
         steps: vec![

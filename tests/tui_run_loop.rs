@@ -115,10 +115,9 @@ async fn keys_drive_requests_triage_and_screenshots() {
 #[tokio::test]
 async fn engine_gone_is_reported_not_fatal() {
     let dir = tempfile::tempdir().unwrap();
-    let mut app = App::new(TuiOptions::new(
-        dir.path().join("t.toml"),
-        dir.path().into(),
-    ));
+    let mut opts = TuiOptions::new(dir.path().join("t.toml"), dir.path().into());
+    opts.device = Some("cuda:0 (Test GPU, 1.0 GiB)".into());
+    let mut app = App::new(opts);
     let (ev_tx, mut ev_rx) = tokio::sync::mpsc::unbounded_channel();
     drop(ev_tx);
     let (req_tx, req_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -138,6 +137,15 @@ async fn engine_gone_is_reported_not_fatal() {
         .messages()
         .iter()
         .any(|m| m.text.contains("not running")));
+    // The header names the device the jobs run on.
+    let text = buffer_to_text(terminal.backend().buffer());
+    assert!(
+        text.lines()
+            .next()
+            .unwrap()
+            .contains("device: cuda:0 (Test GPU, 1.0 GiB)"),
+        "{text}"
+    );
 }
 
 #[test]

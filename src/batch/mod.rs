@@ -510,7 +510,8 @@ fn finish(run: Run) -> Result<BatchSummary> {
     let report = RunReport {
         run: run.batch.run_name.clone(),
         melxai_version: env!("CARGO_PKG_VERSION").into(),
-        libtorch: "2.13.0".into(),
+        libtorch: crate::device::libtorch_build().0.into(),
+        device: crate::device::describe(run.device),
         config: serde_json::to_value(run.config).map_err(|e| Error::Other(e.to_string()))?,
         batch: serde_json::to_value(&run.batch).map_err(|e| Error::Other(e.to_string()))?,
         steps: run.steps.clone(),

@@ -43,6 +43,13 @@ pub fn run(config: Config, graphics: &str) -> Result<i32> {
         .collect();
     options.class_names = data.classes.clone();
     options.weights_dir = config.model.weights_dir.clone();
+    // Resolved before the screen is taken over: an unusable device is a clear
+    // error here, and the header names the one the jobs will use.
+    let device = melxai::device::parse_device(&config.device)?;
+    if let Some(line) = melxai::device::auto_choice(config.device.parse()?, device) {
+        eprintln!("{line}");
+    }
+    options.device = Some(melxai::device::describe(device));
     let name = &config.train.name;
     let default_checkpoint = config.model.weights_dir.join(format!("{name}.safetensors"));
     options.checkpoint = default_checkpoint

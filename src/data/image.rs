@@ -54,12 +54,19 @@ pub fn resize(img: &RgbImage, height: u32, width: u32) -> RgbImage {
     image::imageops::resize(img, width, height, FilterType::Triangle)
 }
 
-/// RGB8 `(H,W,3)` -> float tensor `(3,H,W)` in 0..1.
+/// RGB8 `(H,W,3)` -> float tensor `(3,H,W)` in 0..1, contiguous.
+///
+/// Contiguous matters: the permuted view has HWC strides, which every
+/// elementwise op after it keeps, so a model fed from it runs channels-last.
+/// On CUDA that sends the depthwise convolutions down cuDNN's run-time
+/// compiled engines: 11.6 s for the first explanation of a process against
+/// 1.1 s for PyTorch on an H100 (benches/README.md, GPU).
 pub fn to_unit_tensor(img: &RgbImage) -> Tensor {
     let (w, h) = (img.width() as i64, img.height() as i64);
     Tensor::from_slice(img.as_raw())
         .view([h, w, 3])
         .permute([2, 0, 1])
+        .contiguous()
         .to_kind(Kind::Float)
         / 255.0
 }

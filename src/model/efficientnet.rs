@@ -320,17 +320,17 @@ fn drop_connect(xs: &Tensor, p: f64) -> Tensor {
 /// input gradient (IG, GradCAM) 0.95 -> 0.85 s, inference 0.28 -> 0.19 s.
 /// Gradients reaching the caller keep the caller's layout.
 ///
-/// CPU only. On CUDA the input keeps its NCHW layout, as in PyTorch: the
-/// layout is the one difference from the PyTorch peer in the 11-14 s cold
-/// start measured on an H200, and channels-last depthwise convolutions take
-/// cuDNN's v8/v9 graph-API path (run-time compiled engines), which that cold
-/// start points at (it vanished with the legacy API). Not yet re-measured on
-/// a GPU: `cargo bench --bench gpu` does it.
+/// CPU only. On CUDA the input is made contiguous NCHW, as in PyTorch:
+/// channels-last depthwise convolutions take cuDNN's v8/v9 graph-API path
+/// (run-time compiled engines), and an input with HWC strides made the first
+/// explanation of a process 11.6 s against PyTorch's 1.1 s on an H100 (0.8 s
+/// with the legacy API; benches/README.md, GPU).
 fn channels_last(xs: &Tensor) -> Tensor {
     if xs.dim() == 4 && xs.device() == tch::Device::Cpu {
         xs.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
     } else {
-        xs.shallow_clone()
+        // Whatever layout the caller's tensor has, CUDA gets NCHW.
+        xs.contiguous()
     }
 }
 

@@ -38,8 +38,8 @@ pub fn render(report: &RunReport) -> String {
     let _ = writeln!(md, "# melxai report: {}\n", report.run);
     let _ = writeln!(
         md,
-        "melxai {} · libtorch {}\n",
-        report.melxai_version, report.libtorch
+        "melxai {} · libtorch {} · device {}\n",
+        report.melxai_version, report.libtorch, report.device
     );
     let m = &report.metrics;
     if let Some(data) = &m.data {

@@ -25,6 +25,9 @@ pub struct RunReport {
     pub run: String,
     pub melxai_version: String,
     pub libtorch: String,
+    /// The device the run used, as `doctor` names it: "cuda:0 (NVIDIA H100
+    /// 80GB HBM3, 79.1 GiB)" or "cpu (2 threads)".
+    pub device: String,
     /// The configuration as run (a record for the reader; nothing reads it back).
     pub config: serde_json::Value,
     /// `[batch]` as run.

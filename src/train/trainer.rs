@@ -448,14 +448,13 @@ fn train_split(
                         0.0,
                     )
             });
-            opt.zero_grad();
             let finite = match scaler.as_mut() {
                 None => {
-                    loss.backward();
+                    opt.backward(&loss);
                     true
                 }
                 Some(s) => {
-                    (&loss * s.scale).backward();
+                    opt.backward(&(&loss * s.scale));
                     let finite = opt.unscale_grads(s.scale);
                     s.update(finite);
                     finite

@@ -58,6 +58,9 @@ pub struct TuiOptions {
     pub checkpoint: Option<PathBuf>,
     /// Directory bare model names in events resolve against.
     pub weights_dir: PathBuf,
+    /// The compute device the engine's jobs run on, in `doctor`'s words
+    /// (shown in the header: on a GPU server it matters which one).
+    pub device: Option<String>,
     pub image_loader: ImageLoader,
     /// When set, agreement matrices are computed as heatmaps arrive.
     pub similarity: Option<SimilarityFn>,
@@ -76,6 +79,7 @@ impl TuiOptions {
             class_names: Vec::new(),
             checkpoint: None,
             weights_dir: PathBuf::from("weights"),
+            device: None,
             image_loader: Box::new(|_| None),
             similarity: None,
         }
@@ -101,6 +105,7 @@ impl App {
     pub fn new(options: TuiOptions) -> Self {
         let mut state = AppState::new(options.samples, options.class_names);
         state.set_weights_dir(options.weights_dir);
+        state.device = options.device;
         if let Some(cp) = options.checkpoint {
             state.set_checkpoint(cp);
         }

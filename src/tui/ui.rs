@@ -156,6 +156,9 @@ fn render_header(state: &AppState, area: Rect, buf: &mut Buffer) {
         ),
         Span::raw(format!(" model: {model}  ")),
     ];
+    if let Some(device) = &state.device {
+        spans.push(Span::raw(format!("device: {device}  ")));
+    }
     match state.job() {
         JobStatus::Idle => spans.push(Span::styled("idle", Style::default().fg(Color::Gray))),
         JobStatus::Running {

@@ -67,6 +67,8 @@ pub struct AppState {
     pub(crate) model: Option<String>,
     pub(crate) checkpoint: Option<PathBuf>,
     pub(crate) weights_dir: PathBuf,
+    /// The jobs' compute device, for the header.
+    pub(crate) device: Option<String>,
     /// Animation counter advanced by the run loop's tick.
     pub(crate) tick: u64,
 }
@@ -122,6 +124,7 @@ impl AppState {
             model: None,
             checkpoint: None,
             weights_dir: PathBuf::from("weights"),
+            device: None,
             tick: 0,
         };
         state.ensure_selection();
