@@ -230,7 +230,8 @@ pub fn hash_file(path: &Path) -> Result<String> {
 }
 
 /// Fills the temporary path it is given with one part's content.
-pub type PartWriter<'a> = Box<dyn FnOnce(&Path) -> Result<()> + 'a>;
+/// `Send`, so a checkpoint can be committed from a background thread.
+pub type PartWriter<'a> = Box<dyn FnOnce(&Path) -> Result<()> + Send + 'a>;
 
 /// Something committed together with a checkpoint (optimiser state, history):
 /// a file name in the checkpoint's folder and the writer that fills the
@@ -271,19 +272,74 @@ pub fn save_with_parts(
     path: &Path,
     parts: Vec<Part<'_>>,
 ) -> Result<PathBuf> {
+    save_host_tensors(host_variables(vs), meta, path, parts)
+}
+
+/// A variable store's tensors on the host, sorted by name, copied with a
+/// few device reads instead of one per tensor ([`to_host`]).
+pub fn host_variables(vs: &nn::VarStore) -> Vec<(String, tch::Tensor)> {
+    let mut vars: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
+    vars.sort_by(|a, b| a.0.cmp(&b.0));
+    let (names, tensors): (Vec<String>, Vec<tch::Tensor>) = vars.into_iter().unzip();
+    names.into_iter().zip(to_host(&tensors)).collect()
+}
+
+/// Host copies of `tensors`. On a GPU each copy to the host waits for the
+/// device, and a checkpoint has hundreds of tensors: tensors of one dtype
+/// are concatenated on the device and read back once, then split on the
+/// host (values unchanged).
+pub fn to_host(tensors: &[tch::Tensor]) -> Vec<tch::Tensor> {
+    let mut out: Vec<Option<tch::Tensor>> = (0..tensors.len()).map(|_| None).collect();
+    let mut kinds: Vec<tch::Kind> = Vec::new();
+    for t in tensors {
+        if t.device() == tch::Device::Cpu {
+            continue;
+        }
+        if !kinds.contains(&t.kind()) {
+            kinds.push(t.kind());
+        }
+    }
+    for (i, t) in tensors.iter().enumerate() {
+        if t.device() == tch::Device::Cpu {
+            out[i] = Some(t.detach().copy());
+        }
+    }
+    for kind in kinds {
+        let idx: Vec<usize> = (0..tensors.len())
+            .filter(|&i| tensors[i].device() != tch::Device::Cpu && tensors[i].kind() == kind)
+            .collect();
+        let flat: Vec<tch::Tensor> = idx
+            .iter()
+            .map(|&i| tensors[i].detach().reshape([-1]))
+            .collect();
+        let host = tch::Tensor::cat(&flat, 0).to_device(tch::Device::Cpu);
+        let mut offset = 0i64;
+        for &i in &idx {
+            let n = tensors[i].numel() as i64;
+            out[i] = Some(host.narrow(0, offset, n).view(tensors[i].size().as_slice()));
+            offset += n;
+        }
+    }
+    out.into_iter()
+        .map(|t| t.expect("every tensor copied"))
+        .collect()
+}
+
+/// [`save_with_parts`] for tensors already on the host (sorted by name): what
+/// a background commit runs, off the device.
+pub fn save_host_tensors(
+    host: Vec<(String, tch::Tensor)>,
+    meta: &CheckpointMeta,
+    path: &Path,
+    parts: Vec<Part<'_>>,
+) -> Result<PathBuf> {
     let tensors = tensors_path(path);
     if let Some(dir) = tensors.parent() {
         crate::files::clean_stale_temps(dir);
     }
     let mut files = BTreeMap::new();
     let hash = write_part(&tensors, |tmp| {
-        let mut vars: Vec<(String, tch::Tensor)> = vs.variables().into_iter().collect();
-        vars.sort_by(|a, b| a.0.cmp(&b.0));
-        let cpu: Vec<(String, tch::Tensor)> = vars
-            .into_iter()
-            .map(|(n, t)| (n, t.to_device(tch::Device::Cpu)))
-            .collect();
-        tch::Tensor::write_safetensors(&cpu, tmp).map_err(Error::from)
+        tch::Tensor::write_safetensors(&host, tmp).map_err(Error::from)
     })?;
     files.insert(file_key(&tensors), hash);
     for part in parts {
@@ -406,6 +462,34 @@ mod tests {
             change(&mut m);
             let e = m.validate().unwrap_err();
             assert!(e.contains(key), "{key}: {e}");
+        }
+    }
+
+    /// Host copies keep values, shapes and dtypes, and are copies: a
+    /// background commit must not see the training change the parameters.
+    #[test]
+    fn host_copies_are_independent_and_exact() {
+        let a = tch::Tensor::rand([2, 3], (tch::Kind::Float, tch::Device::Cpu));
+        let b = tch::Tensor::from_slice(&[7i64, 8, 9]);
+        let c = tch::Tensor::rand([4], (tch::Kind::Float, tch::Device::Cpu));
+        let host = to_host(&[a.shallow_clone(), b.shallow_clone(), c.shallow_clone()]);
+        for (h, t) in host.iter().zip([&a, &b, &c]) {
+            assert_eq!(h.size(), t.size());
+            assert_eq!(h.kind(), t.kind());
+            assert!(h.equal(t));
+        }
+        let _ = a.shallow_clone().fill_(0.0);
+        assert!(
+            !host[0].equal(&a),
+            "the copy must not alias the live tensor"
+        );
+        if tch::Cuda::is_available() {
+            let g = [
+                a.to_device(tch::Device::Cuda(0)),
+                b.to_device(tch::Device::Cuda(0)),
+            ];
+            let h = to_host(&g);
+            assert!(h[0].equal(&a) && h[1].equal(&b));
         }
     }
 }

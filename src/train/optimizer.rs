@@ -229,18 +229,15 @@ impl AdamW {
         });
     }
 
-    /// Moments and step as named tensors for a checkpoint.
+    /// Moments and step as named tensors for a checkpoint, on the host (the
+    /// moment buffers are read back once each, then sliced).
     pub fn state(&self) -> Vec<(String, Tensor)> {
+        let host =
+            crate::model::checkpoint::to_host(&[self.m.shallow_clone(), self.v.shallow_clone()]);
         let mut out = vec![("adamw.step".to_string(), Tensor::from(self.step))];
         for (i, (name, _)) in self.params.iter().enumerate() {
-            out.push((
-                format!("adamw.m.{name}"),
-                self.slot(&self.m, i).to_device(tch::Device::Cpu),
-            ));
-            out.push((
-                format!("adamw.v.{name}"),
-                self.slot(&self.v, i).to_device(tch::Device::Cpu),
-            ));
+            out.push((format!("adamw.m.{name}"), self.slot(&host[0], i)));
+            out.push((format!("adamw.v.{name}"), self.slot(&host[1], i)));
         }
         out
     }
