@@ -156,13 +156,28 @@ class Runner:
             self.steps.append(rec)
             return rec
         rec["pid"] = p.pid
+        # stderr lines carry their time since the start ("+12.345s"), so the
+        # log shows where a step's time went.
+        chunks = {"out": [], "err": []}
+
+        def pump(stream, key, stamp):
+            for line in stream:
+                chunks[key].append(f"+{time.time() - t0:8.3f}s {line}" if stamp else line)
+
+        pumps = [threading.Thread(target=pump, args=(p.stdout, "out", False), daemon=True),
+                 threading.Thread(target=pump, args=(p.stderr, "err", True), daemon=True)]
+        for th in pumps:
+            th.start()
         try:
-            out, err = p.communicate(timeout=limit)
+            p.wait(timeout=limit)
             rc = p.returncode
         except subprocess.TimeoutExpired:
             os.killpg(p.pid, 9)
-            out, err = p.communicate()
+            p.wait()
             rc = "timeout"
+        for th in pumps:
+            th.join(timeout=10)
+        out, err = "".join(chunks["out"]), "".join(chunks["err"])
         t1 = time.time()
         rec.update(rc=rc, seconds=round(t1 - t0, 3), t0=t0, t1=t1, out=out)
         if rc != 0:
@@ -407,9 +422,17 @@ def main():
             return None
         return sampler.peak(rec["t0"], rec["t1"], pid)
 
+    # Which steps run: $MELXAI_BENCH_STEPS, a comma list of explain, train
+    # (or train16 / train64), batch, precision; all by default.
+    chosen = {x.strip() for x in os.environ.get("MELXAI_BENCH_STEPS", "explain,train,batch,precision").split(",")}
+    want = lambda step: step in chosen
+    result["steps_chosen"] = sorted(chosen)
+
     # 2. Explanations.
     explain, peer_explain = None, None
-    if melxai_ok and "explain" in bins:
+    if not want("explain"):
+        pass
+    elif melxai_ok and "explain" in bins:
         jpath = os.path.join(scratch, "explain.json")
         rec = r.run("explain bench (melxai + peer)", "explain", [bins["explain"]],
                     dict(EXPLAIN_ENV[dry], MELXAI_BENCH_JSON=jpath))
@@ -439,6 +462,8 @@ def main():
     # 3. Training at two batch sizes; the first run is also the cold one.
     result["train"] = {}
     for i, batch in enumerate(TRAIN_BATCHES[dry]):
+        if not (want("train") or want(f"train{batch}")):
+            continue
         cold = "1" if i == 0 else "0"
         if melxai_ok and "train" in bins:
             jpath = os.path.join(scratch, f"train_b{batch}.json")
@@ -465,6 +490,7 @@ def main():
 
     # 4. The shipped --batch.
     batch_res = None
+    run_dir_ready = False
     if melxai_ok:
         run_dir = os.path.join(scratch, "batch-run")
         os.makedirs(run_dir, exist_ok=True)
@@ -487,6 +513,8 @@ def main():
             notes.append(f"config.toml: keys not found to redirect: {sorted(missing)}")
         with open(os.path.join(run_dir, "config.toml"), "w") as f:
             f.write(text)
+        run_dir_ready = True
+    if melxai_ok and want("batch"):
         rec = r.run(f"melxai --batch --device {device} (shipped config)", "batch",
                     [bins["melxai"], "--batch", "--json", "--device", device, "--config", "config.toml"], cwd=run_dir)
         batch_res = {"rc": rec["rc"], "wall_s": rec.get("seconds"), "summary": last_json(rec.get("out")),
@@ -511,7 +539,7 @@ def main():
     # 5. Mixed precision: the shipped split trained once per precision; the
     #    effect on test AUROC and the time it took.
     result["precision"] = {}
-    if melxai_ok and batch_res is not None:
+    if melxai_ok and run_dir_ready and want("precision"):
         for p in PRECISIONS:
             cmd = [bins["melxai"], "train", "--json", "--device", device, "--config", "config.toml",
                    "--precision", p, "--name", f"precision-{p}"]
