@@ -18,10 +18,12 @@ pub mod explain;
 pub mod files;
 pub mod jobs;
 pub mod metrics;
+pub mod operating_point;
 pub mod model;
 pub mod predict;
 pub mod progress;
 pub mod report;
+pub mod selective;
 pub mod train;
 pub mod tui;
 
