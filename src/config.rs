@@ -82,6 +82,14 @@ impl Default for ModelSpec {
     }
 }
 
+/// Most repetitions of the cross-validation `[batch] cv_repeats` accepts
+/// (each costs `folds` trainings).
+pub const MAX_CV_REPEATS: usize = 20;
+
+/// Most bootstrap resamples `[batch] bootstrap_samples` accepts (time grows
+/// linearly; 100 000 already resolves a percentile to the third decimal).
+pub const MAX_BOOTSTRAP_SAMPLES: usize = 100_000;
+
 /// `[batch]`: what `melxai --batch` runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -96,6 +104,12 @@ pub struct BatchConfig {
     pub split: SplitName,
     /// Pane screenshots (SVG) rendered headless.
     pub screenshots: bool,
+    /// Repetitions of the k-fold cross-validation, each with its own seed
+    /// (the reference model's seed + r); 1 = the cross-validation alone.
+    /// Each repetition trains `folds` more models.
+    pub cv_repeats: usize,
+    /// Bootstrap resamples of every interval of the evaluation.
+    pub bootstrap_samples: usize,
 }
 
 impl Default for BatchConfig {
@@ -124,6 +138,8 @@ impl Default for BatchConfig {
             ],
             split: SplitName::Test,
             screenshots: true,
+            cv_repeats: 1,
+            bootstrap_samples: 2000,
         }
     }
 }
@@ -245,6 +261,13 @@ impl BatchConfig {
         if self.folds == 1 {
             return Err(OutOfRange::new("folds", 1, "0 (skip) or at least 2"));
         }
+        check::within("cv_repeats", self.cv_repeats, 1, MAX_CV_REPEATS)?;
+        check::within(
+            "bootstrap_samples",
+            self.bootstrap_samples,
+            100,
+            MAX_BOOTSTRAP_SAMPLES,
+        )?;
         if self.methods.is_empty() {
             return Err(OutOfRange::new("methods", "[]", "at least one method"));
         }
@@ -364,6 +387,15 @@ pub mod check {
             Ok(())
         } else {
             Err(OutOfRange::new(key, v, "in (0, 1)"))
+        }
+    }
+
+    /// A fraction in (0, 1] (a target rate that may be 100 %).
+    pub fn half_open_fraction(key: &str, v: f64) -> Checked {
+        if v.is_finite() && v > 0.0 && v <= 1.0 {
+            Ok(())
+        } else {
+            Err(OutOfRange::new(key, v, "in (0, 1]"))
         }
     }
 

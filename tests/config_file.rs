@@ -32,6 +32,9 @@ fn shipped_config_parses_into_every_section() {
         config.batch.models.len() >= 2,
         "the comparison mode needs two models"
     );
+    assert!((config.train.target_sensitivity - 0.95).abs() < 1e-12);
+    assert!(config.batch.cv_repeats >= 1);
+    assert_eq!(config.batch.bootstrap_samples, 2000);
     melxai::tui::KeyMap::default()
         .with_table(&config.tui.keys)
         .expect("[tui.keys]");
@@ -203,6 +206,23 @@ fn out_of_range_numbers_are_rejected_with_their_key_and_range() {
         (
             "[batch]\nmodels = [{ name = \"a\", arch = \"lite9\" }]\n",
             &["[batch] models.arch", "lite9"],
+        ),
+        (
+            "[train]\ntarget_sensitivity = 0.0\n",
+            &["[train] target_sensitivity", "(0, 1]"],
+        ),
+        (
+            "[train]\ntarget_sensitivity = 1.01\n",
+            &["[train] target_sensitivity", "1.01", "(0, 1]"],
+        ),
+        (
+            "[batch]\ncv_repeats = 0\n",
+            &["[batch] cv_repeats", "1..=20"],
+        ),
+        ("[batch]\ncv_repeats = 21\n", &["[batch] cv_repeats", "21"]),
+        (
+            "[batch]\nbootstrap_samples = 10\n",
+            &["[batch] bootstrap_samples", "100..=100000"],
         ),
     ] {
         let err = rejection(text);

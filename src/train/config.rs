@@ -57,6 +57,10 @@ pub struct TrainConfig {
     /// fp32 | bf16 | fp16: autocast for the forward passes (fp16 with dynamic
     /// loss scaling); weights and optimiser state stay fp32.
     pub precision: Precision,
+    /// Melanoma sensitivity the operating point (decision threshold) is
+    /// chosen for on out-of-fold predictions, in (0, 1]; see
+    /// `crate::operating_point`.
+    pub target_sensitivity: f64,
 }
 
 impl Default for TrainConfig {
@@ -83,6 +87,7 @@ impl Default for TrainConfig {
             pretrained: true,
             augment: AugmentConfig::default(),
             precision: Precision::Fp32,
+            target_sensitivity: 0.95,
         }
     }
 }
@@ -120,6 +125,7 @@ impl TrainConfig {
         check::non_negative("grad_clip", self.grad_clip)?;
         check::open_fraction("test_fraction", self.test_fraction)?;
         check::open_fraction("val_fraction", self.val_fraction)?;
+        check::half_open_fraction("target_sensitivity", self.target_sensitivity)?;
         if let Some(size) = self.input_size {
             let (lo, hi) = INPUT_SIZE_RANGE;
             check::within("input_size", size, lo, hi)?;
