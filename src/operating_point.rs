@@ -130,6 +130,30 @@ pub fn choose_threshold(
     })
 }
 
+/// The operating point of a model from its out-of-fold `rows` (each image
+/// predicted by a model that did not train on it) at `temperature`: the
+/// threshold on the calibrated melanoma probability. The ensemble manifest
+/// stores what this returns. Errors as [`choose_threshold`], and on a
+/// `positive` index outside a row.
+pub fn from_out_of_fold(
+    rows: &[crate::eval::EvalRow],
+    temperature: f64,
+    positive: usize,
+    target: f64,
+) -> Result<OperatingPoint, OperatingPointError> {
+    let labels: Vec<usize> = rows.iter().map(|r| r.label).collect();
+    let scores: Vec<f64> = rows
+        .iter()
+        .map(|r| {
+            r.probabilities(temperature)
+                .get(positive)
+                .copied()
+                .unwrap_or(f64::NAN)
+        })
+        .collect();
+    choose_threshold(&labels, &scores, positive, target)
+}
+
 /// Stratified percentile-bootstrap intervals of sensitivity and specificity
 /// at a fixed threshold (the threshold itself is not re-chosen per resample).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -288,6 +312,21 @@ mod tests {
         assert_eq!(all.sensitivity, 1.0);
         let one = choose_threshold(&labels, &scores, 0, 0.01).unwrap();
         assert_eq!(one.threshold, 0.9);
+    }
+
+    #[test]
+    fn out_of_fold_rows_give_the_threshold_on_calibrated_probabilities() {
+        let row = |id: &str, label: usize, z: f64| crate::eval::EvalRow {
+            id: id.into(),
+            label,
+            logits: vec![z, 0.0],
+        };
+        let rows = [row("a", 0, 2.0), row("b", 0, 1.0), row("c", 1, -1.0)];
+        let op = from_out_of_fold(&rows, 2.0, 0, 1.0).unwrap();
+        // P(class 0) of "b" at T = 2: sigmoid(0.5).
+        assert!((op.threshold - 1.0 / (1.0 + (-0.5f64).exp())).abs() < 1e-15);
+        assert_eq!((op.sensitivity, op.specificity), (1.0, 1.0));
+        assert_eq!(op.target_sensitivity, 1.0);
     }
 
     #[test]

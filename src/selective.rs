@@ -107,9 +107,7 @@ pub fn optimal_aurc(n: usize, errors: usize) -> f64 {
         return f64::NAN;
     }
     let right = n - errors.min(n);
-    let sum: f64 = (right + 1..=n)
-        .map(|k| (k - right) as f64 / k as f64)
-        .sum();
+    let sum: f64 = (right + 1..=n).map(|k| (k - right) as f64 / k as f64).sum();
     sum / n as f64
 }
 

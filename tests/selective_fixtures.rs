@@ -85,8 +85,18 @@ fn threshold_choice_matches_sklearn_roc_curve() {
     for c in &f.cases {
         let op = choose_threshold(&c.labels, &c.scores, c.positive, c.target).unwrap();
         close(&c.name, "threshold", op.threshold, c.expected.threshold);
-        close(&c.name, "sensitivity", op.sensitivity, c.expected.sensitivity);
-        close(&c.name, "specificity", op.specificity, c.expected.specificity);
+        close(
+            &c.name,
+            "sensitivity",
+            op.sensitivity,
+            c.expected.sensitivity,
+        );
+        close(
+            &c.name,
+            "specificity",
+            op.specificity,
+            c.expected.specificity,
+        );
         assert!(op.sensitivity >= c.target, "{}", c.name);
         assert_eq!(op.target_sensitivity, c.target);
     }
