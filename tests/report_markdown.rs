@@ -1,6 +1,7 @@
 //! report.md and metrics.json rendered from a small synthetic run report:
 //! the markdown is snapshot-tested, the JSON keeps the keys users script
-//! against (`metrics["model:<name>"]`, `cross_validation`, `agreement`).
+//! against (`metrics["model:<name>"]`, `cross_validation`, `ensemble`,
+//! `agreement`).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,11 +10,12 @@ use melxai::calibrate::fit::{fit_cross_validated, fit_split};
 use melxai::compare::agreement::summarise;
 use melxai::data::scan::Skipped;
 use melxai::eval::{metrics, EvalRow};
-use melxai::metrics::summarize_folds;
+use melxai::metrics::{summarize_folds, BootstrapOptions};
+use melxai::repeated_cv::{evaluate, RepeatedCvOptions, Repetition};
 use melxai::report::markdown::render;
 use melxai::report::run::{
-    AgreementReport, CrossAgreement, CrossValidationReport, DataSummary, Figure, ModelReport,
-    RunMetrics, RunReport, StepRecord,
+    AgreementReport, CrossAgreement, CrossValidationReport, DataSummary, EnsembleReport, Figure,
+    ModelReport, RunMetrics, RunReport, StepRecord,
 };
 
 /// 24 predictions: class 0 (positive) scored high, with a few mistakes, logits
@@ -35,6 +37,38 @@ fn rows(offset: usize) -> Vec<EvalRow> {
             }
         })
         .collect()
+}
+
+/// Four repetitions of 2-fold cross-validation of the same 24 images, three
+/// wrong on the same images and one on others, evaluated as `--batch` does.
+fn ensemble() -> EnsembleReport {
+    let reps: Vec<Repetition> = (0..4)
+        .map(|r| {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            for (i, row) in rows([5, 12, 6, 19][r]).into_iter().enumerate() {
+                if (i + r) % 4 < 2 {
+                    a.push(row);
+                } else {
+                    b.push(row);
+                }
+            }
+            Repetition {
+                seed: 42 + r as u64,
+                folds: vec![a, b],
+            }
+        })
+        .collect();
+    let opts = RepeatedCvOptions {
+        positive: 0,
+        target_sensitivity: 0.95,
+        bootstrap: BootstrapOptions::new(200, 42),
+    };
+    let out = evaluate(&reps, &opts).unwrap();
+    EnsembleReport::new(
+        "a",
+        out.report,
+        vec![Figure::new("risk_coverage_a_ensemble.png", "Risk–coverage")],
+    )
 }
 
 fn report() -> RunReport {
@@ -116,6 +150,7 @@ fn report() -> RunReport {
                 calibration: fit_cross_validated(&folds, 0).unwrap(),
                 figures: vec![Figure::new("training_a_cv.png", "Training curves per fold")],
             }),
+            ensemble: Some(ensemble()),
             models,
             agreement: Some(AgreementReport {
                 images: 3,
@@ -162,6 +197,30 @@ fn metrics_json_keeps_the_scripted_keys() {
     assert!(m["model:a"]["calibration"]["fit"]["temperature"].is_f64());
     assert_eq!(m["cross_validation"]["folds"], 2);
     assert_eq!(m["cross_validation"]["pooled_auroc_ci95"][1], 0.95);
+    let e = &m["ensemble"];
+    for key in [
+        "auroc",
+        "auroc_ci",
+        "ece",
+        "brier",
+        "nll",
+        "aurc",
+        "seed_abs_diff",
+    ] {
+        assert!(e.get(key).is_some_and(|v| !v.is_null()), "ensemble.{key}");
+    }
+    for key in ["threshold", "sensitivity", "specificity"] {
+        assert!(e["operating_point"][key].is_f64(), "operating_point.{key}");
+    }
+    assert!(e["operating_point"]["sensitivity"].as_f64().unwrap() >= 0.95);
+    assert_eq!(e["members"], 4);
+    assert_eq!(
+        e["repeated_cv"]["single"]["per_repetition"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
     assert_eq!(m["agreement"]["within"]["a"]["gradcam~ig"]["ssim"]["n"], 3);
     assert_eq!(m["agreement"]["cross"][0]["models"][1], "b");
     assert_eq!(m["data"]["counts"][0], 12);

@@ -139,6 +139,37 @@ pub(super) fn write_predictions(
     crate::files::write_bytes(path, out.as_bytes())
 }
 
+/// The risk–coverage curve of `rc` with the optimal ordering for its errors.
+pub(super) fn risk_coverage_figure(
+    path: &Path,
+    rc: &crate::selective::RiskCoverage,
+    label: &str,
+) -> Result<()> {
+    let points: Vec<(f64, f64)> = rc.curve.iter().map(|p| (p.coverage, p.risk)).collect();
+    let n = rc.n;
+    let errors = (rc.risk_at_full_coverage * n as f64).round() as usize;
+    let right = n - errors.min(n);
+    let optimal: Vec<(f64, f64)> = (1..=n)
+        .map(|k| {
+            let wrong = k.saturating_sub(right);
+            (k as f64 / n as f64, wrong as f64 / k as f64)
+        })
+        .collect();
+    figures::risk_coverage(path, label, &points, rc.aurc, &optimal).map_err(fig)
+}
+
+/// Writes the risk–coverage curve as CSV: one row per distinct confidence.
+pub(super) fn write_risk_coverage(path: &Path, rc: &crate::selective::RiskCoverage) -> Result<()> {
+    let mut out = String::from("coverage,risk,confidence_threshold\n");
+    for p in &rc.curve {
+        out.push_str(&format!(
+            "{:.6},{:.6},{:.6}\n",
+            p.coverage, p.risk, p.threshold
+        ));
+    }
+    crate::files::write_bytes(path, out.as_bytes())
+}
+
 /// Writes `agreement_<model>_<metric>.png` for every model and metric;
 /// returns those the report shows (SSIM and Jaccard).
 pub(super) fn agreement_figures(dir: &Path, report: &ComparisonReport) -> Result<Vec<Figure>> {

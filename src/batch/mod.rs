@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use self::figures::{
     agreement_figures, agreement_report, confusion_figure, grid_figures, reliability_figure,
-    roc_figure, training_figure, write_predictions,
+    risk_coverage_figure, roc_figure, training_figure, write_predictions, write_risk_coverage,
 };
 use self::models::{cv_recipe, load_spec, train_spec};
 use crate::compare::run::ComparisonReport;
@@ -31,11 +31,13 @@ use crate::eval::{metrics, EvalRow};
 use crate::jobs::calibrate::{calibrate, CalibrateJob, CalibrationData};
 use crate::jobs::compare::{compare, CompareJob};
 use crate::jobs::{positive_class, scan_data, JobContext};
+use crate::metrics::BootstrapOptions;
 use crate::model::{parse_device, Classifier};
 use crate::progress::{CancelToken, Event, EventSink};
+use crate::repeated_cv::{RepeatedCvOptions, Repetition};
 use crate::report::run::{
-    CrossValidationReport, DataSummary, Figure, ModelReport, RunMetrics, RunReport, RunResults,
-    ScreenshotFn, StepRecord,
+    CrossValidationReport, DataSummary, EnsembleReport, Figure, ModelReport, RunMetrics, RunReport,
+    RunResults, ScreenshotFn, StepRecord,
 };
 use crate::train::{RunOutcome, SplitOutcome, TrainConfig};
 
@@ -156,6 +158,9 @@ pub fn run(
     let base_train = config.train.clone();
     let models = model_steps(&mut run, &data, &base_train);
     let cv = cross_validation_steps(&mut run, &data, positive, &base_train);
+    if let Some(first) = &cv {
+        repeated_cv_steps(&mut run, &data, positive, &base_train, first);
+    }
     let loaded = evaluation_steps(&mut run, &data, positive, &models);
     let comparison = compare_step(&mut run, &data, positive, &models, &loaded);
     if let (true, Some(render)) = (run.batch.screenshots, screens) {
@@ -219,6 +224,81 @@ fn cross_validation_steps(
         calibrate_out_of_fold(r, data, positive, &spec.name, &outcome)
     });
     Some(outcome)
+}
+
+/// The out-of-fold rows of a k-fold run, one list per fold.
+fn repetition_of(o: &RunOutcome) -> Repetition {
+    Repetition {
+        seed: o.config.seed,
+        folds: o.splits.iter().map(|s| s.test.clone()).collect(),
+    }
+}
+
+/// Step 2b: `[batch] cv_repeats - 1` more k-fold runs of the reference
+/// model's recipe, seeds `seed + r` (names `<name>-r<r>-cv-fold<f>`; the
+/// first repetition is `first`, the step-2 run, reused), then the single
+/// models against their out-of-fold ensemble with the operating point
+/// ([`crate::repeated_cv`]). A failed repetition skips the evaluation.
+fn repeated_cv_steps(
+    run: &mut Run,
+    data: &Scan,
+    positive: usize,
+    base: &TrainConfig,
+    first: &RunOutcome,
+) {
+    let folds = run.batch.folds;
+    let repeats = run.batch.cv_repeats;
+    let spec0 = run.batch.models[0].clone();
+    let mut reps = vec![repetition_of(first)];
+    for rep in 1..repeats {
+        let seed = spec0.seed.wrapping_add(rep as u64);
+        let got = run.step(
+            &format!(
+                "{folds}-fold cross-validation of {} (repetition {}/{repeats}, seed {seed})",
+                spec0.name,
+                rep + 1
+            ),
+            |r| {
+                let (spec, recipe) = cv_recipe(&spec0, base)?;
+                let spec = ModelSpec {
+                    name: format!("{}-r{rep}", spec.name),
+                    seed,
+                    ..spec
+                };
+                Ok(train_spec(r, data, &spec, &recipe, folds)?.1)
+            },
+        );
+        match got {
+            Some(o) => reps.push(repetition_of(&o)),
+            None => return,
+        }
+    }
+    run.step(
+        &format!("evaluate {repeats} x {folds}-fold: single models vs ensemble, operating point"),
+        |r| {
+            let opts = RepeatedCvOptions {
+                positive,
+                target_sensitivity: r.config.train.target_sensitivity,
+                bootstrap: BootstrapOptions::new(r.batch.bootstrap_samples, spec0.seed),
+            };
+            let out = crate::repeated_cv::evaluate(&reps, &opts)?;
+            let name = &spec0.name;
+            let file = format!("risk_coverage_{name}_ensemble.csv");
+            write_risk_coverage(&r.dir.join(&file), &out.report.ensemble.risk_coverage)?;
+            let png = format!("risk_coverage_{name}_ensemble.png");
+            risk_coverage_figure(
+                &r.dir.join(&png),
+                &out.report.ensemble.risk_coverage,
+                &format!("{name} ensemble of {repeats}, out-of-fold"),
+            )?;
+            let figures = vec![Figure::new(
+                png,
+                "Risk–coverage (least certain referred first), ensemble out-of-fold",
+            )];
+            r.metrics.ensemble = Some(EnsembleReport::new(name, out.report, figures));
+            Ok(())
+        },
+    );
 }
 
 fn calibrate_out_of_fold(
@@ -504,6 +584,16 @@ fn finish(run: Run) -> Result<BatchSummary> {
             "balanced_accuracy": c.pooled.balanced_accuracy,
             "ece_before": c.calibration.results.first().map(|r| r.before.ece),
             "ece_after": c.calibration.results.first().map(|r| r.after.ece),
+        })),
+        "ensemble": run.metrics.ensemble.as_ref().map(|e| json!({
+            "members": e.members, "auroc": e.auroc, "auroc_ci": e.auroc_ci,
+            "ece": e.ece, "aurc": e.aurc, "seed_abs_diff": e.seed_abs_diff,
+            "operating_point": {
+                "threshold": e.operating_point.threshold,
+                "sensitivity": e.operating_point.sensitivity,
+                "specificity": e.operating_point.specificity,
+                "cross_fitted_specificity": e.operating_point.cross_fitted_specificity,
+            },
         })),
         "agreement": run.metrics.agreement,
     });

@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::run::{
-    AgreementReport, CrossAgreement, CrossValidationReport, DataSummary, Figure, ModelReport,
-    RunReport, StepRecord,
+    AgreementReport, CrossAgreement, CrossValidationReport, DataSummary, EnsembleReport, Figure,
+    ModelReport, RunReport, StepRecord,
 };
 use crate::calibrate::fit::CalibrationOutcome;
 use crate::error::Result;
@@ -48,6 +48,9 @@ pub fn render(report: &RunReport) -> String {
     steps_section(&mut md, &report.steps);
     if let Some(cv) = &m.cross_validation {
         cross_validation_section(&mut md, cv);
+    }
+    if let Some(e) = &m.ensemble {
+        ensemble_section(&mut md, e);
     }
     for (name, model) in &m.models {
         model_section(&mut md, name, model);
@@ -143,6 +146,113 @@ fn cross_validation_section(md: &mut String, cv: &CrossValidationReport) {
         calibration_change(&cv.calibration)
     );
     figures(md, &cv.figures);
+}
+
+/// "a–b" of a `[low, high]` interval.
+fn range(ci: [f64; 2]) -> String {
+    format!("{}–{}", num(ci[0]), num(ci[1]))
+}
+
+fn ensemble_section(md: &mut String, e: &EnsembleReport) {
+    let cv = &e.repeated_cv;
+    let _ = writeln!(
+        md,
+        "\n## Single models vs ensemble ({} × {}-fold cross-validation, model {})\n",
+        cv.repetitions, e.folds, e.model
+    );
+    let seeds: Vec<String> = cv.seeds.iter().map(u64::to_string).collect();
+    let _ = writeln!(
+        md,
+        "Seeds {}. Every image has one out-of-fold prediction per repetition, each from a model that never saw it; \
+         the ensemble averages an image's {} probabilities (a seed ensemble, not the deployed ensemble of one run's fold models). \
+         Temperatures are cross-fitted (fitted on the other folds' out-of-fold predictions). \
+         ECE over 15 bins; AURC: area under the risk–coverage curve, least certain cases referred first (lower is better). \
+         Intervals: 95 % percentile bootstrap over images (single models: of the mean over repetitions).\n",
+        seeds.join(", "),
+        e.members
+    );
+    if e.members < 2 {
+        let _ = writeln!(
+            md,
+            "With `[batch] cv_repeats = 1` the \"ensemble\" is one model per image: the rows below are the same model. \
+             Set `cv_repeats` to 3 or more to measure what averaging buys.\n"
+        );
+    }
+    let s = &cv.single.spread;
+    let p = &cv.single.pooled;
+    let _ = writeln!(
+        md,
+        "| | AUROC | balanced accuracy | ECE | Brier | NLL | AURC |\n|---|---|---|---|---|---|---|"
+    );
+    let ms = |m: &crate::metrics::MeanStd| format!("{} ± {}", num(m.mean), num(m.std));
+    let _ = writeln!(
+        md,
+        "| single model, mean ± sd over {} repetitions | {} | {} | {} | {} | {} | {} |",
+        cv.repetitions,
+        ms(&s.auroc),
+        ms(&s.balanced_accuracy),
+        ms(&s.ece),
+        ms(&s.brier),
+        ms(&s.nll),
+        ms(&s.aurc)
+    );
+    let ci = |i: &crate::metrics::Interval| range([i.low, i.high]);
+    let _ = writeln!(
+        md,
+        "| single model, 95 % CI | {} | {} | {} | {} | {} | {} |",
+        ci(&p.auroc),
+        ci(&p.balanced_accuracy),
+        ci(&p.ece),
+        ci(&p.brier),
+        ci(&p.nll),
+        ci(&p.aurc)
+    );
+    let _ = writeln!(
+        md,
+        "| **ensemble of {}** | **{}** ({}) | {} ({}) | **{}** ({}) | {} ({}) | {} ({}) | {} ({}) |",
+        e.members,
+        num(e.auroc),
+        range(e.auroc_ci),
+        num(e.balanced_accuracy),
+        range(e.balanced_accuracy_ci),
+        num(e.ece),
+        range(e.ece_ci),
+        num(e.brier),
+        range(e.brier_ci),
+        num(e.nll),
+        range(e.nll_ci),
+        num(e.aurc),
+        range(e.aurc_ci)
+    );
+    let opt = |v: Option<f64>, need: &str| v.map_or(format!("— (needs {need})"), num);
+    let _ = writeln!(
+        md,
+        "\nSeed-to-seed mean |Δp| (calibrated melanoma probability, same images): single models {}; \
+         ensembles of two disjoint halves of the repetitions {}.",
+        opt(e.seed_abs_diff_single, "2 repetitions"),
+        opt(e.seed_abs_diff, "4 repetitions")
+    );
+    let op = &e.operating_point;
+    let _ = writeln!(
+        md,
+        "\n### Operating point (target sensitivity {})\n\n\
+         Refer when the ensemble's calibrated melanoma probability is at least **{}**. \
+         On the out-of-fold predictions it was chosen on: sensitivity {} (95 % CI {}), specificity **{}** (95 % CI {}) — \
+         optimistic, the threshold was fitted to these images. \
+         Cross-fitted (threshold chosen on the other folds, applied to the held-out fold): \
+         sensitivity **{}** (95 % CI {}), specificity **{}** (95 % CI {}).",
+        num(op.target_sensitivity),
+        num(op.threshold),
+        num(op.sensitivity),
+        range(op.sensitivity_ci),
+        num(op.specificity),
+        range(op.specificity_ci),
+        num(op.cross_fitted_sensitivity),
+        range(op.cross_fitted_sensitivity_ci),
+        num(op.cross_fitted_specificity),
+        range(op.cross_fitted_specificity_ci)
+    );
+    figures(md, &e.figures);
 }
 
 fn model_section(md: &mut String, name: &str, m: &ModelReport) {

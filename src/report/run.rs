@@ -4,7 +4,9 @@
 //! The JSON keeps the shape users script against: top-level `run`,
 //! `melxai_version`, `libtorch`, `config`, `batch`, `steps`, `metrics`; under
 //! `metrics` the keys `data`, `cross_validation`, `model:<name>` (one per
-//! model) and `agreement`, each present only when its step ran. Every figure
+//! model), `ensemble` (repeated cross-validation: single models against
+//! their ensemble, with the operating point) and `agreement`, each present
+//! only when its step ran. Every figure
 //! a section links is listed in that section (`figures`), written by the step
 //! that made it, so the report never links a file that is not there.
 
@@ -71,6 +73,8 @@ pub struct RunMetrics {
     pub data: Option<DataSummary>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cross_validation: Option<CrossValidationReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<EnsembleReport>,
     /// One entry per evaluated model, keyed `model:<name>` in the JSON.
     #[serde(flatten, serialize_with = "models_keyed")]
     pub models: BTreeMap<String, ModelReport>,
@@ -112,6 +116,112 @@ pub struct CrossValidationReport {
     /// Cross-fitted on the out-of-fold predictions.
     pub calibration: CalibrationOutcome,
     pub figures: Vec<Figure>,
+}
+
+/// Repeated cross-validation of the reference model: the out-of-fold
+/// ensemble's headline numbers (calibrated, cross-fitted temperature) with
+/// 95 % percentile-bootstrap intervals `[low, high]`, its operating point,
+/// and in `repeated_cv` everything behind them (single models per
+/// repetition, mean ± sd, intervals, temperatures, risk–coverage curve).
+/// See [`crate::repeated_cv`] for what the ensemble is (a seed ensemble).
+#[derive(Debug, Clone, Serialize)]
+pub struct EnsembleReport {
+    pub model: String,
+    /// Models averaged per image (one per repetition).
+    pub members: usize,
+    pub folds: usize,
+    #[serde(with = "crate::metrics::nan_as_null")]
+    pub auroc: f64,
+    pub auroc_ci: [f64; 2],
+    pub balanced_accuracy: f64,
+    pub balanced_accuracy_ci: [f64; 2],
+    /// 15 equal-width bins.
+    pub ece: f64,
+    pub ece_ci: [f64; 2],
+    pub brier: f64,
+    pub brier_ci: [f64; 2],
+    pub nll: f64,
+    pub nll_ci: [f64; 2],
+    pub aurc: f64,
+    pub aurc_ci: [f64; 2],
+    /// Mean |Δp| between the ensembles of two disjoint halves of the
+    /// repetitions; `null` below 4 repetitions.
+    pub seed_abs_diff: Option<f64>,
+    /// Mean |Δp| between single models of different repetitions; `null`
+    /// below 2.
+    pub seed_abs_diff_single: Option<f64>,
+    pub operating_point: OperatingPointSummary,
+    pub repeated_cv: crate::repeated_cv::RepeatedCvReport,
+    pub figures: Vec<Figure>,
+}
+
+/// The ensemble's operating point: chosen on all out-of-fold predictions
+/// (`threshold`, `sensitivity`, `specificity`: optimistic, the sensitivity
+/// is at least the target by construction) and cross-fitted (chosen on the
+/// other folds, applied to each held-out fold: the honest estimate).
+#[derive(Debug, Clone, Serialize)]
+pub struct OperatingPointSummary {
+    pub threshold: f64,
+    pub target_sensitivity: f64,
+    pub sensitivity: f64,
+    pub sensitivity_ci: [f64; 2],
+    pub specificity: f64,
+    pub specificity_ci: [f64; 2],
+    pub cross_fitted_sensitivity: f64,
+    pub cross_fitted_sensitivity_ci: [f64; 2],
+    pub cross_fitted_specificity: f64,
+    pub cross_fitted_specificity_ci: [f64; 2],
+    /// Per fold: the threshold chosen without it.
+    pub cross_fitted_thresholds: Vec<f64>,
+}
+
+impl EnsembleReport {
+    /// The report of `cv` (of the model `model`), listing `figures`.
+    pub fn new(
+        model: &str,
+        cv: crate::repeated_cv::RepeatedCvReport,
+        figures: Vec<Figure>,
+    ) -> Self {
+        let ci = |i: &crate::metrics::Interval| [i.low, i.high];
+        let e = &cv.ensemble;
+        let (m, iv) = (&e.calibrated, &e.intervals);
+        let op = &e.operating_point;
+        let operating_point = OperatingPointSummary {
+            threshold: op.chosen.threshold,
+            target_sensitivity: op.chosen.target_sensitivity,
+            sensitivity: op.chosen.sensitivity,
+            sensitivity_ci: ci(&op.intervals.sensitivity),
+            specificity: op.chosen.specificity,
+            specificity_ci: ci(&op.intervals.specificity),
+            cross_fitted_sensitivity: op.cross_fitted.sensitivity,
+            cross_fitted_sensitivity_ci: ci(&op.cross_fitted.intervals.sensitivity),
+            cross_fitted_specificity: op.cross_fitted.specificity,
+            cross_fitted_specificity_ci: ci(&op.cross_fitted.intervals.specificity),
+            cross_fitted_thresholds: op.cross_fitted.fold_thresholds.clone(),
+        };
+        EnsembleReport {
+            model: model.to_string(),
+            members: e.members,
+            folds: cv.folds,
+            auroc: m.auroc,
+            auroc_ci: ci(&iv.auroc),
+            balanced_accuracy: m.balanced_accuracy,
+            balanced_accuracy_ci: ci(&iv.balanced_accuracy),
+            ece: m.ece,
+            ece_ci: ci(&iv.ece),
+            brier: m.brier,
+            brier_ci: ci(&iv.brier),
+            nll: m.nll,
+            nll_ci: ci(&iv.nll),
+            aurc: m.aurc,
+            aurc_ci: ci(&iv.aurc),
+            seed_abs_diff: cv.seed_abs_diff_ensemble,
+            seed_abs_diff_single: cv.seed_abs_diff_single,
+            operating_point,
+            repeated_cv: cv,
+            figures,
+        }
+    }
 }
 
 /// One model on its own test split.

@@ -35,6 +35,7 @@ mod draw;
 mod grid;
 mod heatmap;
 mod reliability;
+mod risk_coverage;
 mod roc;
 mod training;
 
@@ -44,6 +45,7 @@ pub use deletion_insertion::{deletion_insertion, DeletionInsertionCurve, DELETIO
 pub use grid::{explanation_grid, explanation_grid_size, GridMap, GridRow};
 pub use heatmap::similarity_heatmap;
 pub use reliability::{reliability_diagram, Bin, RELIABILITY_SIZE_PAIR, RELIABILITY_SIZE_SINGLE};
+pub use risk_coverage::{risk_coverage, RISK_COVERAGE_SIZE};
 pub use roc::{roc_curve, RocSeries, ROC_CURVE_SIZE};
 pub use training::{training_curves, EpochPoint, TRAINING_CURVES_SIZE};
 
