@@ -58,6 +58,8 @@ internal_batch = 8
 [batch]
 run_name = "tiny"
 folds = 2
+cv_repeats = 2
+bootstrap_samples = 200
 methods = ["gradcam", "ig", "deeplift"]
 models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lite0", seed = 2 }}]
 "#,
@@ -110,6 +112,33 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     assert!((0.0..=1.0).contains(&auroc));
     let t = cv["calibration"]["fit"]["temperature"].as_f64().unwrap();
     assert!(t > 0.0 && t.is_finite());
+    // Repeated cross-validation: a second 2-fold run (seed 2), the ensemble
+    // of the two out-of-fold predictions per image, its operating point.
+    let e = &metrics["metrics"]["ensemble"];
+    assert_eq!(e["members"], 2);
+    assert_eq!(e["repeated_cv"]["seeds"], serde_json::json!([1, 2]));
+    assert_eq!(e["repeated_cv"]["images"], 20);
+    for key in ["auroc", "ece", "brier", "nll", "aurc"] {
+        let v = e[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("ensemble.{key}: {e}"));
+        assert!(v.is_finite() && v >= 0.0, "ensemble.{key} = {v}");
+    }
+    let ci = e["auroc_ci"].as_array().unwrap();
+    assert!(ci[0].as_f64().unwrap() <= ci[1].as_f64().unwrap());
+    assert!(
+        e["seed_abs_diff"].is_null(),
+        "two repetitions make no two halves"
+    );
+    assert!(e["seed_abs_diff_single"].as_f64().unwrap() >= 0.0);
+    let op = &e["operating_point"];
+    assert!(op["sensitivity"].as_f64().unwrap() >= 0.95);
+    assert!((0.0..=1.0).contains(&op["threshold"].as_f64().unwrap()));
+    assert!((0.0..=1.0).contains(&op["specificity"].as_f64().unwrap()));
+    assert!(weights.join("a-r1-cv-fold1.safetensors").exists());
+    let rc = std::fs::read_to_string(rep.join("risk_coverage_a_ensemble.csv")).unwrap();
+    assert!(rc.starts_with("coverage,risk,confidence_threshold\n"));
+    assert!(rc.trim_end().ends_with(|c: char| c.is_ascii_digit()));
     // Both models evaluated and calibrated; test metrics present.
     for m in ["a", "b"] {
         let model = &metrics["metrics"][format!("model:{m}")];
@@ -154,6 +183,8 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     }
     let md = std::fs::read_to_string(rep.join("report.md")).unwrap();
     assert!(md.contains("## Cross-validation (2 folds"));
+    assert!(md.contains("## Single models vs ensemble (2 × 2-fold cross-validation, model a)"));
+    assert!(md.contains("### Operating point (target sensitivity 0.950)"));
     for line in md.lines().filter(|l| l.starts_with("![")) {
         let file = line.split("](").nth(1).unwrap().trim_end_matches(')');
         assert!(rep.join(file).exists(), "report.md embeds missing {file}");
@@ -176,6 +207,10 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     assert_eq!(
         metrics["metrics"]["agreement"],
         metrics2["metrics"]["agreement"]
+    );
+    assert_eq!(
+        metrics["metrics"]["ensemble"],
+        metrics2["metrics"]["ensemble"]
     );
     let _ = t0;
 }
