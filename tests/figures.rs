@@ -202,3 +202,21 @@ fn deletion_insertion_png() {
     bad[0].insertion.pop();
     assert!(deletion_insertion(&path, &bad).is_err());
 }
+
+#[test]
+fn risk_coverage_has_its_size_and_refuses_no_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rc.png");
+    let points: Vec<(f64, f64)> = (1..=40)
+        .map(|k| (k as f64 / 40.0, 0.25 * (k as f64 / 40.0).powi(2)))
+        .collect();
+    let optimal: Vec<(f64, f64)> = (1..=40)
+        .map(|k| {
+            let wrong = (k as i32 - 36).max(0) as f64;
+            (k as f64 / 40.0, wrong / k as f64)
+        })
+        .collect();
+    risk_coverage(&path, "ensemble", &points, 0.08, &optimal).unwrap();
+    assert_figure(&path, RISK_COVERAGE_SIZE);
+    assert!(risk_coverage(&path, "x", &[], 0.0, &[]).is_err());
+}
