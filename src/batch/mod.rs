@@ -1,7 +1,9 @@
 //! `melxai --batch`: the configured pipeline, headless, into `reports/<run>/`.
 //!
 //! Steps: train (or load) every configured model, k-fold cross-validation of
-//! the reference model, evaluation, calibration, explanations of the test
+//! the reference model (repeated `[batch] cv_repeats` times with new seeds,
+//! then single models against their out-of-fold ensemble with the operating
+//! point), evaluation, calibration, explanations of the test
 //! split, within- and cross-model agreement, figures, pane screenshots and
 //! `report.md`. A failed step is recorded with its cause and the steps that do
 //! not need it still run. Finished work is reused on a re-run: checkpoints
