@@ -357,6 +357,14 @@ fn align(
             "repeated cross-validation: an image is predicted twice in repetition 0".into(),
         ));
     }
+    // Every row must have as many logits as the first (the ensemble averages
+    // them class by class).
+    let classes = first
+        .folds
+        .iter()
+        .flatten()
+        .next()
+        .map_or(0, |r| r.logits.len());
     let mut logits = Vec::with_capacity(reps.len());
     let mut folds = Vec::with_capacity(reps.len());
     for (r, rep) in reps.iter().enumerate() {
@@ -378,6 +386,9 @@ fn align(
                 }
                 if row.label != labels[i] {
                     return Err(bad("gives another label to the"));
+                }
+                if row.logits.len() != classes {
+                    return Err(bad("has another number of classes for the"));
                 }
                 l[i] = Some(row.logits.clone());
                 f[i] = k;
@@ -463,7 +474,10 @@ pub fn evaluate(reps: &[Repetition], opts: &RepeatedCvOptions) -> Result<Repeate
         .collect();
     let (confidence, correct) = cal::confidences_and_correct(&ens_probs, &labels)
         .map_err(|e| Error::Other(format!("evaluation: {e}")))?;
-    let pos: Vec<f64> = ens_probs.iter().map(|p| p[positive]).collect();
+    let pos: Vec<f64> = ens_probs
+        .iter()
+        .map(|p| p.get(positive).copied().unwrap_or(f64::NAN))
+        .collect();
     let operating_point = operating_point_report(
         &labels,
         &pos,
@@ -488,7 +502,11 @@ pub fn evaluate(reps: &[Repetition], opts: &RepeatedCvOptions) -> Result<Repeate
         operating_point,
     };
 
-    let pos_of = |lp: &[Vec<f64>]| -> Vec<f64> { lp.iter().map(|r| r[positive].exp()).collect() };
+    let pos_of = |lp: &[Vec<f64>]| -> Vec<f64> {
+        lp.iter()
+            .map(|r| r.get(positive).map_or(f64::NAN, |v| v.exp()))
+            .collect()
+    };
     let mean_abs = |a: &[f64], b: &[f64]| {
         a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len() as f64
     };

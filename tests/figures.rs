@@ -212,7 +212,7 @@ fn risk_coverage_has_its_size_and_refuses_no_points() {
         .collect();
     let optimal: Vec<(f64, f64)> = (1..=40)
         .map(|k| {
-            let wrong = (k as i32 - 36).max(0) as f64;
+            let wrong = (k - 36).max(0) as f64;
             (k as f64 / 40.0, wrong / k as f64)
         })
         .collect();

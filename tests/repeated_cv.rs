@@ -127,6 +127,12 @@ fn repetitions_must_cover_the_same_images_once() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("another label"), "{msg}");
+    let mut three_classes = repetition(2, 2);
+    three_classes.folds[1][0].logits.push(0.0);
+    let msg = evaluate(&[a.clone(), three_classes], &opts())
+        .unwrap_err()
+        .to_string();
+    assert!(msg.contains("number of classes"), "{msg}");
     let one_fold = Repetition {
         seed: 9,
         folds: vec![rows(9)],
@@ -134,6 +140,11 @@ fn repetitions_must_cover_the_same_images_once() {
     let msg = evaluate(&[one_fold], &opts()).unwrap_err().to_string();
     assert!(msg.contains("at least 2"), "{msg}");
     assert!(evaluate(&[], &opts()).is_err());
+    let no_such_class = RepeatedCvOptions {
+        positive: 5,
+        ..opts()
+    };
+    assert!(evaluate(&[a], &no_such_class).is_err());
 }
 
 const SIZE: i64 = 32;
