@@ -898,6 +898,39 @@ fn explain_honours_and_checks_the_explain_section() {
     assert_refused(&o, &["stpes"]);
 }
 
+#[test]
+fn eval_and_calibrate_refuse_a_checkpoint_with_another_class_order() {
+    let p = copy_project();
+    let d = p.path();
+    edit_meta(d, |t| {
+        replace_line(t, "class_names", "class_names = [\"naevus\", \"melanoma\"]")
+    });
+    let before = snapshot(d);
+    for args in [
+        vec!["eval", "--checkpoint", "weights/base"],
+        vec!["calibrate", "--checkpoint", "weights/base"],
+        vec![
+            "compare",
+            "--checkpoint",
+            "weights/base",
+            "--methods",
+            "gradcam",
+        ],
+    ] {
+        let o = run(d, &args);
+        assert_refused(
+            &o,
+            &[
+                "weights/base.toml",
+                "[\"naevus\", \"melanoma\"]",
+                "[\"melanoma\", \"naevus\"]",
+                "another order",
+            ],
+        );
+    }
+    assert_unchanged(&before, &snapshot(d));
+}
+
 mod fuzz {
     //! Bounded-time property tests of the readers: arbitrary and mutated
     //! bytes never panic, and whatever is accepted is sound.

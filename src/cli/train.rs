@@ -227,6 +227,7 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
     let meta = read_meta(&args.checkpoint)?;
     let model = Classifier::from_checkpoint(&args.checkpoint, ctx.device)?;
     let data = jobs::scan_data(&mut ctx)?;
+    jobs::check_classes(&args.checkpoint, &meta.class_names, &data)?;
     let ids: Option<Vec<String>> = match (args.split.as_str(), &meta.split) {
         ("all", _) => None,
         (part @ ("test" | "val" | "train"), Some(rec)) => Some(match part {

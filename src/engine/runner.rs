@@ -117,6 +117,7 @@ impl PipelineRunner {
         if !self.models.contains_key(&key) {
             ctx.cancel.check()?;
             let model = Classifier::from_checkpoint(path, ctx.device)?;
+            crate::jobs::check_classes(path, &model.meta.class_names, data)?;
             self.models.insert(key.clone(), model);
         }
         match (self.caches.get(&size), self.models.get(&key)) {
