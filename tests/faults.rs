@@ -931,6 +931,56 @@ fn eval_and_calibrate_refuse_a_checkpoint_with_another_class_order() {
     assert_unchanged(&before, &snapshot(d));
 }
 
+#[test]
+fn unknown_exclude_ids_and_bad_names_are_refused() {
+    let p = copy_project();
+    let d = p.path();
+    let before = snapshot(d);
+    let o = run(
+        d,
+        &[
+            "train",
+            "--name",
+            "ex",
+            "--exclude",
+            "melanoma/melanoma_0.pgn",
+        ],
+    );
+    assert_refused(
+        &o,
+        &[
+            "--exclude",
+            "'melanoma/melanoma_0.pgn'",
+            "did you mean 'melanoma/melanoma_0.png'",
+        ],
+    );
+    let o = run(
+        d,
+        &["train", "--name", "ex", "--exclude", "nothing-like-an-id"],
+    );
+    assert_refused(&o, &["--exclude", "nothing-like-an-id"]);
+    for name in ["", "..", ".", "a/b", "../up", "a\\b"] {
+        let o = run(d, &["train", "--name", name]);
+        assert_refused(&o, &["--name"]);
+    }
+    assert_unchanged(&before, &snapshot(d));
+    // A known id is accepted and left out of the recorded split.
+    let o = run(
+        d,
+        &[
+            "train",
+            "--name",
+            "ex",
+            "--exclude",
+            "melanoma/melanoma_0.png",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let meta = std::fs::read_to_string(d.join("weights/ex.toml")).unwrap();
+    assert!(!meta.contains("melanoma/melanoma_0.png"), "{meta}");
+    assert!(meta.contains("melanoma/melanoma_1.png"), "{meta}");
+}
+
 mod fuzz {
     //! Bounded-time property tests of the readers: arbitrary and mutated
     //! bytes never panic, and whatever is accepted is sound.

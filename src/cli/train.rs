@@ -110,6 +110,7 @@ pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
     let cancel = cancel_on_ctrl_c("the next batch boundary");
     let mut ctx = JobContext::for_config(config, &mut sink, &cancel)?;
     let data = jobs::scan_data(&mut ctx)?;
+    melxai::data::ids::check_known("--exclude", &args.exclude, &data)?;
     let job = jobs::train::TrainJob {
         data: &data,
         config: cfg.clone(),
