@@ -981,6 +981,33 @@ fn unknown_exclude_ids_and_bad_names_are_refused() {
     assert!(meta.contains("melanoma/melanoma_1.png"), "{meta}");
 }
 
+#[test]
+fn training_over_a_calibrated_checkpoint_needs_force() {
+    let p = copy_project();
+    let d = p.path();
+    edit_meta(d, |t| replace_line(t, "temperature", "temperature = 1.5"));
+    let temperature = |d: &Path| {
+        let t = std::fs::read_to_string(d.join("weights/base.toml")).unwrap();
+        let meta: toml::Table = toml::from_str(&t).unwrap();
+        meta["temperature"].as_float().unwrap()
+    };
+    let before = snapshot(d);
+    let o = run(d, &["train"]);
+    assert_refused(&o, &["weights/base.toml", "calibrated", "--force"]);
+    assert_unchanged(&before, &snapshot(d));
+    // Resuming the finished run writes no tensors and keeps the temperature.
+    let o = run(d, &["train", "--resume"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(temperature(d), 1.5);
+    assert_eq!(
+        std::fs::read(d.join("weights/base.safetensors")).unwrap(),
+        before[&d.join("weights/base.safetensors")]
+    );
+    let o = run(d, &["train", "--force"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(temperature(d), 1.0);
+}
+
 mod fuzz {
     //! Bounded-time property tests of the readers: arbitrary and mutated
     //! bytes never panic, and whatever is accepted is sound.

@@ -41,6 +41,7 @@ pub(super) fn train_spec(
             config: cfg,
             excluded: &[],
             resume: true,
+            replace_calibrated: false,
         },
     )?
     .outcome;

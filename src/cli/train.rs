@@ -43,6 +43,9 @@ pub struct TrainArgs {
     /// Continue an interrupted run from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Replace a calibrated checkpoint of the same name (its temperature is lost).
+    #[arg(long)]
+    pub force: bool,
     /// Sample ids (`class/file.jpg`) to leave out.
     #[arg(long)]
     pub exclude: Vec<String>,
@@ -116,6 +119,7 @@ pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
         config: cfg.clone(),
         excluded: &args.exclude,
         resume: args.resume,
+        replace_calibrated: args.force,
     };
     let trained = match jobs::train::train(&mut ctx, job) {
         Err(melxai::Error::Cancelled) => {

@@ -154,6 +154,7 @@ impl PipelineRunner {
                 config,
                 excluded,
                 resume: true,
+                replace_calibrated: false,
             },
         )?;
         // A retrained checkpoint replaces any cached copy.

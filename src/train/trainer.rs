@@ -112,6 +112,55 @@ pub fn can_resume(cfg: &TrainConfig, weights_dir: &Path) -> bool {
     checkpoint::exists(&last_path(weights_dir, &name))
 }
 
+/// Refuses a run that would overwrite a calibrated checkpoint (one with a
+/// fitted temperature, which `train` would reset to 1.0): the calibration is
+/// the user's work. Resuming a finished run writes no tensors and keeps the
+/// temperature, so it passes. `replace` (`train --force`) allows it.
+pub fn check_calibrated(
+    cfg: &TrainConfig,
+    weights_dir: &Path,
+    resume: bool,
+    replace: bool,
+) -> Result<()> {
+    if replace {
+        return Ok(());
+    }
+    let names: Vec<String> = if cfg.folds >= 2 {
+        (0..cfg.folds)
+            .map(|k| format!("{}-fold{k}", cfg.name))
+            .collect()
+    } else {
+        vec![cfg.name.clone()]
+    };
+    for name in names {
+        let best = best_path(weights_dir, &name);
+        if !checkpoint::exists(&best) {
+            continue;
+        }
+        let Ok(meta) = checkpoint::read_meta(&best) else {
+            continue;
+        };
+        if meta.temperature == 1.0 {
+            continue;
+        }
+        let finished = checkpoint::read_meta(&last_path(weights_dir, &name))
+            .ok()
+            .and_then(|m| m.progress)
+            .is_some_and(|p| p.finished);
+        if resume && finished {
+            continue;
+        }
+        return Err(Error::Checkpoint {
+            path: checkpoint::meta_path(&best),
+            message: format!(
+                "is calibrated (temperature {:.4}); training '{}' again would replace it and its calibration. Use another --name, or --force to replace it",
+                meta.temperature, cfg.name
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Trains as configured: one stratified split, or k folds with pooled
 /// out-of-fold metrics. Emits events through `ctx.sink`. A second run of the
 /// same name while this one holds its lock is refused.
