@@ -1008,6 +1008,58 @@ fn training_over_a_calibrated_checkpoint_needs_force() {
     assert_eq!(temperature(d), 1.0);
 }
 
+#[test]
+fn torn_checkpoints_on_resume_are_refused_or_replaced_and_temps_cleaned() {
+    // A torn `-last` (tensors of one epoch, manifest of another): refused
+    // with what to do, a dead run's temp file removed, nothing else changed.
+    let p = copy_project();
+    let d = p.path();
+    flip_last_byte(&d.join("weights/base-last.safetensors"));
+    let before = snapshot(d);
+    let stale = d
+        .join("weights")
+        .join(".base-last.safetensors.melxai-tmp.2147483646.safetensors");
+    std::fs::write(&stale, vec![0u8; 4096]).unwrap();
+    let o = run(d, &["train", "--resume"]);
+    assert_refused(
+        &o,
+        &[
+            "weights/base-last.safetensors",
+            "does not match",
+            "nothing was resumed",
+            "without --resume",
+        ],
+    );
+    assert!(!stale.exists(), "stale temp file left behind");
+    assert_unchanged(&before, &snapshot(d));
+
+    // A torn best checkpoint of an unfinished run: the resumed run says so
+    // and writes a new best, instead of failing when it loads it at the end.
+    let p = copy_project();
+    let d = p.path();
+    let last = d.join("weights/base-last.toml");
+    let t = std::fs::read_to_string(&last).unwrap();
+    std::fs::write(&last, replace_line(&t, "finished", "finished = false")).unwrap();
+    flip_last_byte(&d.join("weights/base.safetensors"));
+    let o = run(d, &["train", "--resume", "--epochs", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("best checkpoint (epoch 1) is unusable"),
+        "{}",
+        text(&o)
+    );
+    let o = run(
+        d,
+        &[
+            "predict",
+            "--checkpoint",
+            "weights/base",
+            "data/naevus/naevus_0.png",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
 mod fuzz {
     //! Bounded-time property tests of the readers: arbitrary and mutated
     //! bytes never panic, and whatever is accepted is sound.
