@@ -959,6 +959,14 @@ fn unknown_exclude_ids_and_bad_names_are_refused() {
         &["train", "--name", "ex", "--exclude", "nothing-like-an-id"],
     );
     assert_refused(&o, &["--exclude", "nothing-like-an-id"]);
+    // Known ids that leave a class empty: no one-class model.
+    let mut args = vec!["train", "--name", "ex"];
+    let all_naevi: Vec<String> = (0..8).map(|i| format!("naevus/naevus_{i}.png")).collect();
+    for id in &all_naevi {
+        args.extend(["--exclude", id.as_str()]);
+    }
+    let o = run(d, &args);
+    assert_refused(&o, &["no 'naevus' images left", "8 excluded"]);
     for name in ["", "..", ".", "a/b", "../up", "a\\b"] {
         let o = run(d, &["train", "--name", name]);
         assert_refused(&o, &["--name"]);
@@ -1058,6 +1066,54 @@ fn torn_checkpoints_on_resume_are_refused_or_replaced_and_temps_cleaned() {
         ],
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn a_metadata_name_cannot_lead_outside_the_reports_folder() {
+    let p = copy_project();
+    let d = p.path().join("project");
+    std::fs::create_dir(&d).unwrap();
+    for entry in ["config.toml", "data", "weights"] {
+        std::fs::rename(p.path().join(entry), d.join(entry)).unwrap();
+    }
+    edit_meta(&d, |t| replace_line(t, "name", "name = \"../../evil\""));
+    let before = snapshot(p.path());
+    for args in [
+        vec!["calibrate", "--checkpoint", "weights/base"],
+        vec![
+            "compare",
+            "--checkpoint",
+            "weights/base",
+            "--methods",
+            "gradcam",
+        ],
+    ] {
+        let o = run(&d, &args);
+        assert_refused(&o, &["weights/base.toml", "name = \"../../evil\""]);
+    }
+    assert_unchanged(&before, &snapshot(p.path()));
+}
+
+#[test]
+fn an_io_error_is_named_once_with_its_path() {
+    let p = copy_project();
+    let o = run(
+        p.path(),
+        &[
+            "--config",
+            "nope.toml",
+            "eval",
+            "--checkpoint",
+            "weights/base",
+        ],
+    );
+    assert_refused(&o, &["nope.toml"]);
+    assert_eq!(
+        text(&o).matches("No such file or directory").count(),
+        1,
+        "{}",
+        text(&o)
+    );
 }
 
 mod fuzz {

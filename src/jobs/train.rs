@@ -60,6 +60,17 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
         .filter(|s| !excluded.contains(&s.id))
         .cloned()
         .collect();
+    // Exclusions may empty a class: a classifier trained without one of its
+    // classes is a one-class model whose metrics look perfect.
+    for (label, class) in data.classes.iter().enumerate() {
+        if !samples.iter().any(|s| s.label == label) {
+            return Err(crate::Error::Dataset(format!(
+                "no '{class}' images left to train on after leaving out {} excluded sample(s); every class of {} needs images",
+                data.samples.len() - samples.len(),
+                data.root.display()
+            )));
+        }
+    }
     ctx.cancel.check()?;
     let t0 = Instant::now();
     let cache = ImageCache::build(&samples, [size, size])?;
