@@ -709,6 +709,413 @@ fn full_disk_leaves_no_partial_outputs_and_names_the_path() {
     assert_unchanged(&before, &snapshot(&out));
 }
 
+/// `(file name, inode)` of every `*_map.npy` in `dir`: an atomic rewrite gives
+/// a file a new inode, so equal sets mean the maps were reused, not rewritten.
+fn map_inodes(dir: &Path) -> BTreeMap<String, u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_map.npy"))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                e.metadata().unwrap().ino(),
+            )
+        })
+        .collect()
+}
+
+/// The bytes of every `*_map.npy` in `dir`, by file name.
+fn map_bytes(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    map_inodes(dir)
+        .into_keys()
+        .map(|n| {
+            let b = std::fs::read(dir.join(&n)).unwrap();
+            (n, b)
+        })
+        .collect()
+}
+
+#[test]
+fn compare_keys_maps_by_model_content_not_metadata_name() {
+    let p = copy_project();
+    let d = p.path();
+    let o = run(d, &["train", "--name", "other", "--seed", "7"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // `other` now carries the metadata name of `base`.
+    let meta = d.join("weights/other.toml");
+    let t = std::fs::read_to_string(&meta).unwrap();
+    std::fs::write(&meta, replace_line(&t, "name", "name = \"base\"")).unwrap();
+    let compare = |args: &[&str]| {
+        let mut all = vec![
+            "compare",
+            "--split",
+            "all",
+            "--methods",
+            "gradcam,deeplift",
+            "--out",
+            "cmp",
+        ];
+        all.extend_from_slice(args);
+        let o = run(d, &all);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        o
+    };
+    let maps = d.join("cmp/base");
+    compare(&["--checkpoint", "weights/base"]);
+    let first = map_inodes(&maps);
+    let base_maps = map_bytes(&maps);
+    assert_eq!(first.len(), 2 * 16, "{first:?}");
+    // Same model, same settings: every map is reused.
+    compare(&["--checkpoint", "weights/base"]);
+    assert_eq!(map_inodes(&maps), first, "maps were recomputed");
+    // Another model under the same name: nothing is reused.
+    compare(&["--checkpoint", "weights/other"]);
+    let second = map_inodes(&maps);
+    assert!(
+        first.iter().all(|(f, ino)| second[f] != *ino),
+        "maps of the first model were reused for the second"
+    );
+    let other_maps = map_bytes(&maps);
+    assert_ne!(
+        other_maps, base_maps,
+        "two different models gave equal maps"
+    );
+
+    // Both at once: two folders, two report entries, each model its own maps.
+    let o = compare(&[
+        "--checkpoint",
+        "weights/base",
+        "--against",
+        "weights/other",
+        "--json",
+    ]);
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let names: Vec<&str> = report["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["base", "other"]);
+    assert_eq!(map_bytes(&d.join("cmp/base")), base_maps);
+    assert_eq!(map_bytes(&d.join("cmp/other")), other_maps);
+    assert!(d.join("cmp/cross_base_vs_other.csv").exists());
+}
+
+#[test]
+fn batch_rerun_reuses_maps_only_while_explain_settings_are_unchanged() {
+    let p = copy_project();
+    let d = p.path();
+    let config = d.join("config.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let with_explain = |steps: usize| {
+        let text = format!(
+            "{base}[explain]\nsteps = {steps}\ninternal_batch = 4\n\
+             [batch]\nrun_name = \"r\"\nfolds = 0\nscreenshots = false\n\
+             methods = [\"gradcam\", \"ig\"]\n\
+             models = [{{ name = \"m\", arch = \"lite0\", seed = 1 }}]\n"
+        );
+        std::fs::write(&config, text).unwrap();
+    };
+    let batch = || {
+        let o = run(d, &["--batch"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    };
+    let maps = d.join("reports/r/maps/m");
+    let split = |m: &BTreeMap<String, u64>, method: &str| -> BTreeMap<String, u64> {
+        m.iter()
+            .filter(|(f, _)| f.ends_with(&format!("_{method}_map.npy")))
+            .map(|(f, i)| (f.clone(), *i))
+            .collect()
+    };
+    with_explain(4);
+    batch();
+    let first = map_inodes(&maps);
+    assert!(!split(&first, "ig").is_empty() && !split(&first, "gradcam").is_empty());
+    batch();
+    assert_eq!(
+        map_inodes(&maps),
+        first,
+        "unchanged settings: maps recomputed"
+    );
+    // IG's steps changed: the IG maps are recomputed, GradCAM's (which do not
+    // read steps) are kept.
+    with_explain(6);
+    batch();
+    let third = map_inodes(&maps);
+    assert_eq!(split(&third, "gradcam"), split(&first, "gradcam"));
+    let (ig1, ig3) = (split(&first, "ig"), split(&third, "ig"));
+    assert_eq!(ig1.len(), ig3.len());
+    assert!(
+        ig1.iter().all(|(f, ino)| ig3[f] != *ino),
+        "IG maps made with 4 steps were reused for 6"
+    );
+}
+
+#[test]
+fn explain_honours_and_checks_the_explain_section() {
+    let p = copy_project();
+    let d = p.path();
+    let config = d.join("config.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    let attr = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "explain",
+            "--checkpoint",
+            "weights/base",
+            "--method",
+            "ig",
+            "--out",
+            out,
+            "data/naevus/naevus_0.png",
+        ];
+        args.extend_from_slice(extra);
+        let o = run(d, &args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        std::fs::read(d.join(out).join("naevus_0_ig_attr.npy")).unwrap()
+    };
+    let default = attr("a", &[]);
+    let flag = attr("b", &["--steps", "3", "--baseline", "black"]);
+    assert_ne!(default, flag);
+    std::fs::write(
+        &config,
+        format!("{base}[explain]\nsteps = 3\nbaseline = \"black\"\n"),
+    )
+    .unwrap();
+    assert_eq!(attr("c", &[]), flag, "[explain] in config.toml ignored");
+    std::fs::write(&config, format!("{base}[explain]\nstpes = 3\n")).unwrap();
+    let o = run(
+        d,
+        &[
+            "explain",
+            "--checkpoint",
+            "weights/base",
+            "data/naevus/naevus_0.png",
+        ],
+    );
+    assert_refused(&o, &["stpes"]);
+}
+
+#[test]
+fn eval_and_calibrate_refuse_a_checkpoint_with_another_class_order() {
+    let p = copy_project();
+    let d = p.path();
+    edit_meta(d, |t| {
+        replace_line(t, "class_names", "class_names = [\"naevus\", \"melanoma\"]")
+    });
+    let before = snapshot(d);
+    for args in [
+        vec!["eval", "--checkpoint", "weights/base"],
+        vec!["calibrate", "--checkpoint", "weights/base"],
+        vec![
+            "compare",
+            "--checkpoint",
+            "weights/base",
+            "--methods",
+            "gradcam",
+        ],
+    ] {
+        let o = run(d, &args);
+        assert_refused(
+            &o,
+            &[
+                "weights/base.toml",
+                "[\"naevus\", \"melanoma\"]",
+                "[\"melanoma\", \"naevus\"]",
+                "another order",
+            ],
+        );
+    }
+    assert_unchanged(&before, &snapshot(d));
+}
+
+#[test]
+fn unknown_exclude_ids_and_bad_names_are_refused() {
+    let p = copy_project();
+    let d = p.path();
+    let before = snapshot(d);
+    let o = run(
+        d,
+        &[
+            "train",
+            "--name",
+            "ex",
+            "--exclude",
+            "melanoma/melanoma_0.pgn",
+        ],
+    );
+    assert_refused(
+        &o,
+        &[
+            "--exclude",
+            "'melanoma/melanoma_0.pgn'",
+            "did you mean 'melanoma/melanoma_0.png'",
+        ],
+    );
+    let o = run(
+        d,
+        &["train", "--name", "ex", "--exclude", "nothing-like-an-id"],
+    );
+    assert_refused(&o, &["--exclude", "nothing-like-an-id"]);
+    // Known ids that leave a class empty: no one-class model.
+    let mut args = vec!["train", "--name", "ex"];
+    let all_naevi: Vec<String> = (0..8).map(|i| format!("naevus/naevus_{i}.png")).collect();
+    for id in &all_naevi {
+        args.extend(["--exclude", id.as_str()]);
+    }
+    let o = run(d, &args);
+    assert_refused(&o, &["no 'naevus' images left", "8 excluded"]);
+    for name in ["", "..", ".", "a/b", "../up", "a\\b"] {
+        let o = run(d, &["train", "--name", name]);
+        assert_refused(&o, &["--name"]);
+    }
+    assert_unchanged(&before, &snapshot(d));
+    // A known id is accepted and left out of the recorded split.
+    let o = run(
+        d,
+        &[
+            "train",
+            "--name",
+            "ex",
+            "--exclude",
+            "melanoma/melanoma_0.png",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let meta = std::fs::read_to_string(d.join("weights/ex.toml")).unwrap();
+    assert!(!meta.contains("melanoma/melanoma_0.png"), "{meta}");
+    assert!(meta.contains("melanoma/melanoma_1.png"), "{meta}");
+}
+
+#[test]
+fn training_over_a_calibrated_checkpoint_needs_force() {
+    let p = copy_project();
+    let d = p.path();
+    edit_meta(d, |t| replace_line(t, "temperature", "temperature = 1.5"));
+    let temperature = |d: &Path| {
+        let t = std::fs::read_to_string(d.join("weights/base.toml")).unwrap();
+        let meta: toml::Table = toml::from_str(&t).unwrap();
+        meta["temperature"].as_float().unwrap()
+    };
+    let before = snapshot(d);
+    let o = run(d, &["train"]);
+    assert_refused(&o, &["weights/base.toml", "calibrated", "--force"]);
+    assert_unchanged(&before, &snapshot(d));
+    // Resuming the finished run writes no tensors and keeps the temperature.
+    let o = run(d, &["train", "--resume"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(temperature(d), 1.5);
+    assert_eq!(
+        std::fs::read(d.join("weights/base.safetensors")).unwrap(),
+        before[&d.join("weights/base.safetensors")]
+    );
+    let o = run(d, &["train", "--force"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(temperature(d), 1.0);
+}
+
+#[test]
+fn torn_checkpoints_on_resume_are_refused_or_replaced_and_temps_cleaned() {
+    // A torn `-last` (tensors of one epoch, manifest of another): refused
+    // with what to do, a dead run's temp file removed, nothing else changed.
+    let p = copy_project();
+    let d = p.path();
+    flip_last_byte(&d.join("weights/base-last.safetensors"));
+    let before = snapshot(d);
+    let stale = d
+        .join("weights")
+        .join(".base-last.safetensors.melxai-tmp.2147483646.safetensors");
+    std::fs::write(&stale, vec![0u8; 4096]).unwrap();
+    let o = run(d, &["train", "--resume"]);
+    assert_refused(
+        &o,
+        &[
+            "weights/base-last.safetensors",
+            "does not match",
+            "nothing was resumed",
+            "without --resume",
+        ],
+    );
+    assert!(!stale.exists(), "stale temp file left behind");
+    assert_unchanged(&before, &snapshot(d));
+
+    // A torn best checkpoint of an unfinished run: the resumed run says so
+    // and writes a new best, instead of failing when it loads it at the end.
+    let p = copy_project();
+    let d = p.path();
+    let last = d.join("weights/base-last.toml");
+    let t = std::fs::read_to_string(&last).unwrap();
+    std::fs::write(&last, replace_line(&t, "finished", "finished = false")).unwrap();
+    flip_last_byte(&d.join("weights/base.safetensors"));
+    let o = run(d, &["train", "--resume", "--epochs", "2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("best checkpoint (epoch 1) is unusable"),
+        "{}",
+        text(&o)
+    );
+    let o = run(
+        d,
+        &[
+            "predict",
+            "--checkpoint",
+            "weights/base",
+            "data/naevus/naevus_0.png",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+}
+
+#[test]
+fn a_metadata_name_cannot_lead_outside_the_reports_folder() {
+    let p = copy_project();
+    let d = p.path().join("project");
+    std::fs::create_dir(&d).unwrap();
+    for entry in ["config.toml", "data", "weights"] {
+        std::fs::rename(p.path().join(entry), d.join(entry)).unwrap();
+    }
+    edit_meta(&d, |t| replace_line(t, "name", "name = \"../../evil\""));
+    let before = snapshot(p.path());
+    for args in [
+        vec!["calibrate", "--checkpoint", "weights/base"],
+        vec![
+            "compare",
+            "--checkpoint",
+            "weights/base",
+            "--methods",
+            "gradcam",
+        ],
+    ] {
+        let o = run(&d, &args);
+        assert_refused(&o, &["weights/base.toml", "name = \"../../evil\""]);
+    }
+    assert_unchanged(&before, &snapshot(p.path()));
+}
+
+#[test]
+fn an_io_error_is_named_once_with_its_path() {
+    let p = copy_project();
+    let o = run(
+        p.path(),
+        &[
+            "--config",
+            "nope.toml",
+            "eval",
+            "--checkpoint",
+            "weights/base",
+        ],
+    );
+    assert_refused(&o, &["nope.toml"]);
+    assert_eq!(
+        text(&o).matches("No such file or directory").count(),
+        1,
+        "{}",
+        text(&o)
+    );
+}
+
 mod fuzz {
     //! Bounded-time property tests of the readers: arbitrary and mutated
     //! bytes never panic, and whatever is accepted is sound.

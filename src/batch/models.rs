@@ -41,6 +41,7 @@ pub(super) fn train_spec(
             config: cfg,
             excluded: &[],
             resume: true,
+            replace_calibrated: false,
         },
     )?
     .outcome;
@@ -65,17 +66,7 @@ pub(super) fn load_spec(
     base: &TrainConfig,
 ) -> Result<(PathBuf, RunOutcome)> {
     let meta = read_meta(checkpoint)?;
-    if meta.class_names != data.classes {
-        return Err(Error::Checkpoint {
-            path: meta_path(checkpoint),
-            message: format!(
-                "its classes {:?} do not match the data set's {:?} ({})",
-                meta.class_names,
-                data.classes,
-                data.root.display()
-            ),
-        });
-    }
+    crate::jobs::check_classes(checkpoint, &meta.class_names, data)?;
     let index_of = |ids: &[String], part: &str| rows_of_ids(data, checkpoint, ids, part);
     let (val, test) = match &meta.split {
         Some(rec) => (index_of(&rec.val, "val")?, index_of(&rec.test, "test")?),

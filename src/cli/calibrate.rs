@@ -57,6 +57,7 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
             .clone()
             .context("the checkpoint records no data split; use --cv for k-fold runs")?;
         let data = jobs::scan_data(&mut ctx)?;
+        jobs::check_classes(&path, &meta.class_names, &data)?;
         let positive = jobs::positive_class(config, &data.classes)?;
         let wanted: Vec<_> = data
             .samples

@@ -65,6 +65,9 @@ pub fn run(config: &Config, args: &CompareArgs) -> Result<i32> {
                 .with_context(|| format!("loading {}", p.display()))?,
         ));
     }
+    for (path, model) in &models {
+        jobs::check_classes(path, &model.meta.class_names, &data)?;
+    }
     let mut explain: ExplainConfig = config.explain.clone();
     if let Some(s) = args.steps {
         explain.steps = s;

@@ -43,6 +43,9 @@ pub struct TrainArgs {
     /// Continue an interrupted run from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
+    /// Replace a calibrated checkpoint of the same name (its temperature is lost).
+    #[arg(long)]
+    pub force: bool,
     /// Sample ids (`class/file.jpg`) to leave out.
     #[arg(long)]
     pub exclude: Vec<String>,
@@ -110,11 +113,13 @@ pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
     let cancel = cancel_on_ctrl_c("the next batch boundary");
     let mut ctx = JobContext::for_config(config, &mut sink, &cancel)?;
     let data = jobs::scan_data(&mut ctx)?;
+    melxai::data::ids::check_known("--exclude", &args.exclude, &data)?;
     let job = jobs::train::TrainJob {
         data: &data,
         config: cfg.clone(),
         excluded: &args.exclude,
         resume: args.resume,
+        replace_calibrated: args.force,
     };
     let trained = match jobs::train::train(&mut ctx, job) {
         Err(melxai::Error::Cancelled) => {
@@ -227,6 +232,7 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
     let meta = read_meta(&args.checkpoint)?;
     let model = Classifier::from_checkpoint(&args.checkpoint, ctx.device)?;
     let data = jobs::scan_data(&mut ctx)?;
+    jobs::check_classes(&args.checkpoint, &meta.class_names, &data)?;
     let ids: Option<Vec<String>> = match (args.split.as_str(), &meta.split) {
         ("all", _) => None,
         (part @ ("test" | "val" | "train"), Some(rec)) => Some(match part {

@@ -2,6 +2,7 @@
 
 pub mod augment;
 pub mod cache;
+pub mod ids;
 pub mod image;
 pub mod jpeg;
 pub mod npy;

@@ -30,6 +30,26 @@ pub struct PipelineRunner {
     caches: HashMap<[i64; 2], ImageCache>,
     /// Keyed by the checkpoint's tensor file.
     models: HashMap<PathBuf, Classifier>,
+    /// The files each cached model was loaded from, as they were then: a
+    /// checkpoint rewritten meanwhile (trained or calibrated from another
+    /// terminal) is loaded again instead of served stale.
+    stamps: HashMap<PathBuf, Option<FileStamp>>,
+}
+
+/// Inode, size and modification time of a checkpoint's two files (an atomic
+/// rewrite changes the inode).
+type FileStamp = [(u64, u64, std::time::SystemTime); 2];
+
+fn stamp(path: &Path) -> Option<FileStamp> {
+    use std::os::unix::fs::MetadataExt;
+    let one = |p: PathBuf| {
+        let m = std::fs::metadata(p).ok()?;
+        Some((m.ino(), m.len(), m.modified().ok()?))
+    };
+    Some([
+        one(checkpoint::tensors_path(path))?,
+        one(checkpoint::meta_path(path))?,
+    ])
 }
 
 /// Predictions of every sample with the model that made them.
@@ -91,6 +111,7 @@ impl PipelineRunner {
             data: None,
             caches: HashMap::new(),
             models: HashMap::new(),
+            stamps: HashMap::new(),
         }
     }
 
@@ -114,10 +135,16 @@ impl PipelineRunner {
             slot.insert(ImageCache::build(&data.samples, size)?);
         }
         let key = checkpoint::tensors_path(path);
+        let now = stamp(path);
+        if self.stamps.get(&key) != Some(&now) {
+            self.models.remove(&key);
+        }
         if !self.models.contains_key(&key) {
             ctx.cancel.check()?;
             let model = Classifier::from_checkpoint(path, ctx.device)?;
+            crate::jobs::check_classes(path, &model.meta.class_names, data)?;
             self.models.insert(key.clone(), model);
+            self.stamps.insert(key.clone(), now);
         }
         match (self.caches.get(&size), self.models.get(&key)) {
             (Some(cache), Some(model)) => Ok((data, cache, model)),
@@ -153,6 +180,7 @@ impl PipelineRunner {
                 config,
                 excluded,
                 resume: true,
+                replace_calibrated: false,
             },
         )?;
         // A retrained checkpoint replaces any cached copy.

@@ -13,6 +13,7 @@ pub mod gradcam;
 pub mod heatmap;
 pub mod integrated_gradients;
 pub mod output;
+pub mod provenance;
 pub mod sanity;
 pub mod split;
 

@@ -37,6 +37,11 @@ pub struct MapRecord {
     pub delta: Option<f64>,
     pub baseline_output: Option<f64>,
     pub seconds: f64,
+    /// What produced the map ([`super::provenance::map_key`]): a stored map
+    /// is reused only under the same key. Records from before keys existed
+    /// have none and are recomputed.
+    #[serde(default)]
+    pub key: String,
 }
 
 /// File stem for a sample id (`melanoma/123.jpg` -> `melanoma_123_jpg`). The

@@ -57,7 +57,7 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
     let mut caches: HashMap<[i64; 2], ImageCache> = HashMap::new();
     let mut explained: Vec<(String, Vec<ExplainedSample>)> = Vec::new();
     let mut per_model = Vec::new();
-    for (path, model) in models {
+    for ((path, model), label) in models.iter().zip(labels(models)) {
         let size = model.meta.input_size;
         let cache = match caches.entry(size) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -75,7 +75,7 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
             },
         )?;
         let pairs: Vec<(usize, _)> = rows.into_iter().zip(preds).collect();
-        let dir = out_dir.join(&model.meta.name);
+        let dir = out_dir.join(&label);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let split_maps = explain_split(
             ctx,
@@ -91,12 +91,12 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
         )?;
         let within = within_model(&split_maps.samples, &methods, &data.classes, &opts);
         per_model.push(ModelAgreement {
-            model: model.meta.name.clone(),
+            model: label.clone(),
             checkpoint: path.clone(),
             within,
             maps: split_maps.records,
         });
-        explained.push((model.meta.name.clone(), split_maps.samples));
+        explained.push((label, split_maps.samples));
     }
     let mut cross = Vec::new();
     if let Some((ref_name, ref_maps)) = explained.first() {
@@ -113,4 +113,33 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
     };
     write(&report, &out_dir)?;
     Ok(report)
+}
+
+/// One label per model for its maps folder, report entry and CSV names: its
+/// metadata name, or where models share one the checkpoint's file stem (then
+/// `-2`, `-3`, ... while still shared). Two checkpoints with one metadata name
+/// must not write into (and reuse from) one folder, and a metadata name that
+/// is not a plain file name (`..`, `a/b`) must not pick the folder.
+fn labels(models: &[(PathBuf, Classifier)]) -> Vec<String> {
+    let shared = |name: &str| models.iter().filter(|(_, m)| m.meta.name == name).count() > 1;
+    let plain = |name: &str| crate::config::check::file_name("name", name).is_ok();
+    let mut out: Vec<String> = Vec::with_capacity(models.len());
+    for (path, model) in models {
+        let mut label = if shared(&model.meta.name) || !plain(&model.meta.name) {
+            path.file_stem()
+                .map(crate::data::scan::name_text)
+                .filter(|s| plain(s))
+                .unwrap_or_else(|| "model".into())
+        } else {
+            model.meta.name.clone()
+        };
+        let base = label.clone();
+        let mut n = 2;
+        while out.contains(&label) {
+            label = format!("{base}-{n}");
+            n += 1;
+        }
+        out.push(label);
+    }
+    out
 }

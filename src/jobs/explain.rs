@@ -1,8 +1,9 @@
 //! The explain job: every image of a split under one model with several
 //! methods. Each map goes to the watcher as a `Heatmap` event; with an
 //! output folder the maps are also written (`.npy` + overlays + `maps.json`)
-//! and maps already there are reused, so an interrupted run picks up where
-//! it stopped.
+//! and maps already there are reused when they were made by the same model
+//! content, settings and input (see [`crate::explain::provenance`]), so an
+//! interrupted run picks up where it stopped and a changed one recomputes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::eval::EvalRow;
 use crate::explain::heatmap::{tensor_to_rgb, to_vec};
 use crate::explain::split::{stem, ExplainedSample, Heatmap, MapRecord};
-use crate::explain::{explain, output, ExplainConfig, Method};
+use crate::explain::{explain, output, provenance, ExplainConfig, Method};
 use crate::model::Classifier;
 use crate::progress::{Event, HeatmapData};
 
@@ -43,6 +44,11 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
         job.rows.iter().map(|(row, _)| &job.cache.ids[*row]),
     )?;
     let mut store = job.out_dir.map(MapStore::open);
+    // Only stored maps need a key; the model is hashed once per split.
+    let model_digest = match store {
+        Some(_) => Some(provenance::model_digest(job.model)?),
+        None => None,
+    };
     let total = (job.rows.len() * job.methods.len()) as u64;
     let mut done = 0u64;
     let started = Instant::now();
@@ -57,11 +63,19 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
         let image = job.cache.batch(&[*row]);
         let x = normalise(&image, &model.meta.normalisation).squeeze_dim(0);
         let rgb = tensor_to_rgb(&image.squeeze_dim(0))?;
+        let input_digest = match model_digest {
+            Some(_) => Some(provenance::input_digest(&x)?),
+            None => None,
+        };
         let mut maps = BTreeMap::new();
         for &method in job.methods {
             ctx.cancel.check()?;
+            let key = match (&model_digest, &input_digest) {
+                (Some(m), Some(i)) => provenance::map_key(m, method, job.explain, i),
+                _ => String::new(),
+            };
             let reused = match &store {
-                Some(s) => s.reuse(id, method)?,
+                Some(s) => s.reuse(id, method, &key)?,
                 None => None,
             };
             let (heatmap, target, delta) = match reused {
@@ -69,7 +83,7 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
                 None => {
                     let e = explain(model, &x, method, job.explain)?;
                     if let Some(s) = &mut store {
-                        s.write(&e, &rgb, id, method)?;
+                        s.write(&e, &rgb, id, method, key)?;
                     }
                     let size = e.heatmap.size();
                     let heatmap = Heatmap {
@@ -147,12 +161,18 @@ impl MapStore {
         output::map_path(&self.dir, &stem(id), method.key(), output::MapFile::Heatmap)
     }
 
-    /// A map recorded and on disk: `(map, target, delta)`.
-    fn reuse(&self, id: &str, method: Method) -> Result<Option<(Heatmap, usize, Option<f64>)>> {
+    /// A map recorded under `key` and on disk: `(map, target, delta)`.
+    /// A record under another key (other weights, settings or image) is stale.
+    fn reuse(
+        &self,
+        id: &str,
+        method: Method,
+        key: &str,
+    ) -> Result<Option<(Heatmap, usize, Option<f64>)>> {
         let Some(record) = self
             .records
             .iter()
-            .find(|r| r.id == id && r.method == method)
+            .find(|r| r.id == id && r.method == method && !r.key.is_empty() && r.key == key)
         else {
             return Ok(None);
         };
@@ -175,6 +195,7 @@ impl MapStore {
         rgb: &image::RgbImage,
         id: &str,
         method: Method,
+        key: String,
     ) -> Result<()> {
         output::write(e, rgb, &self.dir, &stem(id))?;
         self.records.retain(|r| !(r.id == id && r.method == method));
@@ -186,6 +207,7 @@ impl MapStore {
             delta: e.delta,
             baseline_output: e.baseline_output,
             seconds: e.seconds,
+            key,
         });
         let text =
             serde_json::to_string_pretty(&self.records).map_err(|e| Error::Other(e.to_string()))?;

@@ -11,6 +11,8 @@ pub mod evaluate;
 pub mod explain;
 pub mod train;
 
+use std::path::Path;
+
 use tch::Device;
 
 use crate::config::Config;
@@ -63,6 +65,33 @@ pub fn positive_class(config: &Config, classes: &[String]) -> Result<usize> {
         Error::Config(format!(
             "[data] positive_class: '{name}' is not among the data set's classes {classes:?}"
         ))
+    })
+}
+
+/// Refuses a checkpoint whose class names (in logit order) differ from the
+/// data set's classes (in label order): labels index the data set's classes
+/// and logits the checkpoint's, so another order would silently swap
+/// classes in every metric, and other names mean another task.
+pub fn check_classes(checkpoint: &Path, classes: &[String], data: &Scan) -> Result<()> {
+    if classes == data.classes.as_slice() {
+        return Ok(());
+    }
+    let mut same_set = classes.to_vec();
+    let mut theirs = data.classes.clone();
+    same_set.sort();
+    theirs.sort();
+    let hint = if same_set == theirs {
+        "the same classes in another order; retrain on this data set, or rename the class folders to match"
+    } else {
+        "is this the data set it was trained on?"
+    };
+    Err(Error::Checkpoint {
+        path: crate::model::checkpoint::meta_path(checkpoint),
+        message: format!(
+            "its classes {classes:?} (logit order) do not match the data set's {:?} ({}): {hint}",
+            data.classes,
+            data.root.display()
+        ),
     })
 }
 

@@ -18,6 +18,9 @@ pub struct TrainJob<'a> {
     pub excluded: &'a [String],
     /// Continue an interrupted run from its `-last` checkpoint.
     pub resume: bool,
+    /// Overwrite a calibrated checkpoint of the same name (`train --force`);
+    /// without it such a run is refused before anything is written.
+    pub replace_calibrated: bool,
 }
 
 /// The run's outcome and what went into it.
@@ -38,8 +41,15 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
         config,
         excluded,
         resume,
+        replace_calibrated,
     } = job;
     let positive = positive_class(ctx.config, &data.classes)?;
+    crate::train::trainer::check_calibrated(
+        &config,
+        &ctx.config.model.weights_dir,
+        resume,
+        replace_calibrated,
+    )?;
     let arch: Arch = config.arch.parse()?;
     let size = config
         .input_size
@@ -50,6 +60,17 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
         .filter(|s| !excluded.contains(&s.id))
         .cloned()
         .collect();
+    // Exclusions may empty a class: a classifier trained without one of its
+    // classes is a one-class model whose metrics look perfect.
+    for (label, class) in data.classes.iter().enumerate() {
+        if !samples.iter().any(|s| s.label == label) {
+            return Err(crate::Error::Dataset(format!(
+                "no '{class}' images left to train on after leaving out {} excluded sample(s); every class of {} needs images",
+                data.samples.len() - samples.len(),
+                data.root.display()
+            )));
+        }
+    }
     ctx.cancel.check()?;
     let t0 = Instant::now();
     let cache = ImageCache::build(&samples, [size, size])?;

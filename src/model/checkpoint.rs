@@ -109,6 +109,8 @@ impl CheckpointMeta {
     /// Checks every value that sizes the network or enters the softmax.
     /// The error names the key and the allowed range.
     pub fn validate(&self) -> std::result::Result<(), String> {
+        // The name becomes folder and file names (reports/<name>/, maps).
+        crate::config::check::file_name("name", &self.name).map_err(|e| e.to_string())?;
         let m = &self.model;
         let unit = |key: &str, v: f64, lo: f64, hi: f64| {
             if v.is_finite() && v >= lo && v < hi {
@@ -451,6 +453,8 @@ mod tests {
             (Box::new(|m| m.temperature = -1.0), "temperature"),
             (Box::new(|m| m.class_names.push("x".into())), "class_names"),
             (Box::new(|m| m.model.num_classes = 1), "num_classes"),
+            (Box::new(|m| m.name = "../../evil".into()), "name"),
+            (Box::new(|m| m.name = String::new()), "name"),
             (Box::new(|m| m.model.depth = 1e9), "model.depth"),
             (
                 Box::new(|m| m.normalisation.std[1] = 0.0),

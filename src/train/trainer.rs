@@ -112,6 +112,55 @@ pub fn can_resume(cfg: &TrainConfig, weights_dir: &Path) -> bool {
     checkpoint::exists(&last_path(weights_dir, &name))
 }
 
+/// Refuses a run that would overwrite a calibrated checkpoint (one with a
+/// fitted temperature, which `train` would reset to 1.0): the calibration is
+/// the user's work. Resuming a finished run writes no tensors and keeps the
+/// temperature, so it passes. `replace` (`train --force`) allows it.
+pub fn check_calibrated(
+    cfg: &TrainConfig,
+    weights_dir: &Path,
+    resume: bool,
+    replace: bool,
+) -> Result<()> {
+    if replace {
+        return Ok(());
+    }
+    let names: Vec<String> = if cfg.folds >= 2 {
+        (0..cfg.folds)
+            .map(|k| format!("{}-fold{k}", cfg.name))
+            .collect()
+    } else {
+        vec![cfg.name.clone()]
+    };
+    for name in names {
+        let best = best_path(weights_dir, &name);
+        if !checkpoint::exists(&best) {
+            continue;
+        }
+        let Ok(meta) = checkpoint::read_meta(&best) else {
+            continue;
+        };
+        if meta.temperature == 1.0 {
+            continue;
+        }
+        let finished = checkpoint::read_meta(&last_path(weights_dir, &name))
+            .ok()
+            .and_then(|m| m.progress)
+            .is_some_and(|p| p.finished);
+        if resume && finished {
+            continue;
+        }
+        return Err(Error::Checkpoint {
+            path: checkpoint::meta_path(&best),
+            message: format!(
+                "is calibrated (temperature {:.4}); training '{}' again would replace it and its calibration. Use another --name, or --force to replace it",
+                meta.temperature, cfg.name
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// Trains as configured: one stratified split, or k folds with pooled
 /// out-of-fold metrics. Emits events through `ctx.sink`. A second run of the
 /// same name while this one holds its lock is refused.
@@ -124,6 +173,9 @@ pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
             ctx.weights_dir.display()
         ),
     )?;
+    // Temp files of runs killed mid-write (a resume that is refused below
+    // would otherwise leave them for good).
+    crate::files::clean_stale_temps(&ctx.weights_dir);
     let range = checkpoint::INPUT_SIDE_RANGE;
     if !ctx.cache.size.iter().all(|s| range.contains(s)) {
         return Err(Error::Config(format!(
@@ -319,9 +371,10 @@ fn train_split(
     // Resume from the last finished epoch when asked and possible.
     let last = last_path(&dir, name);
     if ctx.resume && checkpoint::exists(&last) {
-        let saved = Classifier::from_checkpoint(&last, ctx.device)?;
         // Optimiser state and history must be the ones saved with these tensors.
-        checkpoint::verify_all(&saved.meta, &last)?;
+        let saved = Classifier::from_checkpoint(&last, ctx.device)
+            .and_then(|saved| checkpoint::verify_all(&saved.meta, &last).map(|()| saved))
+            .map_err(|e| torn_last(e, &last, &cfg.name))?;
         if saved.meta.split != model.meta.split {
             return Err(Error::Checkpoint {
                 path: last.clone(),
@@ -346,6 +399,25 @@ fn train_split(
         }
         if let Ok(text) = std::fs::read_to_string(history_path(&dir, name)) {
             history = serde_json::from_str(&text).unwrap_or_default();
+        }
+        // A kill between the best checkpoint's tensors and its metadata leaves
+        // a best checkpoint that no longer loads (its old tensors are gone):
+        // the next epoch writes a new one instead of the run failing at its end.
+        let best = best_path(&dir, name);
+        if !progress.finished && progress.best_epoch > 0 {
+            let intact = checkpoint::read_meta(&best)
+                .and_then(|m| checkpoint::verify_part(&m, &best, &checkpoint::tensors_path(&best)));
+            if let Err(e) = intact {
+                ctx.sink.send(Event::Warning {
+                    job: ctx.job,
+                    message: format!(
+                        "{name}: the best checkpoint (epoch {}) is unusable, so the best of the remaining epochs replaces it: {e}",
+                        progress.best_epoch
+                    ),
+                });
+                progress.best_epoch = 0;
+                progress.best_score = f64::NEG_INFINITY;
+            }
         }
         if progress.finished {
             ctx.sink.send(Event::Warning {
@@ -627,6 +699,17 @@ impl BackgroundSave {
 impl Drop for BackgroundSave {
     fn drop(&mut self) {
         let _ = self.wait();
+    }
+}
+
+/// A `-last` checkpoint that cannot be resumed from (parts of two epochs
+/// after a kill mid-save, or unreadable): the error, and what to do instead.
+fn torn_last(e: Error, last: &Path, run: &str) -> Error {
+    Error::Checkpoint {
+        path: checkpoint::meta_path(last),
+        message: format!(
+            "cannot resume from this interrupted run's last checkpoint, nothing was resumed: {e}. To start '{run}' over, run `melxai train --name {run}` without --resume (it replaces the -last files)"
+        ),
     }
 }
 
