@@ -16,6 +16,7 @@ use crate::data::split::SplitName;
 use crate::error::{Error, Result};
 use crate::explain::{ExplainConfig, Method};
 use crate::train::TrainConfig;
+use crate::tui::theme::ThemeChoice;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -57,6 +58,8 @@ pub struct TuiConfig {
     /// checked by `tui::KeyMap::with_table` when the TUI starts (the key
     /// grammar belongs to the TUI).
     pub keys: toml::Table,
+    /// `auto` (ask the terminal for its background), `dark` or `light`.
+    pub theme: ThemeChoice,
 }
 
 /// One model of a `--batch` run.

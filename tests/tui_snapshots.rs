@@ -137,3 +137,232 @@ fn heatmap_cells_use_viridis() {
     let (bx, by) = brightest.1;
     assert!(bx < w / 2 + 2 && by < h / 2 + 1, "{brightest:?} in {w}x{h}");
 }
+
+/// The frame with its colours: one line per run of same-styled cells, so a
+/// change of any colour shows in the snapshot (the text snapshots above do
+/// not see colours).
+fn styled(state: &AppState, w: u16, h: u16) -> String {
+    use std::fmt::Write;
+    let buf = render_with_test_backend(state, w, h).unwrap();
+    let mut out = buffer_to_text(&buf);
+    for y in 0..h {
+        let mut x = 0;
+        while x < w {
+            let style = buf.cell((x, y)).unwrap().style();
+            let start = x;
+            let mut text = String::new();
+            while x < w && buf.cell((x, y)).unwrap().style() == style {
+                text.push_str(buf.cell((x, y)).unwrap().symbol());
+                x += 1;
+            }
+            // Image cells carry per-pixel colours; summarise them.
+            if text.chars().all(|c| c == '▀') {
+                text = format!("▀×{}", x - start);
+            }
+            if style != ratatui::style::Style::default() || !text.trim().is_empty() {
+                let _ = writeln!(
+                    out,
+                    "{y:>2}:{start:<3} fg={:?} bg={:?} mod={:?} {:?}",
+                    style.fg,
+                    style.bg,
+                    style.add_modifier,
+                    text.trim_end()
+                );
+            }
+        }
+    }
+    out
+}
+
+/// Every cell outside the images must be readable on `page`: a colour from
+/// the fixed palette with WCAG contrast ≥ 3 against its background (≥ 4.5
+/// for letters), or the terminal's default.
+fn assert_readable(state: &AppState, page: [u8; 3]) {
+    use melxai::tui::theme::{contrast, rgb_of};
+    let frame = render_frame(state, &KeyMap::default(), None, 120, 36);
+    for y in 0..36u16 {
+        for x in 0..120u16 {
+            if frame.regions.iter().any(|r| r.rect.contains((x, y).into())) {
+                continue;
+            }
+            let cell = frame.buffer.cell((x, y)).unwrap();
+            let sym = cell.symbol();
+            // Blank cells, and half-block pixels (still under a help overlay).
+            if sym.trim().is_empty() || sym == "▀" {
+                continue;
+            }
+            let Some(fg) = rgb_of(cell.fg) else {
+                assert_eq!(cell.fg, ratatui::style::Color::Reset, "({x},{y}) {sym:?}");
+                continue;
+            };
+            let bg = rgb_of(cell.bg).unwrap_or(page);
+            let letter = sym.chars().any(char::is_alphanumeric);
+            let need = if letter { 4.5 } else { 3.0 };
+            let c = contrast(fg, bg);
+            assert!(
+                c >= need,
+                "({x},{y}) {sym:?} {:?} on {:?}: {c:.2}",
+                cell.fg,
+                cell.bg
+            );
+        }
+    }
+}
+
+#[test]
+fn dark_and_light_themes() {
+    use melxai::tui::Theme;
+    let mut s = full();
+    s.update(Action::NextPane);
+    s.update(Action::NextPane);
+    s.update(Action::NextPane); // Calibration tab shown with the reliability bars.
+    s.set_theme(Theme::dark());
+    insta::assert_snapshot!("dark_theme", styled(&s, 100, 30));
+    assert_readable(&s, [0, 0, 0]);
+    s.set_theme(Theme::light());
+    insta::assert_snapshot!("light_theme", styled(&s, 100, 30));
+    assert_readable(&s, [255, 255, 255]);
+    // Unknown background: no fixed colour on text at all, only modifiers.
+    s.set_theme(Theme::terminal_default());
+    insta::assert_snapshot!("terminal_default_theme", styled(&s, 100, 30));
+}
+
+#[test]
+fn light_theme_help_is_readable() {
+    let mut s = full();
+    s.set_theme(melxai::tui::Theme::light());
+    s.update(Action::ToggleHelp);
+    assert_readable(&s, [255, 255, 255]);
+}
+
+/// Predictions from a 5-fold run: every image predicted out of fold, with
+/// the training split of the reference model on some.
+fn with_splits() -> AppState {
+    use melxai::progress::{Event, SamplePrediction};
+    let mut s = full();
+    let rows = predictions()
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| SamplePrediction {
+            split: [
+                "train",
+                "val",
+                "test",
+                "out-of-fold",
+                "out-of-fold",
+                "out-of-fold",
+            ][i]
+                .into(),
+            ..p
+        })
+        .collect::<Vec<_>>();
+    s.apply_event(Event::Predictions {
+        job: 9,
+        model: "lite0-run1".into(),
+        rows,
+    });
+    s
+}
+
+#[test]
+fn split_column_and_filter() {
+    let mut s = with_splits();
+    let text = pane(&s, Pane::Samples, 56, 10);
+    assert!(text.contains(" set"), "{text}");
+    assert!(
+        text.contains("trn") && text.contains("oof") && text.contains("test"),
+        "{text}"
+    );
+    insta::assert_snapshot!("samples_with_splits", text);
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        s.update(Action::CycleSplit);
+        seen.push((s.split_filter().map(str::to_string), s.visible().len()));
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (Some("train".into()), 1),
+            (Some("val".into()), 1),
+            (Some("test".into()), 1),
+            (Some("out-of-fold".into()), 3),
+            (None, 6),
+        ]
+    );
+    s.update(Action::CycleSplit);
+    assert!(pane(&s, Pane::Samples, 56, 10).contains("· train"));
+}
+
+#[test]
+fn reliability_bars_use_out_of_fold_predictions() {
+    let s = with_splits();
+    let text = pane(&s, Pane::Calibration, 100, 12);
+    assert!(text.contains("reliability · out-of-fold, n=3"), "{text}");
+    insta::assert_snapshot!("reliability_out_of_fold", text);
+    // Without out-of-fold rows: the calibration's held-out bins, counts kept.
+    let text = pane(&full(), Pane::Calibration, 100, 12);
+    assert!(text.contains("held-out, after scaling, n=48"), "{text}");
+    insta::assert_snapshot!("reliability_held_out", text);
+}
+
+#[test]
+fn overlay_blends_heatmap_over_photo() {
+    use melxai::tui::state::ImageKind;
+    use ratatui::style::Color;
+    let mut s = full();
+    s.update(Action::ToggleOverlay);
+    assert_eq!(s.overlay(), Some(50));
+    let frame = render_frame(&s, &KeyMap::default(), Some(Pane::Images), 96, 16);
+    let text = buffer_to_text(&frame.buffer);
+    assert!(text.contains("GradCAM on photo 50%"), "{text}");
+    let overlay = frame
+        .regions
+        .iter()
+        .find(|r| {
+            r.key.kind
+                == ImageKind::Overlay {
+                    method: "gradcam".into(),
+                    opacity: 50,
+                }
+        })
+        .expect("overlay drawn");
+    let photo = frame
+        .regions
+        .iter()
+        .find(|r| r.key.kind == ImageKind::Photo)
+        .expect("photo drawn");
+    // Same size as the photo; its corner (skin, far from the blob) is the
+    // mean of the skin colour and the map's low viridis end.
+    let aspect = |r: ratatui::layout::Rect| r.width as f32 / (2.0 * r.height as f32);
+    assert!(
+        (aspect(overlay.rect) - aspect(photo.rect)).abs() < 0.25,
+        "{overlay:?} {photo:?}"
+    );
+    let corner = frame
+        .buffer
+        .cell((overlay.rect.x, overlay.rect.y))
+        .unwrap()
+        .fg;
+    let Color::Rgb(r, g, b) = corner else {
+        panic!("{corner:?}")
+    };
+    let low = melxai::explain::colormap::VIRIDIS[0];
+    let mix = |p: u8, v: u8| ((p as f32 + v as f32) / 2.0).round() as i32;
+    assert!((r as i32 - mix(230, low[0])).abs() <= 6, "{corner:?}");
+    assert!((g as i32 - mix(190, low[1])).abs() <= 6, "{corner:?}");
+    assert!((b as i32 - mix(160, low[2])).abs() <= 6, "{corner:?}");
+    s.update(Action::OverlayStronger);
+    s.update(Action::OverlayStronger);
+    assert_eq!(s.overlay(), Some(70));
+    for _ in 0..10 {
+        s.update(Action::OverlayWeaker);
+    }
+    assert_eq!(s.overlay(), Some(10));
+    s.update(Action::ToggleOverlay);
+    assert_eq!(s.overlay(), None);
+    let frame = render_frame(&s, &KeyMap::default(), Some(Pane::Images), 96, 16);
+    assert!(frame
+        .regions
+        .iter()
+        .any(|r| r.key.kind == ImageKind::Heatmap("gradcam".into())));
+}

@@ -33,6 +33,7 @@ pub fn run(config: Config, graphics: &str) -> Result<i32> {
     let report_dir = PathBuf::from("reports");
     let mut options = TuiOptions::new(report_dir.join("triage.toml"), report_dir);
     options.graphics = graphics;
+    options.theme = config.tui.theme;
     options.keys = KeyMap::default()
         .with_table(&config.tui.keys)
         .map_err(|e| anyhow::anyhow!("[tui.keys]: {e}"))?;

@@ -126,6 +126,34 @@ pub fn render_heatmap(map: &HeatmapData, area: Rect, buf: &mut Buffer) -> Rect {
     })
 }
 
+/// A heatmap (viridis) blended over the photo at `opacity` in [0, 1]: how
+/// a dermatologist reads a saliency map, against the lesion itself. The map
+/// is sampled nearest-neighbour at the photo's resolution (maps are smaller).
+pub fn overlay_image(photo: &RgbImage, map: &HeatmapData, opacity: f32) -> Option<RgbImage> {
+    let (pw, ph) = (photo.width() as usize, photo.height() as usize);
+    if pw == 0
+        || ph == 0
+        || map.width == 0
+        || map.height == 0
+        || map.values.len() < map.width * map.height
+    {
+        return None;
+    }
+    let a = if opacity.is_finite() {
+        opacity.clamp(0.0, 1.0)
+    } else {
+        0.5
+    };
+    Some(RgbImage::from_fn(pw as u32, ph as u32, |x, y| {
+        let mx = (x as usize * map.width / pw).min(map.width - 1);
+        let my = (y as usize * map.height / ph).min(map.height - 1);
+        let heat = viridis(map.values[my * map.width + mx]);
+        let p = photo.get_pixel(x, y).0;
+        let mix = |i: usize| ((1.0 - a) * p[i] as f32 + a * heat[i] as f32).round() as u8;
+        image::Rgb([mix(0), mix(1), mix(2)])
+    }))
+}
+
 /// A heatmap as an RGB image (for graphics protocols and screenshots).
 pub fn heatmap_image(map: &HeatmapData) -> Option<RgbImage> {
     if map.width == 0 || map.height == 0 || map.values.len() < map.width * map.height {

@@ -49,6 +49,13 @@ pub enum Action {
     ToggleHelp,
     Screenshot,
     CycleMetric,
+    /// Show heatmaps blended over the photo instead of beside it.
+    ToggleOverlay,
+    /// Overlay opacity up / down by one step.
+    OverlayStronger,
+    OverlayWeaker,
+    /// Show one split (train / val / test / out-of-fold) or all.
+    CycleSplit,
     /// A character typed into the search or note field.
     Input(char),
     Backspace,
@@ -60,7 +67,7 @@ pub enum Action {
 
 impl Action {
     /// Remappable actions with their config names, in help order.
-    pub const NAMED: [(&'static str, Action); 24] = [
+    pub const NAMED: [(&'static str, Action); 28] = [
         ("move_down", Action::MoveDown),
         ("move_up", Action::MoveUp),
         ("page_down", Action::PageDown),
@@ -71,6 +78,7 @@ impl Action {
         ("prev_pane", Action::PrevPane),
         ("toggle_zoom", Action::ToggleZoom),
         ("cycle_filter", Action::CycleFilter),
+        ("cycle_split", Action::CycleSplit),
         ("cycle_sort", Action::CycleSort),
         ("search", Action::StartSearch),
         ("flag", Action::Mark(TriageMark::Flag)),
@@ -82,6 +90,9 @@ impl Action {
         ("explain", Action::Explain),
         ("cancel", Action::Cancel),
         ("cycle_metric", Action::CycleMetric),
+        ("overlay", Action::ToggleOverlay),
+        ("overlay_more", Action::OverlayStronger),
+        ("overlay_less", Action::OverlayWeaker),
         ("screenshot", Action::Screenshot),
         ("help", Action::ToggleHelp),
         ("quit", Action::Quit),
@@ -129,6 +140,10 @@ impl Action {
             Action::ToggleHelp => "this help",
             Action::Screenshot => "screenshot (SVG + HTML)",
             Action::CycleMetric => "agreement metric: SSIM / Pearson / cosine / Jaccard",
+            Action::ToggleOverlay => "heatmaps over the photo / beside it",
+            Action::OverlayStronger => "overlay opacity up",
+            Action::OverlayWeaker => "overlay opacity down",
+            Action::CycleSplit => "split: all / train / val / test / out-of-fold",
             Action::Input(_) | Action::Backspace | Action::Submit | Action::SelectRow(_) => "",
         }
     }
@@ -310,6 +325,10 @@ impl Default for KeyMap {
             (c('?'), Action::ToggleHelp),
             (c('p'), Action::Screenshot),
             (c('M'), Action::CycleMetric),
+            (c('o'), Action::ToggleOverlay),
+            (c(']'), Action::OverlayStronger),
+            (c('['), Action::OverlayWeaker),
+            (c('v'), Action::CycleSplit),
         ];
         KeyMap {
             bindings: pairs.into_iter().collect(),

@@ -30,7 +30,8 @@ use crate::tui::panes::{samples, ImageRegion};
 use crate::tui::screenshot::{self, RenderedFrame};
 use crate::tui::state::{AppState, Metric};
 use crate::tui::terminal::{self, TerminalGuard};
-use crate::tui::{triage, ui};
+use crate::tui::theme::{Theme, ThemeChoice};
+use crate::tui::{probe, triage, ui};
 
 /// Loads the photo of a sample id (`<class>/<file>`); `None` when it cannot.
 pub type ImageLoader = Box<dyn Fn(&str) -> Option<RgbImage> + Send>;
@@ -49,6 +50,8 @@ pub struct TuiOptions {
     /// Screenshots go to `<report_dir>/screens/`.
     pub report_dir: PathBuf,
     pub graphics: GraphicsMode,
+    /// `[tui] theme`; `auto` asks the terminal for its background.
+    pub theme: ThemeChoice,
     pub keys: KeyMap,
     /// Samples known before any prediction: `(id, label)`.
     pub samples: Vec<(String, usize)>,
@@ -74,6 +77,7 @@ impl TuiOptions {
             triage_path,
             report_dir,
             graphics: GraphicsMode::Auto,
+            theme: ThemeChoice::Auto,
             keys: KeyMap::default(),
             samples: Vec::new(),
             class_names: Vec::new(),
@@ -128,11 +132,11 @@ impl App {
     }
 
     /// Starts a graphics protocol (call with the terminal in TUI mode).
-    pub fn init_graphics(&mut self, mode: GraphicsMode) {
-        self.renderer = ProtocolRenderer::detect(mode);
-        if let Some(r) = &self.renderer {
-            self.state.info(format!("images: {}", r.protocol_name()));
-        }
+    /// `version` is the terminal's XTVERSION reply, if it gave one.
+    pub fn init_graphics(&mut self, mode: GraphicsMode, version: Option<&str>) {
+        let (renderer, message) = ProtocolRenderer::detect(mode, version);
+        self.renderer = renderer;
+        self.state.info(message);
     }
 
     /// One engine event.
@@ -431,9 +435,14 @@ pub async fn run_app(
         return Err(crate::tui::TuiError::NotATerminal);
     }
     let graphics = options.graphics;
+    let theme = options.theme;
     let mut app = App::new(options);
     let mut guard = TerminalGuard::enter()?;
-    app.init_graphics(graphics);
+    // Before anything reads input: the replies arrive on stdin.
+    let replies = probe::query_terminal(Duration::from_millis(probe::PROBE_TIMEOUT_MS));
+    app.state
+        .set_theme(Theme::resolve(theme, replies.background));
+    app.init_graphics(graphics, replies.version.as_deref());
     let mut input = crossterm::event::EventStream::new();
     let result = run_loop(
         guard.terminal(),

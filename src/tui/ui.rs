@@ -7,13 +7,14 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, BorderType, Borders, Clear, Paragraph, Widget, Wrap};
 
 use crate::tui::keys::{Action, KeyMap};
 use crate::tui::panes::{self, ImageRegion};
 use crate::tui::state::{AppState, InputMode, JobStatus, Level, Pane};
+use crate::tui::theme::Theme;
 
 /// Smallest usable terminal.
 pub const MIN_WIDTH: u16 = 60;
@@ -64,16 +65,17 @@ pub fn layout(state: &AppState, area: Rect) -> PaneAreas {
     out
 }
 
-fn pane_block(title: Line<'static>, focused: bool) -> Block<'static> {
+fn pane_block(theme: &Theme, title: Line<'static>, focused: bool) -> Block<'static> {
     let (border, kind) = if focused {
-        (Style::default().fg(Color::Cyan), BorderType::Thick)
+        (theme.border_focused, BorderType::Thick)
     } else {
-        (Style::default().fg(Color::DarkGray), BorderType::Plain)
+        (theme.border, BorderType::Plain)
     };
     Block::default()
         .borders(Borders::ALL)
         .border_type(kind)
         .border_style(border)
+        .title_style(theme.text)
         .title(title)
 }
 
@@ -85,6 +87,9 @@ fn samples_title(state: &AppState) -> Line<'static> {
         state.filter().label(),
         state.sort().label()
     );
+    if let Some(split) = state.split_filter() {
+        t.push_str(&format!(" · {split}"));
+    }
     if !state.query().is_empty() {
         t.push_str(&format!(" · /{}", state.query()));
     }
@@ -93,20 +98,19 @@ fn samples_title(state: &AppState) -> Line<'static> {
 }
 
 fn tab_title(state: &AppState, shown: Pane) -> Line<'static> {
+    let theme = state.theme();
     let mut spans = vec![Span::raw(" ")];
     for (i, p) in [Pane::Training, Pane::Calibration, Pane::Agreement]
         .into_iter()
         .enumerate()
     {
         if i > 0 {
-            spans.push(Span::styled(" │ ", Style::default().fg(Color::DarkGray)));
+            spans.push(Span::styled(" │ ", theme.border));
         }
         let style = if p == shown {
-            Style::default()
-                .fg(Color::White)
-                .add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+            theme.tab_active
         } else {
-            Style::default().fg(Color::Gray)
+            theme.tab_inactive
         };
         let mut title = p.title().to_string();
         if p == Pane::Agreement {
@@ -132,7 +136,7 @@ pub fn render_pane(
         Pane::Images => Line::from(format!(" {} ", pane.title())),
         _ => tab_title(state, pane),
     };
-    let block = pane_block(title, focused);
+    let block = pane_block(state.theme(), title, focused);
     let inner = block.inner(area);
     block.render(area, buf);
     match pane {
@@ -145,22 +149,17 @@ pub fn render_pane(
 }
 
 fn render_header(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let theme = state.theme();
     let model = state.model().unwrap_or("no checkpoint");
     let mut spans = vec![
-        Span::styled(
-            " melxai ",
-            Style::default()
-                .fg(Color::Black)
-                .bg(Color::Cyan)
-                .add_modifier(Modifier::BOLD),
-        ),
-        Span::raw(format!(" model: {model}  ")),
+        Span::styled(" melxai ", theme.badge),
+        Span::styled(format!(" model: {model}  "), theme.text),
     ];
     if let Some(device) = &state.device {
         spans.push(Span::raw(format!("device: {device}  ")));
     }
     match state.job() {
-        JobStatus::Idle => spans.push(Span::styled("idle", Style::default().fg(Color::Gray))),
+        JobStatus::Idle => spans.push(Span::styled("idle", theme.dim)),
         JobStatus::Running {
             kind,
             description,
@@ -180,52 +179,47 @@ fn render_header(state: &AppState, area: Rect, buf: &mut Buffer) {
                     s.push_str(&format!(" ETA {}", panes::training::format_eta(eta)));
                 }
             }
-            spans.push(Span::styled(s, Style::default().fg(Color::Yellow)));
+            spans.push(Span::styled(s, theme.warn));
         }
-        JobStatus::Done(summary) => spans.push(Span::styled(
-            format!("✓ {summary}"),
-            Style::default().fg(Color::Green),
-        )),
-        JobStatus::Failed(msg) => spans.push(Span::styled(
-            format!("✗ {msg}"),
-            Style::default().fg(Color::Red),
-        )),
+        JobStatus::Done(summary) => spans.push(Span::styled(format!("✓ {summary}"), theme.good)),
+        JobStatus::Failed(msg) => spans.push(Span::styled(format!("✗ {msg}"), theme.bad)),
     }
     Paragraph::new(Line::from(spans)).render(area, buf);
     let hint = "? help  q quit ";
     if area.width as usize > hint.len() + 40 {
         let w = hint.len() as u16;
-        Paragraph::new(Span::styled(hint, Style::default().fg(Color::Gray)))
+        Paragraph::new(Span::styled(hint, theme.dim))
             .render(Rect::new(area.right() - w, area.y, w, 1), buf);
     }
 }
 
 fn render_status(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let theme = state.theme();
     let line = match state.input() {
         InputMode::Search(q) => Line::from(vec![
-            Span::styled("/", Style::default().fg(Color::Cyan)),
-            Span::raw(q.clone()),
-            Span::styled("▏", Style::default().fg(Color::Cyan)),
-            Span::styled("  Enter keep · Esc clear", Style::default().fg(Color::Gray)),
+            Span::styled("/", theme.accent),
+            Span::styled(q.clone(), theme.text),
+            Span::styled("▏", theme.accent),
+            Span::styled("  Enter keep · Esc clear", theme.dim),
         ]),
         InputMode::Note(n) => Line::from(vec![
-            Span::styled("note: ", Style::default().fg(Color::Cyan)),
-            Span::raw(n.clone()),
-            Span::styled("▏", Style::default().fg(Color::Cyan)),
-            Span::styled("  Enter save · Esc cancel", Style::default().fg(Color::Gray)),
+            Span::styled("note: ", theme.accent),
+            Span::styled(n.clone(), theme.text),
+            Span::styled("▏", theme.accent),
+            Span::styled("  Enter save · Esc cancel", theme.dim),
         ]),
         InputMode::Normal => match state.last_message() {
             Some(m) => {
-                let colour = match m.level {
-                    Level::Info => Color::Gray,
-                    Level::Warning => Color::Yellow,
-                    Level::Error => Color::Red,
+                let style = match m.level {
+                    Level::Info => theme.dim,
+                    Level::Warning => theme.warn,
+                    Level::Error => theme.bad,
                 };
-                Line::from(Span::styled(m.text.clone(), Style::default().fg(colour)))
+                Line::from(Span::styled(m.text.clone(), style))
             }
             None => Line::from(Span::styled(
-                "j/k move · Tab pane · f filter · s sort · / search · t train · e explain · p screenshot",
-                Style::default().fg(Color::Gray),
+                "j/k move · Tab pane · f filter · s sort · / search · t train · e explain · o overlay · p screenshot",
+                theme.dim,
             )),
         },
     };
@@ -243,13 +237,13 @@ pub fn help_lines(keys: &KeyMap) -> Vec<(String, &'static str)> {
         .collect()
 }
 
-fn render_help(keys: &KeyMap, area: Rect, buf: &mut Buffer) {
+fn render_help(theme: &Theme, keys: &KeyMap, area: Rect, buf: &mut Buffer) {
     let lines: Vec<Line> = help_lines(keys)
         .into_iter()
         .map(|(k, d)| {
             Line::from(vec![
-                Span::styled(format!("{k:>12}  "), Style::default().fg(Color::Cyan)),
-                Span::raw(d),
+                Span::styled(format!("{k:>12}  "), theme.accent),
+                Span::styled(d, theme.text),
             ])
         })
         .collect();
@@ -267,7 +261,8 @@ fn render_help(keys: &KeyMap, area: Rect, buf: &mut Buffer) {
             Block::default()
                 .borders(Borders::ALL)
                 .border_type(BorderType::Rounded)
-                .title(" keys (Esc or ? closes) "),
+                .border_style(theme.border_focused)
+                .title(Span::styled(" keys (Esc or ? closes) ", theme.text)),
         )
         .render(popup, buf);
 }
@@ -318,7 +313,7 @@ pub fn render(state: &AppState, keys: &KeyMap, area: Rect, buf: &mut Buffer) -> 
     }
     render_status(state, l.status, buf);
     if state.show_help() {
-        render_help(keys, area, buf);
+        render_help(state.theme(), keys, area, buf);
         // The overlay hides images under it.
         regions.clear();
     }

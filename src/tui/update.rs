@@ -6,7 +6,9 @@
 
 use crate::engine::requests::Request;
 use crate::tui::keys::Action;
-use crate::tui::state::{AppState, InputMode, JobStatus, Pane, METHODS};
+use crate::tui::state::{
+    AppState, InputMode, JobStatus, Pane, METHODS, OVERLAY_RANGE, OVERLAY_STEP,
+};
 use crate::tui::triage::TriageMark;
 
 impl AppState {
@@ -74,6 +76,34 @@ impl AppState {
                 self.info(format!("agreement metric: {}", self.metric.title()));
             }
             Action::Screenshot => {}
+            Action::ToggleOverlay => {
+                self.overlay = !self.overlay;
+                self.info(if self.overlay {
+                    format!(
+                        "heatmaps over the photo at {}% ([ ] opacity)",
+                        self.overlay_opacity
+                    )
+                } else {
+                    "heatmaps beside the photo".into()
+                });
+            }
+            Action::OverlayStronger | Action::OverlayWeaker => {
+                let (lo, hi) = OVERLAY_RANGE;
+                self.overlay_opacity = if action == Action::OverlayStronger {
+                    self.overlay_opacity.saturating_add(OVERLAY_STEP).min(hi)
+                } else {
+                    self.overlay_opacity.saturating_sub(OVERLAY_STEP).max(lo)
+                };
+                self.overlay = true;
+                self.info(format!("overlay opacity {}%", self.overlay_opacity));
+            }
+            Action::CycleSplit => {
+                self.split_filter = self.next_split(self.split_filter.as_deref());
+                self.ensure_selection();
+                let n = self.visible().len();
+                let name = self.split_filter.as_deref().unwrap_or("all splits");
+                self.info(format!("split: {name} ({n} samples)"));
+            }
         }
         out
     }

@@ -12,6 +12,7 @@ use ratatui::widgets::{Block, Cell, Row, Table, Widget};
 use super::empty_message;
 use crate::tui::colormap::viridis;
 use crate::tui::state::{method_title, AgreementMatrix, AppState};
+use crate::tui::theme::Theme;
 
 fn short(method: &str) -> &str {
     match method {
@@ -22,7 +23,7 @@ fn short(method: &str) -> &str {
     }
 }
 
-fn matrix_table(m: &AgreementMatrix, title: String, area: Rect, buf: &mut Buffer) {
+fn matrix_table(theme: &Theme, m: &AgreementMatrix, title: String, area: Rect, buf: &mut Buffer) {
     let header = std::iter::once(Cell::from(""))
         .chain(m.methods.iter().map(|s| Cell::from(short(s).to_string())))
         .collect::<Vec<_>>();
@@ -30,7 +31,12 @@ fn matrix_table(m: &AgreementMatrix, title: String, area: Rect, buf: &mut Buffer
         let cells =
             std::iter::once(Cell::from(short(name).to_string())).chain(row.iter().map(|&v| {
                 let c = viridis(v as f32);
-                let fg = if v > 0.6 { Color::Black } else { Color::White };
+                // Palette black/white: fixed, unlike the re-themable ANSI ones.
+                let fg = if v > 0.6 {
+                    Color::Indexed(16)
+                } else {
+                    Color::Indexed(231)
+                };
                 Cell::from(format!("{v:>6.2}"))
                     .style(Style::default().bg(Color::Rgb(c[0], c[1], c[2])).fg(fg))
             }));
@@ -42,15 +48,9 @@ fn matrix_table(m: &AgreementMatrix, title: String, area: Rect, buf: &mut Buffer
         .clamp(4, 9);
     let widths = vec![Constraint::Length(col); m.methods.len() + 1];
     Table::new(rows, widths)
-        .header(
-            Row::new(header).style(
-                Style::default()
-                    .fg(Color::Cyan)
-                    .add_modifier(Modifier::BOLD),
-            ),
-        )
+        .header(Row::new(header).style(theme.accent.add_modifier(Modifier::BOLD)))
         .column_spacing(1)
-        .block(Block::default().title(Line::from(title)))
+        .block(Block::default().title(Line::styled(title, theme.text)))
         .render(area, buf);
 }
 
@@ -74,7 +74,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         } else {
             "No explanations yet — press e".to_string()
         };
-        empty_message(area, buf, &text);
+        empty_message(state.theme(), area, buf, &text);
         return;
     }
     let parts: Vec<(String, &AgreementMatrix)> = sample
@@ -89,6 +89,6 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         Layout::vertical(vec![Constraint::Ratio(1, parts.len() as u32); parts.len()]).split(area)
     };
     for ((title, m), &a) in parts.into_iter().zip(areas.iter()) {
-        matrix_table(m, title, a, buf);
+        matrix_table(state.theme(), m, title, a, buf);
     }
 }

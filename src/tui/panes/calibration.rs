@@ -1,20 +1,31 @@
 //! Calibration before and after temperature scaling: the scalar metrics
-//! (ECE, adaptive ECE, MCE, Brier, NLL) and a reliability diagram, so one can
+//! (ECE, adaptive ECE, MCE, Brier, NLL) and a reliability view, so one can
 //! see whether the probabilities shown in the list can be taken at face value;
 //! below it, when there is room, the risk–coverage curve of the predicted
 //! images and its AURC (how well the model's confidence ranks its own errors:
 //! what error rate remains when the least certain cases are referred).
+//!
+//! The reliability view is a bar per confidence bin with its sample count,
+//! not a line: with a few dozen test images most of 15 bins are empty or hold
+//! one image, and a line through them zig-zags between 0 and 1 while saying
+//! nothing. Five bins over [0.5, 1] (a binary classifier's top-label
+//! confidence is never below 0.5), counts beside each bar, and the
+//! out-of-fold predictions of a cross-validation when there are any (every
+//! image, each predicted by a model that never saw it) make it readable.
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Axis, Block, Cell, Chart, Dataset, GraphType, Row, Table, Widget};
+use ratatui::widgets::{
+    Axis, Block, Cell, Chart, Dataset, GraphType, Paragraph, Row, Table, Widget,
+};
 
 use super::{empty_message, fmt3};
 use crate::selective::{risk_coverage, RiskCoverage};
 use crate::tui::state::{AppState, CalibrationMetrics};
+use crate::tui::theme::{Theme, ThemeKind};
 
 /// Rows the diagram area needs before the risk–coverage chart gets half.
 const RISK_COVERAGE_MIN_HEIGHT: u16 = 16;
@@ -31,23 +42,129 @@ fn predicted_risk_coverage(state: &AppState) -> Option<RiskCoverage> {
     risk_coverage(&confidence, &correct).ok()
 }
 
-/// Points (mean confidence, accuracy) of the non-empty bins.
-fn reliability_points(m: &CalibrationMetrics) -> Vec<(f64, f64)> {
-    m.bins
-        .iter()
-        .filter(|b| b.count > 0)
-        .filter_map(|b| Some((b.mean_confidence?, b.accuracy?)))
+/// Bins of the reliability view, equal width over [0.5, 1].
+pub const RELIABILITY_BINS: usize = 5;
+
+/// Split name of out-of-fold predictions in `SamplePrediction::split`.
+pub const OUT_OF_FOLD: &str = "out-of-fold";
+
+/// One bar of the reliability view.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BarBin {
+    pub lower: f64,
+    pub upper: f64,
+    pub count: u64,
+    /// Fraction correct; `None` when empty.
+    pub accuracy: Option<f64>,
+    /// Mean top-label confidence; `None` when empty.
+    pub confidence: Option<f64>,
+}
+
+/// Bin index in [0, RELIABILITY_BINS) of a confidence in [0.5, 1]; bins are
+/// `[0.5, 0.6], (0.6, 0.7], …` (values below 0.5 or above 1 are clamped).
+fn bin_of(confidence: f64) -> usize {
+    let x = ((confidence - 0.5) * 2.0 * RELIABILITY_BINS as f64).ceil() as isize - 1;
+    x.clamp(0, RELIABILITY_BINS as isize - 1) as usize
+}
+
+fn empty_bins() -> Vec<BarBin> {
+    (0..RELIABILITY_BINS)
+        .map(|i| BarBin {
+            lower: 0.5 + 0.5 * i as f64 / RELIABILITY_BINS as f64,
+            upper: 0.5 + 0.5 * (i + 1) as f64 / RELIABILITY_BINS as f64,
+            count: 0,
+            accuracy: None,
+            confidence: None,
+        })
         .collect()
 }
 
-pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
-    let Some(cal) = state.calibration() else {
-        let text = if state.checkpoint().is_none() {
-            "No checkpoint yet — press t to train"
-        } else {
-            "No calibration yet — press r to evaluate and calibrate"
+/// Accumulates `(confidence, weight, correct weight)` per bin.
+fn finish(sums: Vec<(f64, f64, f64)>) -> Vec<BarBin> {
+    let mut bins = empty_bins();
+    for (b, (conf, n, ok)) in bins.iter_mut().zip(sums) {
+        if n > 0.0 {
+            b.count = n.round() as u64;
+            b.accuracy = Some(ok / n);
+            b.confidence = Some(conf / n);
+        }
+    }
+    bins
+}
+
+/// Bars from `(probability of the positive class, correct)` pairs.
+pub fn bins_from_predictions(preds: &[(f64, bool)]) -> Vec<BarBin> {
+    let mut sums = vec![(0.0, 0.0, 0.0); RELIABILITY_BINS];
+    for &(p, correct) in preds {
+        if !p.is_finite() {
+            continue;
+        }
+        let conf = p.max(1.0 - p).clamp(0.5, 1.0);
+        let s = &mut sums[bin_of(conf)];
+        s.0 += conf;
+        s.1 += 1.0;
+        s.2 += f64::from(u8::from(correct));
+    }
+    finish(sums)
+}
+
+/// Bars from the calibration report's finer bins, each moved whole into the
+/// bar that holds its mean confidence (counts and sums are kept exactly).
+pub fn bins_from_report(m: &CalibrationMetrics) -> Vec<BarBin> {
+    let mut sums = vec![(0.0, 0.0, 0.0); RELIABILITY_BINS];
+    for b in &m.bins {
+        let (Some(conf), Some(acc)) = (b.mean_confidence, b.accuracy) else {
+            continue;
         };
-        empty_message(area, buf, text);
+        if b.count == 0 {
+            continue;
+        }
+        let n = b.count as f64;
+        let s = &mut sums[bin_of(conf)];
+        s.0 += conf * n;
+        s.1 += n;
+        s.2 += acc * n;
+    }
+    finish(sums)
+}
+
+/// What the reliability view shows: out-of-fold predictions from the list
+/// when there are any, else the held-out bins of the last calibration.
+pub fn reliability_source(state: &AppState) -> Option<(String, Vec<BarBin>)> {
+    let oof: Vec<(f64, bool)> = state
+        .rows()
+        .iter()
+        .filter_map(|r| r.prediction.as_ref())
+        .filter(|p| p.split == OUT_OF_FOLD)
+        .map(|p| (p.probability, p.correct()))
+        .collect();
+    if !oof.is_empty() {
+        return Some((
+            format!("out-of-fold, n={}", oof.len()),
+            bins_from_predictions(&oof),
+        ));
+    }
+    let cal = state.calibration()?;
+    let bins = bins_from_report(&cal.after);
+    let n: u64 = bins.iter().map(|b| b.count).sum();
+    (n > 0).then(|| (format!("held-out, after scaling, n={n}"), bins))
+}
+
+pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let theme = state.theme();
+    let source = reliability_source(state);
+    let Some(cal) = state.calibration() else {
+        match source {
+            Some((title, bins)) => render_reliability(theme, &title, &bins, area, buf),
+            None => {
+                let text = if state.checkpoint().is_none() {
+                    "No checkpoint yet — press t to train"
+                } else {
+                    "No calibration yet — press r to evaluate and calibrate"
+                };
+                empty_message(theme, area, buf, text);
+            }
+        }
         return;
     };
     let [numbers, diagram] =
@@ -55,15 +172,11 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let row = |name: &str, b: Option<f64>, a: Option<f64>| {
         let better = matches!((b, a), (Some(b), Some(a)) if a < b);
         Row::new(vec![
-            Cell::from(name.to_string()),
-            Cell::from(fmt3(b)),
+            Cell::from(Span::styled(name.to_string(), theme.text)),
+            Cell::from(Span::styled(fmt3(b), theme.text)),
             Cell::from(Span::styled(
                 fmt3(a),
-                if better {
-                    Style::default().fg(Color::Green)
-                } else {
-                    Style::default()
-                },
+                if better { theme.good } else { theme.text },
             )),
         ])
     };
@@ -83,79 +196,31 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             Constraint::Length(7),
         ],
     )
-    .header(
-        Row::new(vec!["", "before", "after"]).style(
-            Style::default()
-                .fg(Color::Cyan)
-                .add_modifier(Modifier::BOLD),
-        ),
-    )
-    .block(Block::default().title(Line::from(format!("T = {:.3}", cal.temperature))))
+    .header(Row::new(vec!["", "before", "after"]).style(theme.accent.add_modifier(Modifier::BOLD)))
+    .block(Block::default().title(Line::styled(
+        format!("T = {:.3}", cal.temperature),
+        theme.text,
+    )))
     .render(numbers, buf);
 
-    if diagram.width < 20 || diagram.height < 6 {
-        return;
-    }
     let rc = predicted_risk_coverage(state);
     let diagram = match &rc {
         Some(rc) if diagram.height >= RISK_COVERAGE_MIN_HEIGHT => {
             let [top, bottom] =
                 Layout::vertical([Constraint::Percentage(55), Constraint::Min(0)]).areas(diagram);
-            risk_coverage_chart(rc, bottom, buf);
+            risk_coverage_chart(theme, rc, bottom, buf);
             top
         }
         _ => diagram,
     };
-    let diagonal = [(0.0, 0.0), (1.0, 1.0)];
-    let before = reliability_points(b);
-    let after = reliability_points(a);
-    Chart::new(vec![
-        Dataset::default()
-            .name("perfect")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::default().fg(Color::DarkGray))
-            .data(&diagonal),
-        Dataset::default()
-            .name("before")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::default().fg(Color::Red))
-            .data(&before),
-        Dataset::default()
-            .name("after")
-            .marker(Marker::Braille)
-            .graph_type(GraphType::Line)
-            .style(Style::default().fg(Color::Green))
-            .data(&after),
-    ])
-    .block(Block::default().title(super::training::legend(
-        "reliability",
-        &[
-            ("before", Color::Red),
-            ("after", Color::Green),
-            ("ideal", Color::DarkGray),
-        ],
-    )))
-    .legend_position(None)
-    .x_axis(
-        Axis::default()
-            .bounds([0.0, 1.0])
-            .labels(vec![Span::raw("0"), Span::raw("1")])
-            .style(Style::default().fg(Color::Gray)),
-    )
-    .y_axis(
-        Axis::default()
-            .bounds([0.0, 1.0])
-            .labels(vec![Span::raw("0"), Span::raw("1")])
-            .style(Style::default().fg(Color::Gray)),
-    )
-    .render(diagram, buf);
+    if let Some((title, bins)) = source {
+        render_reliability(theme, &title, &bins, diagram, buf);
+    }
 }
 
 /// Risk (error rate of the decided images) against coverage, most confident
 /// decided first; the title carries the AURC and the overall error rate.
-fn risk_coverage_chart(rc: &RiskCoverage, area: Rect, buf: &mut Buffer) {
+fn risk_coverage_chart(theme: &Theme, rc: &RiskCoverage, area: Rect, buf: &mut Buffer) {
     let points: Vec<(f64, f64)> = std::iter::once((0.0, rc.curve.first().map_or(0.0, |p| p.risk)))
         .chain(rc.curve.iter().map(|p| (p.coverage, p.risk)))
         .collect();
@@ -163,25 +228,150 @@ fn risk_coverage_chart(rc: &RiskCoverage, area: Rect, buf: &mut Buffer) {
     Chart::new(vec![Dataset::default()
         .marker(Marker::Braille)
         .graph_type(GraphType::Line)
-        .style(Style::default().fg(Color::Yellow))
+        .style(Style::default().fg(theme.series[0]))
         .data(&points)])
-    .block(Block::default().title(Line::from(format!(
-        "risk–coverage · AURC {} (best {}) · n {}",
-        fmt3(Some(rc.aurc)),
-        fmt3(Some(rc.optimal_aurc)),
-        rc.n
-    ))))
+    .block(Block::default().title(Line::styled(
+        format!(
+            "risk–coverage · AURC {} (best {}) · n {}",
+            fmt3(Some(rc.aurc)),
+            fmt3(Some(rc.optimal_aurc)),
+            rc.n
+        ),
+        theme.text,
+    )))
     .x_axis(
         Axis::default()
             .bounds([0.0, 1.0])
             .labels(vec![Span::raw("0"), Span::raw("coverage 1")])
-            .style(Style::default().fg(Color::Gray)),
+            .style(theme.dim),
     )
     .y_axis(
         Axis::default()
             .bounds([0.0, top])
             .labels(vec![Span::raw("0"), Span::raw(format!("{top:.2}"))])
-            .style(Style::default().fg(Color::Gray)),
+            .style(theme.dim),
     )
     .render(area, buf);
+}
+
+/// The bars: per bin, accuracy as a filled bar, mean confidence as a tick on
+/// it (a calibrated model has the tick at the bar's end), then the numbers.
+pub fn render_reliability(
+    theme: &Theme,
+    title: &str,
+    bins: &[BarBin],
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    if area.width < 30 || area.height < 3 {
+        return;
+    }
+    // "0.5–0.6 " + bar + " 0.40 / 0.55 n=123"
+    const LABEL_W: u16 = 8;
+    const NUMBERS_W: u16 = 19;
+    let bar_w = (area.width - LABEL_W - NUMBERS_W).clamp(5, 40) as usize;
+    let mut lines = vec![
+        Line::styled(format!("reliability · {title}"), theme.text),
+        Line::from(vec![
+            Span::styled(format!("{:<w$}", "conf.", w = LABEL_W as usize), theme.dim),
+            Span::styled("█", bar_style(theme)),
+            Span::styled(" accuracy ", theme.dim),
+            Span::styled("┃", theme.warn),
+            Span::styled(" confidence", theme.dim),
+        ]),
+    ];
+    for b in bins {
+        let mut spans = vec![Span::styled(
+            format!("{:.1}–{:.1} ", b.lower, b.upper),
+            theme.text,
+        )];
+        match (b.accuracy, b.confidence) {
+            (Some(acc), Some(conf)) => {
+                let filled = (acc * bar_w as f64).round() as usize;
+                let tick = ((conf * bar_w as f64).round() as usize).clamp(1, bar_w) - 1;
+                for i in 0..bar_w {
+                    let (sym, style) = if i == tick {
+                        ("┃", theme.warn)
+                    } else if i < filled {
+                        ("█", bar_style(theme))
+                    } else {
+                        ("░", theme.dim)
+                    };
+                    spans.push(Span::styled(sym, style));
+                }
+                spans.push(Span::styled(
+                    format!(" {acc:.2} / {conf:.2} n={}", b.count),
+                    theme.text,
+                ));
+            }
+            _ => {
+                spans.push(Span::styled("·".repeat(bar_w), theme.dim));
+                spans.push(Span::styled(" empty      n=0", theme.dim));
+            }
+        }
+        lines.push(Line::from(spans));
+    }
+    Paragraph::new(lines).render(area, buf);
+}
+
+/// Accuracy bars: the theme's "good" colour, or plain text colour when the
+/// theme has none (unknown background).
+fn bar_style(theme: &Theme) -> Style {
+    match theme.kind {
+        ThemeKind::TerminalDefault => theme.text,
+        _ => theme.good,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tui::state::ReliabilityBin;
+
+    #[test]
+    fn bins_cover_half_to_one() {
+        assert_eq!(bin_of(0.5), 0);
+        assert_eq!(bin_of(0.6), 0);
+        assert_eq!(bin_of(0.61), 1);
+        assert_eq!(bin_of(0.95), 4);
+        assert_eq!(bin_of(1.0), 4);
+        assert_eq!(bin_of(0.2), 0);
+    }
+
+    #[test]
+    fn predictions_are_binned_by_top_label_confidence() {
+        // p=0.1 is a confident "negative" (confidence 0.9).
+        let bins =
+            bins_from_predictions(&[(0.1, true), (0.95, false), (0.55, true), (0.58, false)]);
+        assert_eq!(bins.len(), RELIABILITY_BINS);
+        assert_eq!(bins[0].count, 2);
+        assert_eq!(bins[0].accuracy, Some(0.5));
+        assert!((bins[0].confidence.unwrap() - 0.565).abs() < 1e-9);
+        assert_eq!(bins[3].count, 1);
+        assert_eq!(bins[3].accuracy, Some(1.0));
+        assert_eq!(bins[4].count, 1);
+        assert_eq!(bins[4].accuracy, Some(0.0));
+        assert_eq!(bins[1].count, 0);
+        assert_eq!(bins[1].accuracy, None);
+    }
+
+    #[test]
+    fn report_bins_are_merged_with_their_counts() {
+        let bin = |c: f64, a: f64, n: u64| ReliabilityBin {
+            lower: 0.0,
+            upper: 0.0,
+            mean_confidence: Some(c),
+            accuracy: Some(a),
+            count: n,
+        };
+        let m = CalibrationMetrics {
+            bins: vec![bin(0.92, 1.0, 3), bin(0.97, 0.0, 1), bin(0.65, 0.5, 2)],
+            ..Default::default()
+        };
+        let bars = bins_from_report(&m);
+        assert_eq!(bars[4].count, 4);
+        assert_eq!(bars[4].accuracy, Some(0.75));
+        assert_eq!(bars[1].count, 2);
+        assert_eq!(bars.iter().map(|b| b.count).sum::<u64>(), 6);
+    }
 }

@@ -4,7 +4,7 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 
@@ -14,26 +14,23 @@ use crate::tui::state::{method_title, AppState, ImageKey, ImageKind};
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer, regions: &mut Vec<ImageRegion>) {
     let Some(row) = state.selected_row() else {
-        empty_message(area, buf, "No sample selected");
+        empty_message(state.theme(), area, buf, "No sample selected");
         return;
     };
     if area.height < 3 {
         return;
     }
+    let theme = state.theme();
     let [info, tiles] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
     let mut spans = vec![
+        Span::styled(row.id.clone(), theme.text.add_modifier(Modifier::BOLD)),
         Span::styled(
-            row.id.clone(),
-            Style::default().add_modifier(Modifier::BOLD),
+            format!("  true: {}", state.class_name(row.label)),
+            theme.text,
         ),
-        Span::raw(format!("  true: {}", state.class_name(row.label))),
     ];
     if let Some(p) = &row.prediction {
-        let colour = if p.correct() {
-            Color::Green
-        } else {
-            Color::Red
-        };
+        let colour = if p.correct() { theme.good } else { theme.bad };
         spans.push(Span::styled(
             format!(
                 "  pred: {} p={:.2} {}",
@@ -41,11 +38,11 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer, regions: &mut Vec<
                 p.probability,
                 if p.correct() { "✓" } else { "✗" }
             ),
-            Style::default().fg(colour),
+            colour,
         ));
     }
     if let Some(a) = row.agreement {
-        spans.push(Span::raw(format!("  agreement {a:.2}")));
+        spans.push(Span::styled(format!("  agreement {a:.2}"), theme.text));
     }
     Paragraph::new(Line::from(spans)).render(info, buf);
 
@@ -57,8 +54,8 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer, regions: &mut Vec<
     // The photo.
     let tile = Block::default()
         .borders(Borders::ALL)
-        .border_style(Style::default().fg(Color::DarkGray))
-        .title("photo");
+        .border_style(theme.border)
+        .title(Span::styled("photo", theme.text));
     let inner = tile.inner(areas[0]);
     tile.render(areas[0], buf);
     match state.photo(&row.id) {
@@ -67,6 +64,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer, regions: &mut Vec<
             if rect.width > 0 {
                 regions.push(ImageRegion {
                     rect,
+                    area: inner,
                     key: ImageKey {
                         sample_id: row.id.clone(),
                         kind: ImageKind::Photo,
@@ -74,7 +72,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer, regions: &mut Vec<
                 });
             }
         }
-        None => empty_message(inner, buf, "no image"),
+        None => empty_message(state.theme(), inner, buf, "no image"),
     }
 
     if maps.is_empty() {
@@ -83,7 +81,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer, regions: &mut Vec<
         } else {
             "No explanations yet — press e"
         };
-        empty_message(areas[1], buf, text);
+        empty_message(state.theme(), areas[1], buf, text);
         return;
     }
     for (map, &area) in maps.iter().zip(areas.iter().skip(1)) {
@@ -91,19 +89,41 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer, regions: &mut Vec<
         if let Some(d) = map.delta {
             title.push_str(&format!(" δ={d:.3}"));
         }
+        // Over the photo when asked and the photo is there.
+        let blended = state.overlay().and_then(|opacity| {
+            let photo = state.photo(&row.id)?;
+            let img = halfblock::overlay_image(photo, map, opacity as f32 / 100.0)?;
+            Some((opacity, img))
+        });
+        if let Some((opacity, _)) = &blended {
+            title.push_str(&format!(" on photo {opacity}%"));
+        }
         let tile = Block::default()
             .borders(Borders::ALL)
-            .border_style(Style::default().fg(Color::DarkGray))
-            .title(title);
+            .border_style(theme.border)
+            .title(Span::styled(title, theme.text));
         let inner = tile.inner(area);
         tile.render(area, buf);
-        let rect = halfblock::render_heatmap(map, inner, buf);
+        let (rect, kind) = match &blended {
+            Some((opacity, img)) => (
+                halfblock::render_rgb(img, inner, buf),
+                ImageKind::Overlay {
+                    method: map.method.clone(),
+                    opacity: *opacity,
+                },
+            ),
+            None => (
+                halfblock::render_heatmap(map, inner, buf),
+                ImageKind::Heatmap(map.method.clone()),
+            ),
+        };
         if rect.width > 0 {
             regions.push(ImageRegion {
                 rect,
+                area: inner,
                 key: ImageKey {
                     sample_id: row.id.clone(),
-                    kind: ImageKind::Heatmap(map.method.clone()),
+                    kind,
                 },
             });
         }

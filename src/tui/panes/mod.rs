@@ -12,22 +12,28 @@ pub mod training;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::Modifier;
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
 use crate::tui::state::ImageKey;
+use crate::tui::theme::Theme;
 
 /// A rectangle of the frame that shows an image (drawn as half blocks; a
 /// graphics protocol or a screenshot may draw the real image over it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRegion {
+    /// The cells the half blocks use.
     pub rect: Rect,
+    /// The whole tile the image may use: a graphics protocol clears it all
+    /// and sizes the image with the real cell size, so nothing drawn for
+    /// half blocks shows beside a narrower image.
+    pub area: Rect,
     pub key: ImageKey,
 }
 
 /// Centred, dimmed message for a pane with nothing to show yet.
-pub fn empty_message(area: Rect, buf: &mut Buffer, text: &str) {
+pub fn empty_message(theme: &Theme, area: Rect, buf: &mut Buffer, text: &str) {
     if area.height == 0 {
         return;
     }
@@ -37,11 +43,7 @@ pub fn empty_message(area: Rect, buf: &mut Buffer, text: &str) {
     Paragraph::new(lines)
         .alignment(Alignment::Center)
         .wrap(Wrap { trim: true })
-        .style(
-            Style::default()
-                .fg(Color::Gray)
-                .add_modifier(Modifier::ITALIC),
-        )
+        .style(theme.dim.add_modifier(Modifier::ITALIC))
         .render(
             Rect::new(area.x, y, area.width, area.height - (y - area.y)),
             buf,

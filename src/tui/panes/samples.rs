@@ -3,7 +3,7 @@
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Rect};
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table, Widget};
 
@@ -27,9 +27,9 @@ pub fn body_height(area: Rect) -> usize {
 
 /// Column widths computed here rather than by the constraint solver, whose
 /// choice among equally good layouts is not stable when space is short.
-pub fn column_widths(width: u16) -> [Constraint; 6] {
-    // mark+note, verdict, file, true, pred, p; five gaps of one.
-    let fixed = 2 + 1 + 4 + 5;
+pub fn column_widths(width: u16) -> [Constraint; 7] {
+    // mark+note, verdict, file, true, pred, p, split; six gaps of one.
+    let fixed = 2 + 1 + 4 + 4 + 6;
     let avail = width.saturating_sub(fixed);
     let class = (avail.saturating_sub(8) / 2).clamp(3, 8);
     let file = avail.saturating_sub(2 * class);
@@ -40,12 +40,27 @@ pub fn column_widths(width: u16) -> [Constraint; 6] {
         Constraint::Length(class),
         Constraint::Length(class),
         Constraint::Length(4),
+        Constraint::Length(4),
     ]
+}
+
+/// Short name of the split a prediction was made in, so in-sample
+/// probabilities (train) are not read as held-out ones.
+pub fn split_label(split: &str) -> &str {
+    match split {
+        "train" => "trn",
+        "val" => "val",
+        "test" => "test",
+        "out-of-fold" => "oof",
+        "unseen" => "new",
+        other => other.get(..4).unwrap_or(other),
+    }
 }
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     if state.rows().is_empty() {
         empty_message(
+            state.theme(),
             area,
             buf,
             "No samples found —\ncheck the data set path in config.toml",
@@ -63,9 +78,10 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                 format!(", search: {}", state.query())
             }
         );
-        empty_message(area, buf, &text);
+        empty_message(state.theme(), area, buf, &text);
         return;
     }
+    let theme = state.theme();
     let selected = state.selected_position(&visible).unwrap_or(0);
     let height = body_height(area);
     let offset = scroll_offset(selected, visible.len(), height);
@@ -86,39 +102,41 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                     if p.correct() { "✓" } else { "✗" },
                     state.class_name(p.predicted),
                     format!("{:.2}", p.probability),
-                    if p.correct() {
-                        Color::Green
-                    } else {
-                        Color::Red
-                    },
+                    if p.correct() { theme.good } else { theme.bad },
                 ),
-                None => (" ", "—".to_string(), "—".to_string(), Color::Gray),
+                None => (" ", "—".to_string(), "—".to_string(), theme.dim),
             };
             let style = if pos == selected {
-                Style::default()
-                    .bg(Color::DarkGray)
-                    .add_modifier(Modifier::BOLD)
+                theme.text.patch(theme.selected)
             } else {
-                Style::default()
+                theme.text
             };
             Row::new(vec![
                 Cell::from(Line::from(vec![
-                    Span::styled(mark, Style::default().fg(Color::Yellow)),
+                    Span::styled(mark, theme.warn),
                     Span::raw(if has_note { "✎" } else { " " }),
                 ])),
-                Cell::from(Span::styled(verdict, Style::default().fg(colour))),
+                Cell::from(Span::styled(verdict, colour)),
                 Cell::from(row.file_name().to_string()),
                 Cell::from(state.class_name(row.label)),
-                Cell::from(Span::styled(pred, Style::default().fg(colour))),
+                Cell::from(Span::styled(pred, colour)),
                 Cell::from(prob),
+                Cell::from(Span::styled(
+                    row.prediction
+                        .as_ref()
+                        .map(|p| split_label(&p.split))
+                        .unwrap_or(""),
+                    // In-sample rows dimmed: their probabilities flatter the model.
+                    match row.prediction.as_ref().map(|p| p.split.as_str()) {
+                        Some("train") => theme.dim,
+                        _ => theme.text,
+                    },
+                )),
             ])
             .style(style)
         });
-    let header = Row::new(vec!["", "", "file", "true", "pred", "p"]).style(
-        Style::default()
-            .fg(Color::Cyan)
-            .add_modifier(Modifier::BOLD),
-    );
+    let header = Row::new(vec!["", "", "file", "true", "pred", "p", "set"])
+        .style(theme.accent.add_modifier(Modifier::BOLD));
     Table::new(rows, column_widths(area.width))
         .header(header)
         .column_spacing(1)

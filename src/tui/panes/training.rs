@@ -13,10 +13,11 @@ use ratatui::widgets::{Axis, Block, Chart, Dataset, Gauge, GraphType, Paragraph,
 
 use super::empty_message;
 use crate::tui::state::{AppState, TrainingState};
+use crate::tui::theme::Theme;
 
 /// A chart title with a colour key (ratatui hides the legend in small charts).
-pub fn legend(title: &str, series: &[(&str, Color)]) -> Line<'static> {
-    let mut spans = vec![Span::raw(title.to_string())];
+pub fn legend(theme: &Theme, title: &str, series: &[(&str, Color)]) -> Line<'static> {
+    let mut spans = vec![Span::styled(title.to_string(), theme.text)];
     for (name, colour) in series {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(
@@ -43,7 +44,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         } else {
             "No training run in this session — press t to train"
         };
-        empty_message(area, buf, text);
+        empty_message(state.theme(), area, buf, text);
         return;
     }
     let [summary, epoch_gauge, batch_gauge, charts] = Layout::vertical([
@@ -54,18 +55,24 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     ])
     .areas(area);
 
-    Paragraph::new(summary_line(t)).render(summary, buf);
+    let theme = state.theme();
+    Paragraph::new(Line::styled(summary_line(t), theme.text)).render(summary, buf);
 
-    render_gauges(t, epoch_gauge, batch_gauge, buf);
+    render_gauges(theme, t, epoch_gauge, batch_gauge, buf);
 
     if charts.height < 4 {
         return;
     }
     if t.history.is_empty() {
-        empty_message(charts, buf, "charts appear after the first epoch");
+        empty_message(
+            state.theme(),
+            charts,
+            buf,
+            "charts appear after the first epoch",
+        );
         return;
     }
-    render_charts(t, charts, buf);
+    render_charts(theme, t, charts, buf);
 }
 
 /// Fold, last loss, learning rate, throughput, and ETA or the outcome.
@@ -94,7 +101,13 @@ fn summary_line(t: &TrainingState) -> String {
 }
 
 /// The epoch and batch progress bars.
-fn render_gauges(t: &TrainingState, epoch_gauge: Rect, batch_gauge: Rect, buf: &mut Buffer) {
+fn render_gauges(
+    theme: &Theme,
+    t: &TrainingState,
+    epoch_gauge: Rect,
+    batch_gauge: Rect,
+    buf: &mut Buffer,
+) {
     let epoch_ratio = if t.epochs > 0 {
         let done = t.history.last().map(|e| e.epoch).unwrap_or(0);
         (done as f64 / t.epochs as f64).clamp(0.0, 1.0)
@@ -102,7 +115,7 @@ fn render_gauges(t: &TrainingState, epoch_gauge: Rect, batch_gauge: Rect, buf: &
         0.0
     };
     Gauge::default()
-        .gauge_style(Style::default().fg(Color::Cyan).bg(Color::Black))
+        .gauge_style(theme.gauge)
         .ratio(epoch_ratio)
         .label(format!(
             "epoch {}/{}",
@@ -120,14 +133,15 @@ fn render_gauges(t: &TrainingState, epoch_gauge: Rect, batch_gauge: Rect, buf: &
         0.0
     };
     Gauge::default()
-        .gauge_style(Style::default().fg(Color::Blue).bg(Color::Black))
+        .gauge_style(theme.gauge)
         .ratio(batch_ratio)
         .label(format!("batch {}/{}", t.batch, t.batches))
         .render(batch_gauge, buf);
 }
 
 /// Loss (train, val) on the left, validation metrics on the right, per epoch.
-fn render_charts(t: &TrainingState, charts: Rect, buf: &mut Buffer) {
+fn render_charts(theme: &Theme, t: &TrainingState, charts: Rect, buf: &mut Buffer) {
+    let [c_train, c_val, c_acc, c_auroc] = theme.series;
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(charts);
     let pts = |f: fn(&crate::progress::EpochSummary) -> f64| -> Vec<(f64, f64)> {
@@ -150,33 +164,30 @@ fn render_charts(t: &TrainingState, charts: Rect, buf: &mut Buffer) {
         Axis::default()
             .bounds([1.0, x_max])
             .labels(vec![Span::raw("1"), Span::raw(format!("{x_max:.0}"))])
-            .style(Style::default().fg(Color::Gray))
+            .style(theme.dim)
     };
     Chart::new(vec![
         Dataset::default()
             .name("train")
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
-            .style(Style::default().fg(Color::Yellow))
+            .style(Style::default().fg(c_train))
             .data(&train_loss),
         Dataset::default()
             .name("val")
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
-            .style(Style::default().fg(Color::Magenta))
+            .style(Style::default().fg(c_val))
             .data(&val_loss),
     ])
-    .block(Block::default().title(legend(
-        "loss",
-        &[("train", Color::Yellow), ("val", Color::Magenta)],
-    )))
+    .block(Block::default().title(legend(theme, "loss", &[("train", c_train), ("val", c_val)])))
     .legend_position(None)
     .x_axis(x_axis())
     .y_axis(
         Axis::default()
             .bounds([0.0, loss_max])
             .labels(vec![Span::raw("0"), Span::raw(format!("{loss_max:.2}"))])
-            .style(Style::default().fg(Color::Gray)),
+            .style(theme.dim),
     )
     .render(left, buf);
     Chart::new(vec![
@@ -184,18 +195,19 @@ fn render_charts(t: &TrainingState, charts: Rect, buf: &mut Buffer) {
             .name("bal. acc")
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
-            .style(Style::default().fg(Color::Green))
+            .style(Style::default().fg(c_acc))
             .data(&bal_acc),
         Dataset::default()
             .name("AUROC")
             .marker(Marker::Braille)
             .graph_type(GraphType::Line)
-            .style(Style::default().fg(Color::Cyan))
+            .style(Style::default().fg(c_auroc))
             .data(&auroc),
     ])
     .block(Block::default().title(legend(
+        theme,
         "validation",
-        &[("bal. acc", Color::Green), ("AUROC", Color::Cyan)],
+        &[("bal. acc", c_acc), ("AUROC", c_auroc)],
     )))
     .legend_position(None)
     .x_axis(x_axis())
@@ -203,7 +215,7 @@ fn render_charts(t: &TrainingState, charts: Rect, buf: &mut Buffer) {
         Axis::default()
             .bounds([0.0, 1.0])
             .labels(vec![Span::raw("0"), Span::raw("1")])
-            .style(Style::default().fg(Color::Gray)),
+            .style(theme.dim),
     )
     .render(right, buf);
 }

@@ -16,7 +16,12 @@ impl AppState {
                 .is_some_and(|p| (p.probability - 0.5).abs() <= self.uncertain_band),
             Filter::LowAgreement => row.agreement.is_some_and(|a| a < self.agreement_threshold),
         };
+        let in_split = self
+            .split_filter
+            .as_ref()
+            .is_none_or(|s| row.prediction.as_ref().is_some_and(|p| &p.split == s));
         passes
+            && in_split
             && (self.query.is_empty() || row.id.to_lowercase().contains(&self.query.to_lowercase()))
     }
 
@@ -39,6 +44,27 @@ impl AppState {
             }),
         }
         idx
+    }
+
+    /// The split filter after `current`: the splits present in the
+    /// predictions, in pipeline order (others by name), then all.
+    pub fn next_split(&self, current: Option<&str>) -> Option<String> {
+        const ORDER: [&str; 4] = ["train", "val", "test", "out-of-fold"];
+        let mut splits: Vec<&str> = self
+            .rows
+            .iter()
+            .filter_map(|r| r.prediction.as_ref().map(|p| p.split.as_str()))
+            .collect();
+        splits.sort_by_key(|s| (ORDER.iter().position(|o| o == s).unwrap_or(ORDER.len()), *s));
+        splits.dedup();
+        let next = match current {
+            None => splits.first(),
+            Some(c) => splits
+                .iter()
+                .position(|s| *s == c)
+                .and_then(|i| splits.get(i + 1)),
+        };
+        next.map(|s| s.to_string())
     }
 
     /// Position of the selection within [`AppState::visible`].

@@ -19,6 +19,7 @@ use image::RgbImage;
 pub use self::kinds::*;
 pub use self::panes::*;
 use crate::progress::HeatmapData;
+use crate::tui::theme::Theme;
 use crate::tui::triage::{TriageEntry, TriageMark};
 
 /// Largest side kept for a photo: the terminal never needs more, and it bounds
@@ -26,6 +27,10 @@ use crate::tui::triage::{TriageEntry, TriageMark};
 const MAX_PHOTO_SIDE: u32 = 512;
 /// Photos kept in memory (least recently set are dropped first).
 const MAX_PHOTOS: usize = 64;
+/// Heatmap opacity over the photo, in percent, and its step and range.
+pub const DEFAULT_OVERLAY_OPACITY: u8 = 50;
+pub const OVERLAY_STEP: u8 = 10;
+pub const OVERLAY_RANGE: (u8, u8) = (10, 90);
 /// Status messages kept.
 const MAX_MESSAGES: usize = 50;
 
@@ -37,6 +42,8 @@ pub struct AppState {
     /// Id of the selected sample (stable across re-sorting and filtering).
     pub(crate) selected: Option<String>,
     pub(crate) filter: Filter,
+    /// Only rows predicted in this split (`SamplePrediction::split`).
+    pub(crate) split_filter: Option<String>,
     pub(crate) sort: SortKey,
     pub(crate) query: String,
     pub(crate) input: InputMode,
@@ -71,6 +78,11 @@ pub struct AppState {
     pub(crate) device: Option<String>,
     /// Animation counter advanced by the run loop's tick.
     pub(crate) tick: u64,
+    /// Colours for the terminal's background (set once at start-up).
+    pub(crate) theme: Theme,
+    /// Heatmaps drawn over the photo, at `overlay_opacity` percent.
+    pub(crate) overlay: bool,
+    pub(crate) overlay_opacity: u8,
 }
 
 impl Default for AppState {
@@ -97,6 +109,7 @@ impl AppState {
             class_names,
             selected: None,
             filter: Filter::All,
+            split_filter: None,
             sort: SortKey::Name,
             query: String::new(),
             input: InputMode::Normal,
@@ -126,6 +139,9 @@ impl AppState {
             weights_dir: PathBuf::from("weights"),
             device: None,
             tick: 0,
+            theme: Theme::default(),
+            overlay: false,
+            overlay_opacity: DEFAULT_OVERLAY_OPACITY,
         };
         state.ensure_selection();
         state
@@ -263,6 +279,11 @@ impl AppState {
         }
     }
 
+    /// The colours every pane draws with.
+    pub fn set_theme(&mut self, theme: Theme) {
+        self.theme = theme;
+    }
+
     /// Advances the animation counter (spinner).
     pub fn tick(&mut self) {
         self.tick = self.tick.wrapping_add(1);
@@ -292,6 +313,15 @@ impl AppState {
 
     pub fn filter(&self) -> Filter {
         self.filter
+    }
+
+    pub fn split_filter(&self) -> Option<&str> {
+        self.split_filter.as_deref()
+    }
+
+    /// Overlay opacity in percent when heatmaps are drawn over the photo.
+    pub fn overlay(&self) -> Option<u8> {
+        self.overlay.then_some(self.overlay_opacity)
     }
 
     pub fn sort(&self) -> SortKey {
@@ -412,6 +442,10 @@ impl AppState {
 
     pub fn checkpoint(&self) -> Option<&Path> {
         self.checkpoint.as_deref()
+    }
+
+    pub fn theme(&self) -> &Theme {
+        &self.theme
     }
 
     pub fn tick_count(&self) -> u64 {

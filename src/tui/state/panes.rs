@@ -149,6 +149,11 @@ impl AgreementMatrix {
 pub enum ImageKind {
     Photo,
     Heatmap(String),
+    /// A heatmap blended over the photo, `opacity` in percent.
+    Overlay {
+        method: String,
+        opacity: u8,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
