@@ -132,7 +132,12 @@ pub fn decide(mode: GraphicsMode, facts: &GraphicsFacts) -> Decision {
         return Decision::Halfblocks(why);
     }
     let sized = |p: ProtocolType, what: &str| {
-        if facts.cell_size_known {
+        if facts.tmux.is_some() {
+            // tmux does not know the image is there and repaints the cells
+            // under it (seen in xterm + tmux 3.3a: a blank tile). Kitty's
+            // placeholders are text, which tmux keeps.
+            Decision::Halfblocks(format!("{what} through tmux is painted over by tmux"))
+        } else if facts.cell_size_known {
             Decision::Protocol(p)
         } else {
             Decision::Halfblocks(format!(
@@ -155,9 +160,10 @@ pub fn decide(mode: GraphicsMode, facts: &GraphicsFacts) -> Decision {
             } else if facts.sixel {
                 sized(ProtocolType::Sixel, "sixel")
             } else if name.eq_ignore_ascii_case("kitty") {
+                let v: Vec<String> = version.iter().map(u32::to_string).collect();
                 Decision::Halfblocks(format!(
                     "kitty {} has no Unicode placeholders (0.28+)",
-                    facts.version.as_deref().unwrap_or("?")
+                    v.join(".")
                 ))
             } else {
                 Decision::Halfblocks(format!(
@@ -460,9 +466,17 @@ mod tests {
             passthrough: true,
             wrapped: true,
         });
-        assert_eq!(
+        // Passthrough on: sixel is still painted over by tmux.
+        assert!(matches!(
             decide(GraphicsMode::Auto, &f),
-            Decision::Protocol(ProtocolType::Sixel)
+            Decision::Halfblocks(why) if why.contains("painted over")
+        ));
+        // Kitty placeholders (text tmux keeps) when the version is known.
+        let mut new = facts(ProtocolType::Kitty, "kitty(0.32.2)");
+        new.tmux = f.tmux;
+        assert_eq!(
+            decide(GraphicsMode::Auto, &new),
+            Decision::Protocol(ProtocolType::Kitty)
         );
         // Kitty behind tmux: XTVERSION names tmux, not kitty, so no placeholders.
         let mut k = facts(ProtocolType::Kitty, "tmux 3.3a");
