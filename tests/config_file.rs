@@ -115,6 +115,8 @@ fn bad_enum_values_are_rejected_with_their_key_and_choices() {
     assert_mentions(&err, &["[train] arch", "b9", "b7"]);
     let err = rejection("[train]\nepochs = \"ten\"\n");
     assert_mentions(&err, &["[train] epochs", "ten"]);
+    let err = rejection("[tui]\ntheme = \"solarized\"\n");
+    assert_mentions(&err, &["[tui] theme", "solarized", "auto", "dark", "light"]);
 }
 
 #[test]
@@ -301,4 +303,15 @@ fn out_of_range_flags_are_refused_with_the_flag_named() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(flag), "{args:?}: {stderr}");
     }
+}
+
+#[test]
+fn tui_theme_is_typed() {
+    use melxai::tui::ThemeChoice;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.toml");
+    std::fs::write(&path, "[tui]\ntheme = \"light\"\n").unwrap();
+    assert_eq!(Config::load(&path, true).unwrap().tui.theme, ThemeChoice::Light);
+    std::fs::write(&path, "[tui]\n").unwrap();
+    assert_eq!(Config::load(&path, true).unwrap().tui.theme, ThemeChoice::Auto);
 }

@@ -10,9 +10,11 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-/// How long to wait for the replies (a terminal over a slow SSH link
-/// answers in one round trip; one that ignores all three never does).
-pub const PROBE_TIMEOUT_MS: u64 = 300;
+/// How long to wait for the replies. Every terminal answers DA1, which ends
+/// the wait after one round trip, so this is paid only by a terminal that
+/// answers nothing; it is long because a reply arriving after the UI reads
+/// input would be taken for key presses (`kitty(0.26.5)` holds `k` and `t`).
+pub const PROBE_TIMEOUT_MS: u64 = 1000;
 
 /// The queries: OSC 11, XTVERSION, DA1.
 const QUERY: &[u8] = b"\x1b]11;?\x1b\\\x1b[>0q\x1b[c";
