@@ -311,7 +311,13 @@ fn tui_theme_is_typed() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("c.toml");
     std::fs::write(&path, "[tui]\ntheme = \"light\"\n").unwrap();
-    assert_eq!(Config::load(&path, true).unwrap().tui.theme, ThemeChoice::Light);
+    assert_eq!(
+        Config::load(&path, true).unwrap().tui.theme,
+        ThemeChoice::Light
+    );
     std::fs::write(&path, "[tui]\n").unwrap();
-    assert_eq!(Config::load(&path, true).unwrap().tui.theme, ThemeChoice::Auto);
+    assert_eq!(
+        Config::load(&path, true).unwrap().tui.theme,
+        ThemeChoice::Auto
+    );
 }
