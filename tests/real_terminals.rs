@@ -310,6 +310,23 @@ fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// Kills the test's tmux server when dropped: on a failed run the terminal
+/// is killed, but a tmux server (and melxai in it) would live on.
+struct TmuxServer(PathBuf);
+
+impl Drop for TmuxServer {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .arg("-S")
+            .arg(&self.0)
+            .arg("kill-server")
+            .env_remove("TMUX")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
 /// tmux with its own socket and config around `inner`.
 fn tmux_wrap(dir: &Path, passthrough: bool, inner: &str) -> String {
     let conf = dir.join("tmux.conf");
@@ -623,6 +640,8 @@ fn scenario(name: &str, emulator: Emulator, route: Route, expect: Pixels, badge:
     setup(dir);
     let app = app_command(dir);
     let mut sshd = None;
+    let _tmux = matches!(route, Route::Tmux { .. } | Route::SshTmux { .. })
+        .then(|| TmuxServer(dir.join("tmux.sock")));
     let command = match route {
         Route::Direct => app,
         Route::Ssh => {
