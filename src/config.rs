@@ -28,8 +28,18 @@ pub struct Config {
     /// `[train]`; its `arch` defaults to `[model] arch` (see [`Config::load`]).
     pub train: TrainConfig,
     pub explain: ExplainConfig,
+    pub predict: PredictConfig,
     pub tui: TuiConfig,
     pub batch: BatchConfig,
+}
+
+/// `[predict]`: how loaded models predict (predict, eval, the TUI, `--batch`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PredictConfig {
+    /// Test-time augmentation: average the logits over the 8 flips and
+    /// 90° rotations (8x the inference time). `--tta` turns it on per command.
+    pub tta: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,6 +165,7 @@ impl Default for Config {
             model: ModelConfig::default(),
             train: TrainConfig::default(),
             explain: ExplainConfig::default(),
+            predict: PredictConfig::default(),
             tui: TuiConfig::default(),
             batch: BatchConfig::default(),
         }

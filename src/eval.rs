@@ -5,6 +5,8 @@ use tch::{Kind, Tensor};
 
 use crate::data::cache::ImageCache;
 use crate::data::image::normalise;
+use crate::ensemble::uncertainty::{from_member_logits, Uncertainty};
+use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::metrics::{binary_metrics, BinaryMetrics, DEFAULT_THRESHOLD};
 use crate::model::Classifier;
@@ -16,6 +18,10 @@ pub struct EvalRow {
     pub id: String,
     pub label: usize,
     pub logits: Vec<f64>,
+    /// Each ensemble member's raw logits (empty for a single model); the
+    /// per-sample uncertainty is computed from them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Vec<f64>>,
 }
 
 impl EvalRow {
@@ -26,6 +32,16 @@ impl EvalRow {
         let exp: Vec<f64> = scaled.iter().map(|l| (l - max).exp()).collect();
         let sum: f64 = exp.iter().sum();
         exp.into_iter().map(|e| e / sum).collect()
+    }
+
+    /// Uncertainty at `temperature` from the members' probabilities (a
+    /// single model counts as its one member).
+    pub fn uncertainty(&self, temperature: f64, positive: usize) -> Option<Uncertainty> {
+        if self.members.is_empty() {
+            from_member_logits(std::slice::from_ref(&self.logits), temperature, positive)
+        } else {
+            from_member_logits(&self.members, temperature, positive)
+        }
     }
 
     pub fn to_prediction(
@@ -46,30 +62,68 @@ impl EvalRow {
             probability: p.get(positive).copied().unwrap_or(f64::NAN),
             probability_uncalibrated: pu.get(positive).copied().unwrap_or(f64::NAN),
             split: split.to_string(),
+            uncertainty: self.uncertainty(temperature, positive),
+            decision: None,
         }
     }
 }
 
-/// Eval-mode logits for `rows` of the cache, in batches of `batch_size`.
+/// Eval-mode logits of one network for `rows` of the cache, in batches of
+/// `batch_size` (training's validation and test predictions).
 pub fn predict_rows(
     model: &Classifier,
     cache: &ImageCache,
     rows: &[usize],
     batch_size: usize,
 ) -> Result<Vec<EvalRow>> {
+    rows_with(cache, rows, batch_size, &model.meta.normalisation, |x| {
+        (model.logits(x), Vec::new())
+    })
+}
+
+/// Combined logits of a [`Model`] (one checkpoint or an ensemble, with TTA
+/// when it is on) for `rows` of the cache; an ensemble's rows also carry
+/// every member's logits.
+pub fn predict_model_rows(
+    model: &Model,
+    cache: &ImageCache,
+    rows: &[usize],
+    batch_size: usize,
+) -> Result<Vec<EvalRow>> {
+    rows_with(cache, rows, batch_size, &model.meta.normalisation, |x| {
+        let (combined, members) = model.logits_with_members(x);
+        if model.is_ensemble() {
+            (combined, members)
+        } else {
+            (combined, Vec::new())
+        }
+    })
+}
+
+fn to_rows(t: &Tensor) -> Result<Vec<Vec<f64>>> {
+    let t = t.to_kind(Kind::Double).to_device(tch::Device::Cpu);
+    Ok(Vec::<Vec<f64>>::try_from(&t)?)
+}
+
+fn rows_with(
+    cache: &ImageCache,
+    rows: &[usize],
+    batch_size: usize,
+    normalisation: &crate::model::config::Normalisation,
+    forward: impl Fn(&Tensor) -> (Tensor, Vec<Tensor>),
+) -> Result<Vec<EvalRow>> {
     let mut out = Vec::with_capacity(rows.len());
     for chunk in rows.chunks(batch_size.max(1)) {
-        let x = normalise(&cache.batch(chunk), &model.meta.normalisation);
-        let logits = model
-            .logits(&x)
-            .to_kind(Kind::Double)
-            .to_device(tch::Device::Cpu);
-        let logits: Vec<Vec<f64>> = Vec::<Vec<f64>>::try_from(&logits)?;
-        for (&r, l) in chunk.iter().zip(logits) {
+        let x = normalise(&cache.batch(chunk), normalisation);
+        let (combined, members) = forward(&x);
+        let logits = to_rows(&combined)?;
+        let members: Vec<Vec<Vec<f64>>> = members.iter().map(to_rows).collect::<Result<_>>()?;
+        for (i, (&r, l)) in chunk.iter().zip(logits).enumerate() {
             out.push(EvalRow {
                 id: cache.ids[r].clone(),
                 label: cache.labels[r],
                 logits: l,
+                members: members.iter().map(|m| m[i].clone()).collect(),
             });
         }
     }

@@ -12,6 +12,7 @@ pub mod data;
 pub mod device;
 pub mod doctor;
 pub mod engine;
+pub mod ensemble;
 pub mod error;
 pub mod eval;
 pub mod explain;

@@ -320,6 +320,7 @@ mod tests {
             id: id.into(),
             label,
             logits: vec![z, 0.0],
+            members: Vec::new(),
         };
         let rows = [row("a", 0, 2.0), row("b", 0, 1.0), row("c", 1, -1.0)];
         let op = from_out_of_fold(&rows, 2.0, 0, 1.0).unwrap();

@@ -39,6 +39,11 @@ pub struct SamplePrediction {
     pub probability_uncalibrated: f64,
     /// Which split the sample belonged to for the model that predicted it.
     pub split: String,
+    /// Spread and entropies of the members' probabilities (absent for rows
+    /// recorded before uncertainty existed).
+    pub uncertainty: Option<crate::ensemble::Uncertainty>,
+    /// "refer" or "likely benign", when the model carries an operating point.
+    pub decision: Option<crate::ensemble::Decision>,
 }
 
 impl SamplePrediction {

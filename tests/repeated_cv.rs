@@ -46,6 +46,7 @@ fn rows(seed: u64) -> Vec<EvalRow> {
                 id: format!("img{i:02}"),
                 label,
                 logits: vec![z, -z],
+                members: Vec::new(),
             }
         })
         .collect()

@@ -34,6 +34,7 @@ fn rows(offset: usize) -> Vec<EvalRow> {
                 id: format!("{}/{i:02}.jpg", ["melanoma", "naevus"][label]),
                 label,
                 logits: vec![z, -z],
+                members: Vec::new(),
             }
         })
         .collect()

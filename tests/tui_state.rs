@@ -470,6 +470,8 @@ fn predictions_merge_with_known_samples() {
         probability: 0.1,
         probability_uncalibrated: 0.1,
         split: "test".into(),
+        uncertainty: None,
+        decision: None,
     });
     s.apply_event(Event::Predictions {
         job: 1,

@@ -9,11 +9,11 @@ use crate::calibrate::fit::CalibrationOutcome;
 use crate::compare::run::ComparisonReport;
 use crate::compare::Metric;
 use crate::data::scan::Scan;
+use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::eval::EvalRow;
 use crate::explain::output::{map_path, MapFile};
 use crate::metrics::roc_curve;
-use crate::model::Classifier;
 use crate::report::figures;
 use crate::report::run::{AgreementReport, CrossAgreement, Figure};
 
@@ -122,12 +122,27 @@ pub(super) fn write_predictions(
     temperature: f64,
 ) -> Result<()> {
     let mut out = String::from(
-        "sample,label,predicted,probability_calibrated,probability_uncalibrated,correct\n",
+        "sample,label,predicted,probability_calibrated,probability_uncalibrated,correct,members,spread,predictive_entropy,expected_entropy,mutual_information\n",
     );
     for r in rows {
         let p = r.to_prediction(positive, temperature, "");
+        // Uncertainty in nats from the members' probabilities (one member
+        // for a single model: spread and mutual information 0).
+        let u = p.uncertainty.map_or_else(
+            || ",,,,".to_string(),
+            |u| {
+                format!(
+                    "{},{:.6},{:.6},{:.6},{:.6}",
+                    u.members,
+                    u.spread,
+                    u.predictive_entropy,
+                    u.expected_entropy,
+                    u.mutual_information
+                )
+            },
+        );
         out.push_str(&format!(
-            "{},{},{},{:.6},{:.6},{}\n",
+            "{},{},{},{:.6},{:.6},{},{u}\n",
             r.id,
             classes.get(r.label).cloned().unwrap_or_default(),
             classes.get(p.predicted).cloned().unwrap_or_default(),
@@ -214,7 +229,7 @@ pub(super) fn grid_figures(
     dir: &Path,
     report: &ComparisonReport,
     data: &Scan,
-    models: &[(PathBuf, Classifier)],
+    models: &[(PathBuf, Model)],
 ) -> Result<Vec<(String, Figure)>> {
     let mut written = Vec::new();
     for (_, model) in models {

@@ -28,13 +28,14 @@ use crate::config::Config;
 pub use crate::config::{BatchConfig, ModelSpec};
 use crate::data::scan::Scan;
 use crate::data::split::SplitName;
+use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::eval::{metrics, EvalRow};
 use crate::jobs::calibrate::{calibrate, CalibrateJob, CalibrationData};
 use crate::jobs::compare::{compare, CompareJob};
 use crate::jobs::{positive_class, scan_data, JobContext};
 use crate::metrics::BootstrapOptions;
-use crate::model::{parse_device, Classifier};
+use crate::model::parse_device;
 use crate::progress::{CancelToken, Event, EventSink};
 use crate::repeated_cv::{RepeatedCvOptions, Repetition};
 use crate::report::run::{
@@ -390,7 +391,7 @@ fn evaluation_steps(
     data: &Scan,
     positive: usize,
     models: &[(PathBuf, RunOutcome)],
-) -> Vec<(PathBuf, Classifier)> {
+) -> Vec<(PathBuf, Model)> {
     let mut loaded = Vec::new();
     for (path, outcome) in models {
         let name = outcome.name.clone();
@@ -418,7 +419,7 @@ fn evaluate_model(
     path: &std::path::Path,
     outcome: &RunOutcome,
     given: bool,
-) -> Result<Classifier> {
+) -> Result<Model> {
     let name = &outcome.name;
     let split = &outcome.splits[0];
     let val: Vec<&EvalRow> = split.val.iter().collect();
@@ -475,7 +476,8 @@ fn evaluate_model(
         positive,
         cal.fit.temperature,
     )?;
-    let mut model = Classifier::from_checkpoint(path, r.device)?;
+    let mut model = Model::load(path, r.device)?;
+    model.tta = r.config.predict.tta;
     model.meta.name = name.clone();
     model.meta.temperature = cal.fit.temperature;
     r.metrics.models.insert(
@@ -499,7 +501,7 @@ fn compare_step(
     data: &Scan,
     positive: usize,
     models: &[(PathBuf, RunOutcome)],
-    loaded: &[(PathBuf, Classifier)],
+    loaded: &[(PathBuf, Model)],
 ) -> Option<ComparisonReport> {
     let reference = loaded.first()?;
     run.step("explain and compare", |r| {

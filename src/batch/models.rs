@@ -7,11 +7,12 @@ use super::{ModelSpec, Run};
 use crate::data::cache::ImageCache;
 use crate::data::scan::Scan;
 use crate::data::split::stratified_split;
+use crate::ensemble::read_meta;
+use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::jobs::evaluate::{evaluate, EvaluateJob};
 use crate::jobs::train::{train, TrainJob};
-use crate::model::checkpoint::{meta_path, read_meta};
-use crate::model::Classifier;
+use crate::model::checkpoint::meta_path;
 use crate::progress::Event;
 use crate::train::{RunOutcome, SplitOutcome, TrainConfig};
 
@@ -85,15 +86,21 @@ pub(super) fn load_spec(
         }
     };
     if val.is_empty() || test.is_empty() {
+        let why = if crate::ensemble::is_ensemble_path(checkpoint) {
+            " (an ensemble's split holds only the images every member held out; the k models of one cross-validation hold out none in common)"
+        } else {
+            ""
+        };
         return Err(Error::Config(format!(
-            "model '{}': the split of {} has {} validation and {} test images; calibration needs both",
+            "model '{}': the split of {} has {} validation and {} test images; calibration needs both{why}",
             spec.name,
             checkpoint.display(),
             val.len(),
             test.len()
         )));
     }
-    let model = Classifier::from_checkpoint(checkpoint, r.device)?;
+    let mut model = Model::load(checkpoint, r.device)?;
+    model.tta = r.config.predict.tta;
     let samples: Vec<_> = val
         .iter()
         .chain(&test)

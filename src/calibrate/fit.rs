@@ -149,8 +149,16 @@ pub fn fit_cross_validated(folds: &[Vec<EvalRow>], positive: usize) -> Result<Ca
     })
 }
 
-/// Stores `temperature` in a checkpoint's metadata (atomic rewrite of the .toml).
+/// Stores `temperature` in a checkpoint's metadata, or in an ensemble's
+/// manifest (atomic rewrite of the .toml).
 pub fn store_temperature(path: &Path, temperature: f64) -> Result<()> {
+    if crate::ensemble::is_ensemble_path(path) {
+        return crate::ensemble::manifest::store_temperature(
+            path,
+            temperature,
+            "val (held out from every member)",
+        );
+    }
     let mut meta = read_meta(path)?;
     meta.temperature = temperature;
     checkpoint::write_meta(path, &meta)

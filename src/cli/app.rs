@@ -52,7 +52,14 @@ pub fn run(config: Config, graphics: &str) -> Result<i32> {
     }
     options.device = Some(melxai::device::describe(device));
     let name = &config.train.name;
-    let default_checkpoint = config.model.weights_dir.join(format!("{name}.safetensors"));
+    // The k-fold ensemble of the configured run when there is one, else its
+    // single checkpoint.
+    let ensemble = melxai::ensemble::ensemble_path(&config.model.weights_dir, name);
+    let default_checkpoint = if ensemble.exists() {
+        ensemble
+    } else {
+        config.model.weights_dir.join(format!("{name}.safetensors"))
+    };
     options.checkpoint = default_checkpoint
         .exists()
         .then_some(default_checkpoint.clone());

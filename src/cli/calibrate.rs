@@ -7,13 +7,12 @@ use melxai::calibrate::fit::CalibrationOutcome;
 use melxai::calibrate::{CalibrationBootstrap, CalibrationReport};
 use melxai::config::Config;
 use melxai::data::cache::ImageCache;
+use melxai::ensemble::{read_meta, Model};
 use melxai::eval::EvalRow;
 use melxai::jobs::calibrate::{calibrate, CalibrateJob, CalibrationData};
 use melxai::jobs::evaluate::{evaluate, EvaluateJob};
 use melxai::jobs::{self, JobContext};
 use melxai::metrics::Interval;
-use melxai::model::checkpoint::read_meta;
-use melxai::model::Classifier;
 use melxai::train::RunOutcome;
 
 #[derive(Debug, clap::Args)]
@@ -56,6 +55,12 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
             .split
             .clone()
             .context("the checkpoint records no data split; use --cv for k-fold runs")?;
+        if split.val.is_empty() {
+            anyhow::bail!(
+                "{}: no validation image is held out from every member (the members of a k-fold ensemble saw them all); use --cv with the run's training.json",
+                path.display()
+            );
+        }
         let data = jobs::scan_data(&mut ctx)?;
         jobs::check_classes(&path, &meta.class_names, &data)?;
         let positive = jobs::positive_class(config, &data.classes)?;
@@ -66,7 +71,7 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
             .cloned()
             .collect();
         let cache = ImageCache::build(&wanted, meta.input_size)?;
-        let model = Classifier::from_checkpoint(&path, ctx.device)?;
+        let model = Model::load(&path, ctx.device)?;
         let all: Vec<usize> = (0..cache.len()).collect();
         let job = EvaluateJob {
             model: &model,

@@ -7,11 +7,10 @@ use melxai::compare::run::ComparisonReport;
 use melxai::compare::Metric;
 use melxai::config::Config;
 use melxai::data::split::SplitName;
+use melxai::ensemble::{read_meta, Model};
 use melxai::explain::{ExplainConfig, Method};
 use melxai::jobs::compare::{compare, CompareJob};
 use melxai::jobs::{self, JobContext};
-use melxai::model::checkpoint::read_meta;
-use melxai::model::Classifier;
 
 use super::progress::CliProgress;
 
@@ -56,13 +55,12 @@ pub fn run(config: &Config, args: &CompareArgs) -> Result<i32> {
     };
     let mut models = vec![(
         args.checkpoint.clone(),
-        Classifier::from_checkpoint(&args.checkpoint, device)?,
+        Model::load(&args.checkpoint, device)?,
     )];
     for p in &args.against {
         models.push((
             p.clone(),
-            Classifier::from_checkpoint(p, device)
-                .with_context(|| format!("loading {}", p.display()))?,
+            Model::load(p, device).with_context(|| format!("loading {}", p.display()))?,
         ));
     }
     for (path, model) in &models {

@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use melxai::config::Config;
 use melxai::data::image::{denormalise, load_input};
+use melxai::ensemble::explain::explain_model;
+use melxai::ensemble::Model;
 use melxai::explain::faithfulness::curves;
 use melxai::explain::heatmap::tensor_to_rgb;
 use melxai::explain::sanity::randomisation;
-use melxai::explain::{explain, output, Baseline, ExplainConfig, Integration, Method};
+use melxai::explain::{output, Baseline, ExplainConfig, Integration, Method};
 use melxai::model::{parse_device, Arch, Classifier};
 use serde_json::json;
 
@@ -109,7 +111,17 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
     if args.checkpoint.is_none() && !args.imagenet {
         anyhow::bail!("explain needs --checkpoint PATH or --imagenet");
     }
-    let model = load()?;
+    let model: Model = match &args.checkpoint {
+        Some(p) => Model::load(p, device)?,
+        None => load()?.into(),
+    };
+    // The faithfulness curves and the randomisation check perturb one network.
+    if args.faithfulness {
+        model.require_single("--faithfulness")?;
+    }
+    if args.sanity {
+        model.require_single("--sanity")?;
+    }
     let methods = Method::parse_list(&args.method)?;
     let mut results = Vec::new();
     let mut overlays = Vec::new();
@@ -127,13 +139,13 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
         };
         let rgb = tensor_to_rgb(&denormalise(&x, &model.meta.normalisation))?;
         for &method in &methods {
-            let e = explain(&model, &x, method, &cfg)
+            let e = explain_model(&model, &x, method, &cfg)
                 .with_context(|| format!("{} on {}", method.label(), input.display()))?;
             let files = output::write(&e, &rgb, &args.out, stem)?;
             let faith = if args.faithfulness {
                 let b = Baseline::Blur.build(&x.unsqueeze(0), &model.meta.normalisation, 0);
                 Some(curves(
-                    &model,
+                    model.require_single("--faithfulness")?,
                     &x.unsqueeze(0),
                     &b,
                     &e.heatmap,

@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use melxai::config::Config;
+use melxai::ensemble::Model;
 use melxai::model::{parse_device, Arch, Classifier};
 
 #[derive(Debug, Parser)]
@@ -66,7 +67,8 @@ pub enum Command {
         /// Image files or .npy arrays (3,H,W)/(1,3,H,W) already preprocessed.
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
-        /// A melxai checkpoint (.safetensors with its .toml).
+        /// A melxai checkpoint (.safetensors with its .toml) or an ensemble
+        /// manifest (<name>.ensemble.toml).
         #[arg(long, conflicts_with = "imagenet")]
         checkpoint: Option<PathBuf>,
         /// Use the shipped 1000-class ImageNet model.
@@ -84,6 +86,10 @@ pub enum Command {
         /// Show probabilities without the calibrated temperature.
         #[arg(long)]
         uncalibrated: bool,
+        /// Test-time augmentation: average over the 8 flips x 90° rotations
+        /// (also on with [predict] tta).
+        #[arg(long)]
+        tta: bool,
         #[arg(long)]
         json: bool,
     },
@@ -128,23 +134,32 @@ pub fn run(args: Args) -> Result<i32> {
             precision,
             top,
             uncalibrated,
+            tta,
             json,
         }) => {
             let device = parse_device(&config.device)?;
-            let mut model = match (checkpoint, imagenet) {
-                (Some(path), _) => Classifier::from_checkpoint(&path, device)
+            let mut model: Model = match (checkpoint, imagenet) {
+                (Some(path), _) => Model::load(&path, device)
                     .with_context(|| format!("loading checkpoint {}", path.display()))?,
                 (None, true) => {
                     let arch: Arch = arch.parse()?;
-                    Classifier::imagenet(arch, &config.model.weights_dir, device)?
+                    Classifier::imagenet(arch, &config.model.weights_dir, device)?.into()
                 }
                 (None, false) => anyhow::bail!("predict needs --checkpoint PATH or --imagenet"),
             };
-            model.precision = precision;
+            model.set_precision(precision);
+            model.tta = tta || config.predict.tta;
+            // The positive class by name among the model's classes; the
+            // ImageNet model has none, and then nothing refers to it.
+            let positive = model
+                .meta
+                .class_names
+                .iter()
+                .position(|c| c == &config.data.positive_class);
             let mut out = Vec::new();
             let mut failures = 0;
             for input in &inputs {
-                match melxai::predict::predict(&model, input, top, !uncalibrated) {
+                match melxai::predict::predict(&model, input, top, !uncalibrated, positive) {
                     Ok(p) => out.push(p),
                     Err(e) => {
                         failures += 1;
@@ -157,6 +172,25 @@ pub fn run(args: Args) -> Result<i32> {
             } else {
                 for p in &out {
                     println!("{}", p.input.display());
+                    if let Some(r) = &p.referral {
+                        println!(
+                            "  {}  (p = {:.3} vs threshold {:.3}, chosen for sensitivity {:.2})",
+                            r.label.to_uppercase(),
+                            r.probability,
+                            r.threshold,
+                            r.target_sensitivity
+                        );
+                    }
+                    if let (Some(u), true) = (&p.uncertainty, p.members > 1) {
+                        println!(
+                            "  uncertainty: spread {:.3}  entropy {:.3} nats  mutual information {:.3} nats ({} members{})",
+                            u.spread,
+                            u.predictive_entropy,
+                            u.mutual_information,
+                            p.members,
+                            if p.tta { ", TTA" } else { "" }
+                        );
+                    }
                     for c in &p.top {
                         println!(
                             "  {:>7.3}%  {} (#{})",

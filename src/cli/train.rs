@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use melxai::config::{check, Config};
 use melxai::data::cache::ImageCache;
+use melxai::ensemble::Model;
 use melxai::eval::metrics;
 use melxai::jobs::{self, JobContext};
 use melxai::metrics::{bootstrap_ci, BootstrapOptions, DEFAULT_THRESHOLD};
-use melxai::model::checkpoint::read_meta;
-use melxai::model::Classifier;
 use melxai::train::TrainConfig;
 use serde_json::json;
 
@@ -213,8 +212,14 @@ fn print_headline(outcome: &melxai::train::RunOutcome) {
 
 #[derive(Debug, clap::Args)]
 pub struct EvalArgs {
+    /// A checkpoint, or an ensemble manifest (<name>.ensemble.toml): its
+    /// split holds the images no member trained on.
     #[arg(long)]
     pub checkpoint: PathBuf,
+    /// Test-time augmentation: average over the 8 flips x 90° rotations
+    /// (also on with [predict] tta).
+    #[arg(long)]
+    pub tta: bool,
     /// Which part of the checkpoint's recorded split: test, val, train or all.
     #[arg(long, default_value = "test")]
     pub split: String,
@@ -229,8 +234,9 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
     let mut sink = CliProgress::new();
     let cancel = cancel_on_ctrl_c("the next batch");
     let mut ctx = JobContext::for_config(config, &mut sink, &cancel)?;
-    let meta = read_meta(&args.checkpoint)?;
-    let model = Classifier::from_checkpoint(&args.checkpoint, ctx.device)?;
+    let mut model = Model::load(&args.checkpoint, ctx.device)?;
+    model.tta = args.tta || config.predict.tta;
+    let meta = model.meta.clone();
     let data = jobs::scan_data(&mut ctx)?;
     jobs::check_classes(&args.checkpoint, &meta.class_names, &data)?;
     let ids: Option<Vec<String>> = match (args.split.as_str(), &meta.split) {
@@ -248,6 +254,18 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
         }
         (other, _) => anyhow::bail!("unknown split '{other}' (test, val, train, all)"),
     };
+    if ids.as_ref().is_some_and(Vec::is_empty) {
+        anyhow::bail!(
+            "{}: its {} split is empty{}; use --split all (every image was seen in training by some member) or evaluate the members",
+            args.checkpoint.display(),
+            args.split,
+            if model.is_ensemble() {
+                " (no image is held out from every member, as with the k models of one cross-validation)"
+            } else {
+                ""
+            }
+        );
+    }
     let samples: Vec<_> = match &ids {
         None => data.samples.clone(),
         Some(ids) => {
@@ -323,6 +341,8 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
                 "checkpoint": args.checkpoint,
                 "split": args.split,
                 "temperature": temperature,
+                "tta": model.tta,
+                "members": model.members().len(),
                 "metrics": m,
                 "auroc_ci95": auroc_ci.map(|c| [c.low, c.high]),
                 "balanced_accuracy_ci95": bacc_ci.map(|c| [c.low, c.high]),

@@ -11,6 +11,8 @@ use super::JobRunner;
 use crate::config::Config;
 use crate::data::cache::ImageCache;
 use crate::data::scan::Scan;
+use crate::ensemble::read_meta;
+use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::eval::EvalRow;
 use crate::explain::{ExplainConfig, Method};
@@ -19,8 +21,8 @@ use crate::jobs::evaluate::{evaluate, EvaluateJob};
 use crate::jobs::explain::{explain_split, ExplainJob};
 use crate::jobs::train::{train, TrainJob};
 use crate::jobs::{positive_class, scan_data, JobContext};
-use crate::model::checkpoint::{self, read_meta};
-use crate::model::{parse_device, Classifier};
+use crate::model::checkpoint;
+use crate::model::parse_device;
 use crate::progress::{CancelToken, Event, EventSink, JobId};
 
 /// Runs [`Request`]s; keeps what is costly to rebuild between jobs.
@@ -29,7 +31,7 @@ pub struct PipelineRunner {
     data: Option<Scan>,
     caches: HashMap<[i64; 2], ImageCache>,
     /// Keyed by the checkpoint's tensor file.
-    models: HashMap<PathBuf, Classifier>,
+    models: HashMap<PathBuf, Model>,
     /// The files each cached model was loaded from, as they were then: a
     /// checkpoint rewritten meanwhile (trained or calibrated from another
     /// terminal) is loaded again instead of served stale.
@@ -46,6 +48,11 @@ fn stamp(path: &Path) -> Option<FileStamp> {
         let m = std::fs::metadata(p).ok()?;
         Some((m.ino(), m.len(), m.modified().ok()?))
     };
+    // An ensemble is its manifest (which names its members' tensor hashes).
+    if crate::ensemble::is_ensemble_path(path) {
+        let m = one(path.to_path_buf())?;
+        return Some([m, m]);
+    }
     Some([
         one(checkpoint::tensors_path(path))?,
         one(checkpoint::meta_path(path))?,
@@ -59,6 +66,7 @@ struct ModelPredictions {
     split_of: HashMap<String, String>,
     temperature: f64,
     name: String,
+    operating_point: Option<crate::ensemble::OperatingPoint>,
 }
 
 impl JobRunner for PipelineRunner {
@@ -122,7 +130,7 @@ impl PipelineRunner {
         ctx: &mut JobContext,
         size: [i64; 2],
         path: &Path,
-    ) -> Result<(&Scan, &ImageCache, &Classifier)> {
+    ) -> Result<(&Scan, &ImageCache, &Model)> {
         if self.data.is_none() {
             self.data = Some(scan_data(ctx)?);
         }
@@ -141,8 +149,9 @@ impl PipelineRunner {
         }
         if !self.models.contains_key(&key) {
             ctx.cancel.check()?;
-            let model = Classifier::from_checkpoint(path, ctx.device)?;
+            let mut model = Model::load(path, ctx.device)?;
             crate::jobs::check_classes(path, &model.meta.class_names, data)?;
+            model.tta = ctx.config.predict.tta;
             self.models.insert(key.clone(), model);
             self.stamps.insert(key.clone(), now);
         }
@@ -187,6 +196,9 @@ impl PipelineRunner {
         for s in &trained.outcome.splits {
             self.models.remove(&checkpoint::tensors_path(&s.checkpoint));
         }
+        if let Some(e) = &trained.ensemble {
+            self.models.remove(&checkpoint::tensors_path(e));
+        }
         let s = &trained.outcome.splits[0];
         let test = s
             .test_metrics
@@ -209,6 +221,7 @@ impl PipelineRunner {
     fn predict_all(&mut self, ctx: &mut JobContext, path: &Path) -> Result<ModelPredictions> {
         let meta = read_meta(path)?;
         let (_, cache, model) = self.load(ctx, meta.input_size, path)?;
+        let operating_point = model.operating_point().copied();
         let rows: Vec<usize> = (0..cache.len()).collect();
         let preds = evaluate(
             ctx,
@@ -235,6 +248,7 @@ impl PipelineRunner {
             split_of,
             temperature: model.meta.temperature,
             name: meta.name,
+            operating_point,
         })
     }
 
@@ -251,7 +265,9 @@ impl PipelineRunner {
             .iter()
             .map(|r| {
                 let split = p.split_of.get(&r.id).map(String::as_str);
-                r.to_prediction(positive, p.temperature, split.unwrap_or("unseen"))
+                let mut row = r.to_prediction(positive, p.temperature, split.unwrap_or("unseen"));
+                row.decision = p.operating_point.map(|op| op.decide(row.probability));
+                row
             })
             .collect();
         let n = rows.len();

@@ -13,14 +13,14 @@ use crate::compare::run::{write, ComparisonReport, ModelAgreement};
 use crate::compare::similarity::CompareOptions;
 use crate::data::cache::ImageCache;
 use crate::data::scan::Scan;
+use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::explain::{ExplainConfig, Method};
-use crate::model::Classifier;
 
 pub struct CompareJob<'a> {
     pub data: &'a Scan,
     /// `(checkpoint, model)`; the first is the reference of cross-model agreement.
-    pub models: &'a [(PathBuf, Classifier)],
+    pub models: &'a [(PathBuf, Model)],
     pub sample_ids: Vec<String>,
     /// Name of the split, for the report.
     pub split: String,
@@ -120,7 +120,7 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
 /// `-2`, `-3`, ... while still shared). Two checkpoints with one metadata name
 /// must not write into (and reuse from) one folder, and a metadata name that
 /// is not a plain file name (`..`, `a/b`) must not pick the folder.
-fn labels(models: &[(PathBuf, Classifier)]) -> Vec<String> {
+fn labels(models: &[(PathBuf, Model)]) -> Vec<String> {
     let shared = |name: &str| models.iter().filter(|(_, m)| m.meta.name == name).count() > 1;
     let plain = |name: &str| crate::config::check::file_name("name", name).is_ok();
     let mut out: Vec<String> = Vec::with_capacity(models.len());

@@ -13,16 +13,18 @@ use super::JobContext;
 use crate::data::cache::ImageCache;
 use crate::data::image::normalise;
 use crate::data::npy::read_map;
+use crate::ensemble::explain::explain_model;
+use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::eval::EvalRow;
 use crate::explain::heatmap::{tensor_to_rgb, to_vec};
 use crate::explain::split::{stem, ExplainedSample, Heatmap, MapRecord};
-use crate::explain::{explain, output, provenance, ExplainConfig, Method};
-use crate::model::Classifier;
+use crate::explain::{output, provenance, ExplainConfig, Method};
 use crate::progress::{Event, HeatmapData};
 
 pub struct ExplainJob<'a> {
-    pub model: &'a Classifier,
+    /// One checkpoint or an ensemble (explained through its combined output).
+    pub model: &'a Model,
     pub cache: &'a ImageCache,
     /// Cache rows with the model's evaluation of each.
     pub rows: &'a [(usize, EvalRow)],
@@ -46,7 +48,7 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
     let mut store = job.out_dir.map(MapStore::open);
     // Only stored maps need a key; the model is hashed once per split.
     let model_digest = match store {
-        Some(_) => Some(provenance::model_digest(job.model)?),
+        Some(_) => Some(job.model.content_digest()?),
         None => None,
     };
     let total = (job.rows.len() * job.methods.len()) as u64;
@@ -81,7 +83,7 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
             let (heatmap, target, delta) = match reused {
                 Some(found) => found,
                 None => {
-                    let e = explain(model, &x, method, job.explain)?;
+                    let e = explain_model(model, &x, method, job.explain)?;
                     if let Some(s) = &mut store {
                         s.write(&e, &rgb, id, method, key)?;
                     }

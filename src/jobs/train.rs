@@ -1,9 +1,13 @@
 //! The train job: decode the data set once at the model's input size and
 //! fine-tune (one split, or k folds), writing checkpoints to `[model] weights_dir`.
+//! A k-fold run also writes `<name>.ensemble.toml`: its fold models as one
+//! ensemble, with the temperature fitted on their pooled out-of-fold logits.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
 use super::{positive_class, JobContext};
+use crate::calibrate::fit::fit_cross_validated;
 use crate::data::cache::ImageCache;
 use crate::data::scan::Scan;
 use crate::error::Result;
@@ -33,6 +37,8 @@ pub struct Trained {
     /// Side of the square input, in pixels.
     pub input_size: i64,
     pub decode_seconds: f64,
+    /// The ensemble manifest a k-fold run wrote.
+    pub ensemble: Option<PathBuf>,
 }
 
 pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
@@ -89,7 +95,16 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
         resume,
     };
     let outcome = crate::train::train(&config, &mut train_ctx)?;
+    let ensemble = match &outcome.cross_validation {
+        Some(_) => Some(write_fold_ensemble(
+            &ctx.config.model.weights_dir,
+            &outcome,
+            positive,
+        )?),
+        None => None,
+    };
     Ok(Trained {
+        ensemble,
         outcome,
         images: cache.len(),
         excluded: data.samples.len() - samples.len(),
@@ -97,4 +112,30 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
         input_size: size,
         decode_seconds,
     })
+}
+
+/// Writes `<name>.ensemble.toml` for a k-fold run's fold checkpoints. The
+/// temperature is the calibrate module's fit on all pooled out-of-fold logits
+/// (each image predicted by the one member that did not train on it); the
+/// cross-fitted before/after numbers are the calibrate job's to report.
+fn write_fold_ensemble(
+    weights_dir: &std::path::Path,
+    outcome: &crate::train::RunOutcome,
+    positive: usize,
+) -> Result<PathBuf> {
+    let folds: Vec<Vec<crate::eval::EvalRow>> =
+        outcome.splits.iter().map(|s| s.test.clone()).collect();
+    let fit = fit_cross_validated(&folds, positive)?;
+    let members: Vec<PathBuf> = outcome
+        .splits
+        .iter()
+        .map(|s| s.checkpoint.clone())
+        .collect();
+    crate::ensemble::write_ensemble(
+        weights_dir,
+        &outcome.name,
+        &members,
+        fit.fit.temperature,
+        &format!("out_of_fold ({} images, pooled)", fit.fitted_n),
+    )
 }

@@ -34,6 +34,8 @@ fn pred(id: &str, label: usize, p: f64) -> SamplePrediction {
         probability: p,
         probability_uncalibrated: (p * 1.2).min(1.0),
         split: "val".into(),
+        uncertainty: None,
+        decision: None,
     }
 }
 

@@ -40,6 +40,18 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer, regions: &mut Vec<
             ),
             colour,
         ));
+        if let Some(d) = p.decision {
+            spans.push(Span::styled(
+                format!("  {}", d.label()),
+                theme.text.add_modifier(Modifier::BOLD),
+            ));
+        }
+        if let Some(u) = p.uncertainty.filter(|u| u.members > 1) {
+            spans.push(Span::raw(format!(
+                "  H {:.2} MI {:.2} sd {:.2}",
+                u.predictive_entropy, u.mutual_information, u.spread
+            )));
+        }
     }
     if let Some(a) = row.agreement {
         spans.push(Span::styled(format!("  agreement {a:.2}"), theme.text));

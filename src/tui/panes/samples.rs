@@ -27,13 +27,16 @@ pub fn body_height(area: Rect) -> usize {
 
 /// Column widths computed here rather than by the constraint solver, whose
 /// choice among equally good layouts is not stable when space is short.
-pub fn column_widths(width: u16) -> [Constraint; 7] {
-    // mark+note, verdict, file, true, pred, p, split; six gaps of one.
-    let fixed = 2 + 1 + 4 + 4 + 6;
+/// `uncertainty` adds the entropy column (ensembles only: for one model the
+/// entropy is a function of p, which is shown already).
+pub fn column_widths(width: u16, uncertainty: bool) -> Vec<Constraint> {
+    // mark+note, verdict, file, true, pred, p, split[, H]; a gap of one between each.
+    let extra = if uncertainty { 5 } else { 0 };
+    let fixed = 2 + 1 + 4 + 4 + 6 + extra;
     let avail = width.saturating_sub(fixed);
     let class = (avail.saturating_sub(8) / 2).clamp(3, 8);
     let file = avail.saturating_sub(2 * class);
-    [
+    let mut widths = vec![
         Constraint::Length(2),
         Constraint::Length(1),
         Constraint::Length(file),
@@ -41,7 +44,21 @@ pub fn column_widths(width: u16) -> [Constraint; 7] {
         Constraint::Length(class),
         Constraint::Length(4),
         Constraint::Length(4),
-    ]
+    ];
+    if uncertainty {
+        widths.push(Constraint::Length(4));
+    }
+    widths
+}
+
+/// Whether any row carries an ensemble's uncertainty (more than one member).
+fn has_ensemble_uncertainty(state: &AppState) -> bool {
+    state.rows().iter().any(|r| {
+        r.prediction
+            .as_ref()
+            .and_then(|p| p.uncertainty)
+            .is_some_and(|u| u.members > 1)
+    })
 }
 
 /// Short name of the split a prediction was made in, so in-sample
@@ -83,6 +100,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     }
     let theme = state.theme();
     let selected = state.selected_position(&visible).unwrap_or(0);
+    let with_uncertainty = has_ensemble_uncertainty(state);
     let height = body_height(area);
     let offset = scroll_offset(selected, visible.len(), height);
     let rows = visible
@@ -111,7 +129,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             } else {
                 theme.text
             };
-            Row::new(vec![
+            let mut cells = vec![
                 Cell::from(Line::from(vec![
                     Span::styled(mark, theme.warn),
                     Span::raw(if has_note { "✎" } else { " " }),
@@ -132,12 +150,27 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                         _ => theme.text,
                     },
                 )),
-            ])
-            .style(style)
+            ];
+            if with_uncertainty {
+                // Predictive entropy in nats; highlighted when "uncertain".
+                let u = row.prediction.as_ref().and_then(|p| p.uncertainty);
+                cells.push(match u {
+                    Some(u) if u.is_uncertain() => Cell::from(Span::styled(
+                        format!("{:.2}", u.predictive_entropy),
+                        theme.warn,
+                    )),
+                    Some(u) => Cell::from(format!("{:.2}", u.predictive_entropy)),
+                    None => Cell::from("—"),
+                });
+            }
+            Row::new(cells).style(style)
         });
-    let header = Row::new(vec!["", "", "file", "true", "pred", "p", "set"])
-        .style(theme.accent.add_modifier(Modifier::BOLD));
-    Table::new(rows, column_widths(area.width))
+    let mut titles = vec!["", "", "file", "true", "pred", "p", "set"];
+    if with_uncertainty {
+        titles.push("H");
+    }
+    let header = Row::new(titles).style(theme.accent.add_modifier(Modifier::BOLD));
+    Table::new(rows, column_widths(area.width, with_uncertainty))
         .header(header)
         .column_spacing(1)
         .render(area, buf);

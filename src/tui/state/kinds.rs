@@ -21,7 +21,9 @@ pub fn method_title(method: &str) -> &str {
 pub enum Filter {
     All,
     Misclassified,
-    /// Calibrated probability within `uncertain_band` of 0.5.
+    /// Calibrated probability within `uncertain_band` of 0.5, or (for an
+    /// ensemble) predictive entropy of at least
+    /// [`crate::ensemble::uncertainty::UNCERTAIN_ENTROPY_NATS`].
     Uncertain,
     /// Agreement score below `agreement_threshold`.
     LowAgreement,
@@ -55,6 +57,9 @@ pub enum SortKey {
     Probability,
     /// Agreement score, lowest first (the interesting ones); unknown last.
     Agreement,
+    /// Predictive entropy of the members' probabilities, highest first
+    /// (the cases to refer first); unknown last.
+    Uncertainty,
 }
 
 impl SortKey {
@@ -62,7 +67,8 @@ impl SortKey {
         match self {
             SortKey::Name => SortKey::Probability,
             SortKey::Probability => SortKey::Agreement,
-            SortKey::Agreement => SortKey::Name,
+            SortKey::Agreement => SortKey::Uncertainty,
+            SortKey::Uncertainty => SortKey::Name,
         }
     }
 
@@ -71,6 +77,7 @@ impl SortKey {
             SortKey::Name => "name",
             SortKey::Probability => "probability",
             SortKey::Agreement => "agreement",
+            SortKey::Uncertainty => "uncertainty",
         }
     }
 }

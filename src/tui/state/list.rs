@@ -10,10 +10,12 @@ impl AppState {
         let passes = match self.filter {
             Filter::All => true,
             Filter::Misclassified => row.prediction.as_ref().is_some_and(|p| !p.correct()),
-            Filter::Uncertain => row
-                .prediction
-                .as_ref()
-                .is_some_and(|p| (p.probability - 0.5).abs() <= self.uncertain_band),
+            Filter::Uncertain => row.prediction.as_ref().is_some_and(|p| {
+                let ensemble_unsure = p
+                    .uncertainty
+                    .is_some_and(|u| u.members > 1 && u.is_uncertain());
+                ensemble_unsure || (p.probability - 0.5).abs() <= self.uncertain_band
+            }),
             Filter::LowAgreement => row.agreement.is_some_and(|a| a < self.agreement_threshold),
         };
         let in_split = self
@@ -41,6 +43,16 @@ impl AppState {
             SortKey::Agreement => idx.sort_by(|&a, &b| {
                 none_last(rows[a].agreement, rows[b].agreement, false)
                     .then_with(|| rows[a].id.cmp(&rows[b].id))
+            }),
+            SortKey::Uncertainty => idx.sort_by(|&a, &b| {
+                let h = |i: usize| {
+                    rows[i]
+                        .prediction
+                        .as_ref()
+                        .and_then(|p| p.uncertainty)
+                        .map(|u| u.predictive_entropy)
+                };
+                none_last(h(a), h(b), true).then_with(|| rows[a].id.cmp(&rows[b].id))
             }),
         }
         idx

@@ -1,0 +1,401 @@
+//! The ensemble manifest: `<weights_dir>/<name>.ensemble.toml`.
+//!
+//! An ensemble owns no tensors. Its manifest names member checkpoints that
+//! live beside it (`<member>.safetensors` + `<member>.toml`), records the
+//! SHA-256 of each member's tensors as the member's own manifest states it
+//! (so a member retrained or replaced under the same name is refused), the
+//! fields every member must share (architecture, input size, normalisation,
+//! class order), the combine rule, one temperature and an optional operating
+//! point. It is written atomically like every other file.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::operating_point::OperatingPoint;
+use crate::error::{Error, Result};
+use crate::model::checkpoint::{self, CheckpointMeta};
+use crate::model::config::{Arch, Normalisation};
+
+/// File-name suffix that marks an ensemble manifest.
+pub const ENSEMBLE_SUFFIX: &str = ".ensemble.toml";
+
+/// How member outputs become the ensemble's output.
+///
+/// `MeanLogits`: the ensemble logit vector is the mean of the members'
+/// logit vectors; probabilities are `softmax(mean / temperature)`. Chosen
+/// because the combined output stays a logit: the one temperature (fitted on
+/// single-member out-of-fold logits) applies to it unchanged, explanations
+/// can differentiate it, and TTA averages the same way. The per-sample
+/// uncertainty is computed from the members' own probabilities
+/// (see [`super::uncertainty`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CombineRule {
+    #[default]
+    MeanLogits,
+}
+
+/// One member: a checkpoint name in the manifest's folder and the SHA-256 of
+/// its tensors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// What every member must agree on; a member that differs is refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedFields {
+    pub arch: Arch,
+    /// Input (height, width) in pixels.
+    pub input_size: [i64; 2],
+    pub normalisation: Normalisation,
+    /// Class names in logit index order.
+    pub class_names: Vec<String>,
+}
+
+impl SharedFields {
+    pub fn of(meta: &CheckpointMeta) -> Self {
+        SharedFields {
+            arch: meta.model.arch,
+            input_size: meta.input_size,
+            normalisation: meta.normalisation,
+            class_names: meta.class_names.clone(),
+        }
+    }
+
+    /// The first field where `meta` differs, as `(field, expected, found)`.
+    pub fn mismatch(&self, meta: &CheckpointMeta) -> Option<(&'static str, String, String)> {
+        let other = SharedFields::of(meta);
+        if other.arch != self.arch {
+            return Some(("arch", self.arch.to_string(), other.arch.to_string()));
+        }
+        if other.input_size != self.input_size {
+            return Some((
+                "input_size",
+                format!("{:?}", self.input_size),
+                format!("{:?}", other.input_size),
+            ));
+        }
+        if other.class_names != self.class_names {
+            return Some((
+                "class_names",
+                format!("{:?}", self.class_names),
+                format!("{:?}", other.class_names),
+            ));
+        }
+        if other.normalisation != self.normalisation {
+            return Some((
+                "normalisation",
+                format!("{:?}", self.normalisation),
+                format!("{:?}", other.normalisation),
+            ));
+        }
+        None
+    }
+}
+
+/// The manifest as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleManifest {
+    pub name: String,
+    pub created: String,
+    pub melxai_version: String,
+    #[serde(default)]
+    pub combine: CombineRule,
+    /// Softmax temperature applied to the combined logits (1.0 = uncalibrated).
+    pub temperature: f64,
+    /// Which predictions the temperature was fitted on (free text, e.g.
+    /// "out_of_fold (pooled, 170 images)").
+    #[serde(default)]
+    pub temperature_fitted_on: String,
+    pub shared: SharedFields,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operating_point: Option<OperatingPoint>,
+    pub members: Vec<Member>,
+}
+
+/// Whether `path` names an ensemble manifest.
+pub fn is_ensemble_path(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(ENSEMBLE_SUFFIX))
+}
+
+/// `<dir>/<name>.ensemble.toml`.
+pub fn ensemble_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}{ENSEMBLE_SUFFIX}"))
+}
+
+/// The name an ensemble manifest's file gives it (`x` for `x.ensemble.toml`).
+pub fn name_of(path: &Path) -> Option<String> {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.strip_suffix(ENSEMBLE_SUFFIX))
+        .map(str::to_string)
+}
+
+fn invalid(path: &Path, message: String) -> Error {
+    Error::Checkpoint {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+impl EnsembleManifest {
+    /// Checks the values a loader relies on; the message names the key.
+    pub fn validate(&self) -> std::result::Result<(), String> {
+        if self.members.is_empty() {
+            return Err("members is empty (an ensemble needs at least one member)".into());
+        }
+        for (i, m) in self.members.iter().enumerate() {
+            crate::config::check::file_name(&format!("members[{i}].name"), &m.name)
+                .map_err(|e| e.to_string())?;
+            if self.members[..i].iter().any(|o| o.name == m.name) {
+                return Err(format!("members[{i}].name = {:?} is listed twice", m.name));
+            }
+            let hex = m.sha256.len() == 64 && m.sha256.chars().all(|c| c.is_ascii_hexdigit());
+            if !hex {
+                return Err(format!(
+                    "members[{i}].sha256 = {:?} is not a SHA-256 in hex",
+                    m.sha256
+                ));
+            }
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(format!(
+                "temperature = {} must be finite and > 0 (1.0 = uncalibrated)",
+                self.temperature
+            ));
+        }
+        if self.shared.class_names.len() < 2 {
+            return Err("shared.class_names needs at least two classes".into());
+        }
+        if let Some(op) = &self.operating_point {
+            op.validate().map_err(|e| format!("operating_point.{e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Path stem of member `m` (in the manifest's folder).
+    pub fn member_path(manifest_path: &Path, m: &Member) -> PathBuf {
+        manifest_path
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join(&m.name)
+    }
+}
+
+/// Reads and validates a manifest.
+pub fn read(path: &Path) -> Result<EnsembleManifest> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| invalid(path, format!("cannot read ensemble manifest: {e}")))?;
+    let manifest: EnsembleManifest = toml::from_str(&text)
+        .map_err(|e| invalid(path, format!("invalid ensemble manifest: {e}")))?;
+    manifest
+        .validate()
+        .map_err(|e| invalid(path, format!("invalid ensemble manifest: {e}")))?;
+    Ok(manifest)
+}
+
+/// Writes a manifest atomically.
+pub fn write(path: &Path, manifest: &EnsembleManifest) -> Result<()> {
+    manifest
+        .validate()
+        .map_err(|e| invalid(path, format!("refusing to write: {e}")))?;
+    let text = toml::to_string_pretty(manifest)
+        .map_err(|e| invalid(path, format!("cannot serialise ensemble manifest: {e}")))?;
+    crate::files::write_bytes(path, text.as_bytes())
+}
+
+/// SHA-256 of a member's tensors: the one its own manifest records, or (for a
+/// checkpoint written before manifests) the hash of the file itself.
+pub fn member_tensors_hash(meta: &CheckpointMeta, stem: &Path) -> Result<String> {
+    let tensors = checkpoint::tensors_path(stem);
+    let key = tensors
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match meta.files.get(&key) {
+        Some(h) => Ok(h.clone()),
+        None => checkpoint::hash_file(&tensors),
+    }
+}
+
+/// Builds the manifest of an ensemble of the checkpoints `members` (path
+/// stems, all in `dir`), refusing members that disagree on a shared field.
+/// The temperature starts at 1.0 and there is no operating point.
+pub fn from_members(dir: &Path, name: &str, members: &[PathBuf]) -> Result<EnsembleManifest> {
+    let target = ensemble_path(dir, name);
+    let mut shared: Option<SharedFields> = None;
+    let mut listed = Vec::new();
+    for stem in members {
+        let meta = checkpoint::read_meta(stem)?;
+        let member_name = stem
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .map(|n| {
+                n.strip_suffix(".safetensors")
+                    .or_else(|| n.strip_suffix(".toml"))
+                    .map(str::to_string)
+                    .unwrap_or(n)
+            })
+            .unwrap_or_default();
+        let parent = stem.parent().map(Path::to_path_buf).unwrap_or_default();
+        let canonical = |p: &Path| {
+            let p = if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            };
+            p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+        };
+        let same_dir = canonical(&parent) == canonical(dir);
+        if !same_dir {
+            return Err(invalid(
+                &target,
+                format!(
+                    "member {} is not in {} (members live beside the manifest)",
+                    stem.display(),
+                    dir.display()
+                ),
+            ));
+        }
+        match &shared {
+            None => shared = Some(SharedFields::of(&meta)),
+            Some(s) => {
+                if let Some((field, want, got)) = s.mismatch(&meta) {
+                    return Err(invalid(
+                        &target,
+                        format!("member '{member_name}' differs in {field}: {got}, the first member has {want}"),
+                    ));
+                }
+            }
+        }
+        listed.push(Member {
+            sha256: member_tensors_hash(&meta, stem)?,
+            name: member_name,
+        });
+    }
+    let shared = shared.ok_or_else(|| invalid(&target, "no members given".into()))?;
+    Ok(EnsembleManifest {
+        name: name.to_string(),
+        created: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        melxai_version: env!("CARGO_PKG_VERSION").to_string(),
+        combine: CombineRule::MeanLogits,
+        temperature: 1.0,
+        temperature_fitted_on: String::new(),
+        shared,
+        operating_point: None,
+        members: listed,
+    })
+}
+
+/// Stores `temperature` (and where it was fitted) in a manifest, atomically.
+pub fn store_temperature(path: &Path, temperature: f64, fitted_on: &str) -> Result<()> {
+    let mut m = read(path)?;
+    m.temperature = temperature;
+    m.temperature_fitted_on = fitted_on.to_string();
+    write(path, &m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest() -> EnsembleManifest {
+        EnsembleManifest {
+            name: "e".into(),
+            created: "now".into(),
+            melxai_version: "0".into(),
+            combine: CombineRule::MeanLogits,
+            temperature: 1.5,
+            temperature_fitted_on: String::new(),
+            shared: SharedFields {
+                arch: Arch::Lite0,
+                input_size: [32, 32],
+                normalisation: crate::model::EfficientNetConfig::lite0(2).normalisation(),
+                class_names: vec!["melanoma".into(), "naevus".into()],
+            },
+            operating_point: None,
+            members: vec![Member {
+                name: "a".into(),
+                sha256: "0".repeat(64),
+            }],
+        }
+    }
+
+    #[test]
+    fn suffix_helpers_agree() {
+        let p = ensemble_path(Path::new("w"), "run-cv");
+        assert!(is_ensemble_path(&p));
+        assert_eq!(name_of(&p).as_deref(), Some("run-cv"));
+        assert!(!is_ensemble_path(Path::new("w/run.toml")));
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        type Change = Box<dyn Fn(&mut EnsembleManifest)>;
+        let cases: Vec<(Change, &str)> = vec![
+            (Box::new(|m| m.members.clear()), "members"),
+            (
+                Box::new(|m| m.members[0].name = "../x".into()),
+                "members[0].name",
+            ),
+            (
+                Box::new(|m| m.members[0].sha256 = "abc".into()),
+                "members[0].sha256",
+            ),
+            (
+                Box::new(|m| {
+                    let again = m.members[0].clone();
+                    m.members.push(again)
+                }),
+                "members[1].name",
+            ),
+            (Box::new(|m| m.temperature = 0.0), "temperature"),
+            (
+                Box::new(|m| {
+                    m.operating_point = Some(OperatingPoint {
+                        threshold: 1.5,
+                        target_sensitivity: 0.95,
+                        sensitivity: 0.95,
+                        specificity: 0.5,
+                        sensitivity_ci: None,
+                        specificity_ci: None,
+                    })
+                }),
+                "operating_point.threshold",
+            ),
+        ];
+        assert_eq!(manifest().validate(), Ok(()));
+        for (change, key) in cases {
+            let mut m = manifest();
+            change(&mut m);
+            let e = m.validate().unwrap_err();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let mut m = manifest();
+        m.operating_point = Some(OperatingPoint {
+            threshold: 0.2,
+            target_sensitivity: 0.95,
+            sensitivity: 0.96,
+            specificity: 0.61,
+            sensitivity_ci: Some([0.9, 1.0]),
+            specificity_ci: None,
+        });
+        let text = toml::to_string_pretty(&m).unwrap();
+        let back: EnsembleManifest = toml::from_str(&text).unwrap();
+        assert_eq!(back, m);
+        let typo = text.replace("temperature =", "temprature =");
+        assert!(toml::from_str::<EnsembleManifest>(&typo).is_err());
+    }
+}
