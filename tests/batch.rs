@@ -139,6 +139,19 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     let rc = std::fs::read_to_string(rep.join("risk_coverage_a_ensemble.csv")).unwrap();
     assert!(rc.starts_with("coverage,risk,confidence_threshold\n"));
     assert!(rc.trim_end().ends_with(|c: char| c.is_ascii_digit()));
+    // The fold models are saved as one ensemble whose temperature is the
+    // same fit on the pooled out-of-fold logits.
+    let ens = weights.join("a-cv.ensemble.toml");
+    let manifest = melxai::ensemble::manifest::read(&ens).unwrap();
+    let names: Vec<&str> = manifest.members.iter().map(|m| m.name.as_str()).collect();
+    assert_eq!(names, ["a-cv-fold0", "a-cv-fold1"]);
+    assert!(
+        (manifest.temperature - t).abs() < 1e-9,
+        "{} vs {t}",
+        manifest.temperature
+    );
+    let model = melxai::ensemble::Model::load(&ens, tch::Device::Cpu).unwrap();
+    assert_eq!(model.members().len(), 2);
     // Both models evaluated and calibrated; test metrics present.
     for m in ["a", "b"] {
         let model = &metrics["metrics"][format!("model:{m}")];

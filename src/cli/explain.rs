@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use melxai::config::Config;
 use melxai::data::image::{denormalise, load_input};
-use melxai::ensemble::explain::explain_model;
+use melxai::ensemble::explain::{explain_model, member_agreement, member_explanations};
 use melxai::ensemble::Model;
 use melxai::explain::faithfulness::curves;
 use melxai::explain::heatmap::tensor_to_rgb;
@@ -139,8 +139,17 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
         };
         let rgb = tensor_to_rgb(&denormalise(&x, &model.meta.normalisation))?;
         for &method in &methods {
-            let e = explain_model(&model, &x, method, &cfg)
-                .with_context(|| format!("{} on {}", method.label(), input.display()))?;
+            // An ensemble: the combined map, and how far its members' maps agree.
+            let (e, agreement) = if model.is_ensemble() {
+                let (combined, members) = member_explanations(&model, &x, method, &cfg)
+                    .with_context(|| format!("{} on {}", method.label(), input.display()))?;
+                let e = combined.context("the ensemble has no members")?;
+                (e, member_agreement(&members)?)
+            } else {
+                let e = explain_model(&model, &x, method, &cfg)
+                    .with_context(|| format!("{} on {}", method.label(), input.display()))?;
+                (e, None)
+            };
             let files = output::write(&e, &rgb, &args.out, stem)?;
             let faith = if args.faithfulness {
                 let b = Baseline::Blur.build(&x.unsqueeze(0), &model.meta.normalisation, 0);
@@ -186,6 +195,12 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
                     e.seconds,
                     files.overlay.display()
                 );
+                if let Some(a) = &agreement {
+                    println!(
+                        "  {} members agree: SSIM {:.3}  Pearson {:.3}  Spearman {:.3}  Jaccard {:.3} (mean of {} pairs)",
+                        a.members, a.ssim, a.pearson, a.spearman, a.jaccard, a.pairs
+                    );
+                }
             }
             overlays.push(files.overlay.clone());
             results.push(json!({
@@ -199,6 +214,7 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
                 "seconds": e.seconds,
                 "files": files,
                 "faithfulness": faith,
+                "member_agreement": agreement,
             }));
         }
         if args.sanity {

@@ -350,6 +350,17 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
             }))?
         );
     } else {
+        if model.is_ensemble() || model.tta {
+            println!(
+                "{} network(s){}, logits combined by their mean",
+                model.members().len(),
+                if model.tta {
+                    ", each averaged over the 8 flips x 90° rotations (TTA)"
+                } else {
+                    ""
+                }
+            );
+        }
         print_eval(args, &m, temperature, auroc_ci, bacc_ci);
     }
     Ok(0)

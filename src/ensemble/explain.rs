@@ -100,3 +100,64 @@ pub fn member_explanations(
     }
     Ok((Some(combined), members))
 }
+
+/// How far the members' maps of one image and method agree: the mean over
+/// member pairs of each similarity metric (the study's question "do
+/// explanations stay consistent across models of similar performance?",
+/// asked of k models instead of two).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemberAgreement {
+    pub members: usize,
+    pub pairs: usize,
+    pub ssim: f64,
+    pub pearson: f64,
+    pub spearman: f64,
+    pub cosine: f64,
+    pub jaccard: f64,
+}
+
+/// Agreement of the members' heatmaps (`None` with fewer than two members).
+pub fn member_agreement(members: &[Explanation]) -> Result<Option<MemberAgreement>> {
+    use crate::compare::similarity::{compare_maps, CompareOptions, Map};
+    if members.len() < 2 {
+        return Ok(None);
+    }
+    let maps: Vec<(Vec<f32>, usize, usize)> = members
+        .iter()
+        .map(|e| {
+            let size = e.heatmap.size();
+            let (h, w) = (size[0] as usize, size[1] as usize);
+            Ok((heatmap::to_vec(&e.heatmap)?, h, w))
+        })
+        .collect::<Result<_>>()?;
+    let opts = CompareOptions::default();
+    let mut sums = [0.0f64; 5];
+    let mut pairs = 0usize;
+    for i in 0..maps.len() {
+        for j in i + 1..maps.len() {
+            let map = |k: usize| {
+                Map::new(&maps[k].0, maps[k].1, maps[k].2)
+                    .map_err(|e| Error::Other(format!("member map: {e}")))
+            };
+            let r = compare_maps(map(i)?, map(j)?, &opts)
+                .map_err(|e| Error::Other(format!("member agreement: {e}")))?;
+            for (s, v) in sums
+                .iter_mut()
+                .zip([r.ssim, r.pearson, r.spearman, r.cosine, r.jaccard])
+            {
+                *s += v;
+            }
+            pairs += 1;
+        }
+    }
+    let mean = |k: usize| sums[k] / pairs as f64;
+    Ok(Some(MemberAgreement {
+        members: members.len(),
+        pairs,
+        ssim: mean(0),
+        pearson: mean(1),
+        spearman: mean(2),
+        cosine: mean(3),
+        jaccard: mean(4),
+    }))
+}

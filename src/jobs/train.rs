@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::{positive_class, JobContext};
-use crate::calibrate::fit::fit_cross_validated;
+use crate::calibrate::fit_temperature;
 use crate::data::cache::ImageCache;
 use crate::data::scan::Scan;
 use crate::error::Result;
@@ -99,7 +99,6 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
         Some(_) => Some(write_fold_ensemble(
             &ctx.config.model.weights_dir,
             &outcome,
-            positive,
         )?),
         None => None,
     };
@@ -121,11 +120,12 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
 fn write_fold_ensemble(
     weights_dir: &std::path::Path,
     outcome: &crate::train::RunOutcome,
-    positive: usize,
 ) -> Result<PathBuf> {
-    let folds: Vec<Vec<crate::eval::EvalRow>> =
-        outcome.splits.iter().map(|s| s.test.clone()).collect();
-    let fit = fit_cross_validated(&folds, positive)?;
+    let oof: Vec<&crate::eval::EvalRow> = outcome.splits.iter().flat_map(|s| &s.test).collect();
+    let logits: Vec<Vec<f64>> = oof.iter().map(|r| r.logits.clone()).collect();
+    let labels: Vec<usize> = oof.iter().map(|r| r.label).collect();
+    let fit = fit_temperature(&logits, &labels)
+        .map_err(|e| crate::Error::Other(format!("ensemble temperature: {e}")))?;
     let members: Vec<PathBuf> = outcome
         .splits
         .iter()
@@ -135,7 +135,7 @@ fn write_fold_ensemble(
         weights_dir,
         &outcome.name,
         &members,
-        fit.fit.temperature,
-        &format!("out_of_fold ({} images, pooled)", fit.fitted_n),
+        fit.temperature,
+        &format!("out_of_fold ({} images, pooled)", oof.len()),
     )
 }

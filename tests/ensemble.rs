@@ -1,0 +1,408 @@
+//! Ensemble checkpoints on tiny randomly initialised Lite0 members (32 px):
+//! save, load and combine; refusing a mismatched, changed or missing member;
+//! TTA invariance; the split an ensemble evaluates on; explanations of the
+//! combined output; and `predict --json` with an ensemble and an operating
+//! point through the real binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use melxai::ensemble::manifest::{self, ensemble_path};
+use melxai::ensemble::model::ensemble_split;
+use melxai::ensemble::{write_ensemble, Model, OperatingPoint};
+use melxai::model::checkpoint::{self, SplitRecord};
+use melxai::model::{Classifier, EfficientNetConfig};
+use tch::{Device, Kind, Tensor};
+
+const SIDE: i64 = 32;
+
+/// libtorch's generator is process-global; tests that seed it take turns.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn classes() -> Vec<String> {
+    vec!["melanoma".into(), "naevus".into()]
+}
+
+/// Saves a randomly initialised member `name` (seeded) in `dir`; returns its stem.
+fn member(
+    dir: &Path,
+    name: &str,
+    seed: i64,
+    config: EfficientNetConfig,
+    classes: Vec<String>,
+) -> PathBuf {
+    tch::manual_seed(seed);
+    let mut c = Classifier::new(name, config, classes, Device::Cpu);
+    c.meta.input_size = [SIDE, SIDE];
+    let stem = dir.join(name);
+    c.save(&stem).unwrap();
+    stem
+}
+
+fn three_members(dir: &Path) -> Vec<PathBuf> {
+    (0..3)
+        .map(|i| {
+            member(
+                dir,
+                &format!("m{i}"),
+                10 + i,
+                EfficientNetConfig::lite0(2),
+                classes(),
+            )
+        })
+        .collect()
+}
+
+/// A fixed, orientation-dependent input `(1, 3, SIDE, SIDE)`.
+fn input() -> Tensor {
+    tch::manual_seed(99);
+    let ramp = Tensor::arange(SIDE, (Kind::Float, Device::Cpu)).view([1, 1, 1, SIDE]) / SIDE as f64;
+    Tensor::randn([1, 3, SIDE, SIDE], (Kind::Float, Device::Cpu)) * 0.3 + ramp * 2.0
+}
+
+fn max_abs(a: &Tensor, b: &Tensor) -> f64 {
+    (a - b).abs().max().double_value(&[])
+}
+
+#[test]
+fn an_ensemble_saves_loads_and_averages_member_logits() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let stems = three_members(dir.path());
+    let path = write_ensemble(dir.path(), "e", &stems, 1.3, "test").unwrap();
+    assert_eq!(path, ensemble_path(dir.path(), "e"));
+    let m = Model::load(&path, Device::Cpu).unwrap();
+    assert!(m.is_ensemble() && m.single().is_none());
+    assert_eq!(m.members().len(), 3);
+    assert_eq!(m.meta.name, "e");
+    assert_eq!(m.meta.temperature, 1.3);
+    assert_eq!(m.meta.input_size, [SIDE, SIDE]);
+    let x = input();
+    let singles: Vec<Tensor> = stems
+        .iter()
+        .map(|s| {
+            Classifier::from_checkpoint(s, Device::Cpu)
+                .unwrap()
+                .logits(&x)
+        })
+        .collect();
+    let mean = Tensor::stack(&singles, 0).mean_dim(0, false, None);
+    let (combined, members) = m.logits_with_members(&x);
+    assert_eq!(members.len(), 3);
+    assert!(max_abs(&combined, &mean) < 1e-5);
+    // The members differ, so the mean is not just one of them.
+    assert!(max_abs(&singles[0], &singles[1]) > 1e-4);
+    let p = m.probabilities(&x, true);
+    let want = (&mean / 1.3).softmax(-1, Kind::Float);
+    assert!(max_abs(&p, &want) < 1e-5);
+    // A plain checkpoint loads through the same door as one member.
+    let one = Model::load(&stems[0], Device::Cpu).unwrap();
+    assert!(!one.is_ensemble() && one.single().is_some());
+    assert!(max_abs(&one.logits(&x), &singles[0]) < 1e-6);
+    // The manifest round-trips, operating point included.
+    let mut text = manifest::read(&path).unwrap();
+    text.operating_point = Some(OperatingPoint {
+        threshold: 0.25,
+        target_sensitivity: 0.95,
+        sensitivity: 0.96,
+        specificity: 0.55,
+        sensitivity_ci: Some([0.9, 1.0]),
+        specificity_ci: Some([0.45, 0.65]),
+    });
+    manifest::write(&path, &text).unwrap();
+    let again = Model::load(&path, Device::Cpu).unwrap();
+    assert_eq!(again.operating_point().map(|o| o.threshold), Some(0.25));
+}
+
+#[test]
+fn mismatched_changed_or_missing_members_are_refused_by_name() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut stems = three_members(d);
+
+    // Building: another architecture, or another class order.
+    let b0 = member(d, "wide", 5, EfficientNetConfig::b0(2), classes());
+    let e = write_ensemble(d, "bad", &[stems[0].clone(), b0], 1.0, "")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'wide'") && e.contains("arch"), "{e}");
+    let swapped = member(
+        d,
+        "swapped",
+        6,
+        EfficientNetConfig::lite0(2),
+        vec!["naevus".into(), "melanoma".into()],
+    );
+    let e = write_ensemble(d, "bad", &[stems[0].clone(), swapped], 1.0, "")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("'swapped'") && e.contains("class_names"), "{e}");
+
+    // Loading: a member whose metadata changed class order after the fact.
+    let path = write_ensemble(d, "e", &stems, 1.0, "").unwrap();
+    Model::load(&path, Device::Cpu).unwrap();
+    let mut meta = checkpoint::read_meta(&stems[1]).unwrap();
+    let original = meta.clone();
+    meta.class_names.reverse();
+    checkpoint::write_meta(&stems[1], &meta).unwrap();
+    let e = Model::load(&path, Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("'m1'") && e.contains("class_names"), "{e}");
+    checkpoint::write_meta(&stems[1], &original).unwrap();
+    Model::load(&path, Device::Cpu).unwrap();
+
+    // A member retrained (replaced) under the same name.
+    member(d, "m2", 77, EfficientNetConfig::lite0(2), classes());
+    let e = Model::load(&path, Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("'m2'") && e.contains("changed"), "{e}");
+    let e = melxai::ensemble::read_meta(&path).unwrap_err().to_string();
+    assert!(e.contains("'m2'"), "{e}");
+
+    // A member deleted.
+    stems.truncate(2);
+    let path = write_ensemble(d, "e2", &stems, 1.0, "").unwrap();
+    std::fs::remove_file(checkpoint::tensors_path(&stems[0])).unwrap();
+    let e = Model::load(&path, Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("'m0'") && e.contains("missing"), "{e}");
+
+    // A hand-edited manifest with an unknown key.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("temperature =", "temprature =");
+    std::fs::write(&path, text).unwrap();
+    let e = Model::load(&path, Device::Cpu).unwrap_err().to_string();
+    assert!(e.contains("temprature"), "{e}");
+}
+
+/// The shipped ImageNet Lite0 (random 32 px members barely see orientation).
+fn imagenet() -> Classifier {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("weights");
+    Classifier::imagenet(melxai::model::Arch::Lite0, &dir, Device::Cpu)
+        .expect("ImageNet weights: run `make setup`")
+}
+
+#[test]
+fn tta_output_is_invariant_to_flips_and_quarter_turns() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let stems = three_members(dir.path());
+    let path = write_ensemble(dir.path(), "e", &stems, 1.0, "").unwrap();
+    for (mut m, sees_orientation) in [
+        (Model::from(imagenet()), true),
+        (Model::load(&path, Device::Cpu).unwrap(), false),
+    ] {
+        let x = input();
+        let views = [
+            x.flip([3]),
+            x.flip([2]),
+            x.rot90(1, [2, 3]),
+            x.rot90(3, [2, 3]),
+        ];
+        m.tta = false;
+        let plain = m.logits(&x);
+        let scale = plain.abs().max().double_value(&[]).max(1e-3);
+        if sees_orientation {
+            // Without TTA the network does see the orientation (the test can fail).
+            let moved = views
+                .iter()
+                .map(|v| max_abs(&m.logits(v), &plain))
+                .fold(0.0, f64::max);
+            assert!(moved > 1e-2 * scale, "moved {moved}, scale {scale}");
+        }
+        m.tta = true;
+        let tta = m.logits(&x);
+        for v in &views {
+            let d = max_abs(&m.logits(v), &tta);
+            assert!(d < 1e-4 * scale.max(1.0), "{}: {d}", m.meta.name);
+        }
+        // Member logits come out after TTA, one per member.
+        let (_, members) = m.logits_with_members(&x);
+        assert_eq!(members.len(), m.members().len());
+    }
+}
+
+#[test]
+fn an_ensemble_evaluates_only_on_images_every_member_held_out() {
+    let meta = |train: &[&str], val: &[&str], test: &[&str]| {
+        let mut m =
+            melxai::model::CheckpointMeta::new("m", EfficientNetConfig::lite0(2), classes());
+        let v = |s: &[&str]| s.iter().map(|x| x.to_string()).collect();
+        m.split = Some(SplitRecord {
+            seed: 1,
+            fold: None,
+            train: v(train),
+            val: v(val),
+            test: v(test),
+        });
+        m
+    };
+    // Seeds on one split: that split.
+    let a = meta(&["a", "b"], &["c"], &["d", "e"]);
+    let b = meta(&["b", "a"], &["c"], &["e", "d"]);
+    let s = ensemble_split(&[&a, &b]).unwrap();
+    assert_eq!(s.test, ["d", "e"]);
+    assert_eq!(s.val, ["c"]);
+    // Folds of one cross-validation: nothing held out by all.
+    let f0 = meta(&["c", "d"], &["b"], &["a"]);
+    let f1 = meta(&["a", "d"], &["c"], &["b"]);
+    let s = ensemble_split(&[&f0, &f1]).unwrap();
+    assert!(s.test.is_empty() && s.val.is_empty());
+    assert_eq!(s.train, ["a", "c", "d"]);
+}
+
+fn copy(e: &melxai::explain::Explanation) -> melxai::explain::Explanation {
+    melxai::explain::Explanation {
+        method: e.method,
+        target: e.target,
+        output: e.output,
+        attribution: e.attribution.shallow_clone(),
+        heatmap: e.heatmap.shallow_clone(),
+        delta: e.delta,
+        baseline_output: e.baseline_output,
+        seconds: e.seconds,
+    }
+}
+
+#[test]
+fn ensemble_explanations_attribute_the_combined_logit() {
+    use melxai::ensemble::explain::{explain_model, member_explanations};
+    use melxai::explain::{ExplainConfig, Method};
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let stems = three_members(dir.path());
+    let path = write_ensemble(dir.path(), "e", &stems[..2], 1.0, "").unwrap();
+    let m = Model::load(&path, Device::Cpu).unwrap();
+    let x = input().squeeze_dim(0);
+    let cfg = ExplainConfig::default();
+    let target = m
+        .logits(&x.unsqueeze(0))
+        .argmax(-1, false)
+        .int64_value(&[0]) as usize;
+    let (combined, members) = member_explanations(&m, &x, Method::DeepLift, &cfg).unwrap();
+    let e = combined.unwrap();
+    assert_eq!(e.target, target);
+    assert!(members.iter().all(|mm| mm.target == target));
+    // DeepLIFT is linear over the members: the mean attribution, whose
+    // completeness gap is the mean of theirs.
+    let mean = (&members[0].attribution + &members[1].attribution) / 2.0;
+    assert!(max_abs(&e.attribution, &mean) < 1e-6);
+    let want_output = m.logits(&x.unsqueeze(0)).double_value(&[0, target as i64]);
+    assert!(
+        (e.output - want_output).abs() < 1e-4,
+        "{} vs {want_output}",
+        e.output
+    );
+    let sum = e.attribution.sum(Kind::Double).double_value(&[]);
+    let delta = e.delta.unwrap();
+    assert!((sum - (e.output - e.baseline_output.unwrap()) - delta).abs() < 1e-3);
+    assert_eq!(e.heatmap.size(), [SIDE, SIDE]);
+    // The members' maps agree with each other to some degree, one pair of them.
+    let agreement = melxai::ensemble::explain::member_agreement(&members)
+        .unwrap()
+        .expect("two members");
+    assert_eq!((agreement.members, agreement.pairs), (2, 1));
+    assert!((-1.0..=1.0).contains(&agreement.ssim) && (0.0..=1.0).contains(&agreement.jaccard));
+    let same = melxai::ensemble::explain::member_agreement(&[copy(&members[0]), copy(&members[0])]);
+    let same = same.unwrap().unwrap();
+    assert!((same.ssim - 1.0).abs() < 1e-9 && (same.jaccard - 1.0).abs() < 1e-9);
+    assert!(melxai::ensemble::explain::member_agreement(&members[..1])
+        .unwrap()
+        .is_none());
+    // GradCAM: the members' maps averaged, then normalised to [0, 1].
+    let g = explain_model(&m, &x, Method::GradCam, &cfg).unwrap();
+    let (lo, hi) = (
+        g.heatmap.min().double_value(&[]),
+        g.heatmap.max().double_value(&[]),
+    );
+    assert!((0.0..=1.0).contains(&lo) && hi <= 1.0 + 1e-6);
+}
+
+#[test]
+fn predict_json_with_an_ensemble_reports_members_uncertainty_and_referral() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stems = {
+        let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        three_members(d)
+    };
+    let path = write_ensemble(d, "e", &stems, 1.5, "test").unwrap();
+    let img = image::RgbImage::from_fn(40, 40, |x, y| {
+        image::Rgb([(x * 6) as u8, (y * 6) as u8, 90])
+    });
+    img.save(d.join("lesion.png")).unwrap();
+    let predict = |extra: &[&str]| {
+        let mut args = vec!["--device", "cpu", "predict", "--json", "--checkpoint"];
+        let p = path.to_str().unwrap();
+        args.push(p);
+        args.extend_from_slice(extra);
+        args.push("lesion.png");
+        let out = Command::new(env!("CARGO_BIN_EXE_melxai"))
+            .args(&args)
+            .current_dir(d)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0].clone()
+    };
+    let p = predict(&["--tta"]);
+    assert_eq!(p["members"], 3);
+    assert_eq!(p["tta"], true);
+    assert_eq!(p["temperature"], 1.5);
+    assert_eq!(p["member_logits"].as_array().unwrap().len(), 3);
+    let u = &p["uncertainty"];
+    assert_eq!(u["members"], 3);
+    for key in [
+        "spread",
+        "predictive_entropy",
+        "expected_entropy",
+        "mutual_information",
+    ] {
+        assert!(u[key].as_f64().unwrap() >= 0.0, "{key}: {u}");
+    }
+    let h = u["predictive_entropy"].as_f64().unwrap();
+    let e = u["expected_entropy"].as_f64().unwrap();
+    let mi = u["mutual_information"].as_f64().unwrap();
+    assert!((h - e - mi).abs() < 1e-12);
+    // The combined logits are the mean of the members'.
+    let mean: f64 = p["member_logits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l[0].as_f64().unwrap())
+        .sum::<f64>()
+        / 3.0;
+    assert!((p["logits"][0].as_f64().unwrap() - mean).abs() < 1e-5);
+    assert!(p["referral"].is_null(), "no operating point, no referral");
+
+    // With an operating point: refer at or above the threshold.
+    let prob = p["top"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["class"] == "melanoma")
+        .unwrap()["probability"]
+        .as_f64()
+        .unwrap();
+    for (threshold, label) in [(prob, "refer"), ((prob + 1e-3).min(1.0), "likely benign")] {
+        let mut m = manifest::read(&path).unwrap();
+        m.operating_point = Some(OperatingPoint {
+            threshold,
+            target_sensitivity: 0.95,
+            sensitivity: 0.95,
+            specificity: 0.5,
+            sensitivity_ci: None,
+            specificity_ci: None,
+        });
+        manifest::write(&path, &m).unwrap();
+        let p = predict(&["--tta"]);
+        assert_eq!(
+            p["referral"]["label"], label,
+            "threshold {threshold}, p {prob}"
+        );
+    }
+}
