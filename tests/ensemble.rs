@@ -4,6 +4,8 @@
 //! combined output; and `predict --json` with an ensemble and an operating
 //! point through the real binary.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -404,5 +406,66 @@ fn predict_json_with_an_ensemble_reports_members_uncertainty_and_referral() {
             p["referral"]["label"], label,
             "threshold {threshold}, p {prob}"
         );
+    }
+}
+
+#[test]
+fn eval_json_with_an_ensemble_carries_uncertainty_and_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let stems = {
+        let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+        three_members(d)
+    };
+    let path = write_ensemble(d, "e", &stems, 1.0, "test").unwrap();
+    let mut m = manifest::read(&path).unwrap();
+    m.operating_point = Some(OperatingPoint {
+        threshold: 0.5,
+        target_sensitivity: 0.95,
+        sensitivity: 0.95,
+        specificity: 0.5,
+        sensitivity_ci: None,
+        specificity_ci: None,
+    });
+    manifest::write(&path, &m).unwrap();
+    common::dataset::make(&d.join("data"), 3, 40);
+    std::fs::write(
+        d.join("config.toml"),
+        format!(
+            "device = \"cpu\"\n[data]\nroot = \"{}\"\n",
+            d.join("data").display()
+        ),
+    )
+    .unwrap();
+    let eval = |extra: &[&str]| {
+        let mut args = vec!["eval", "--json", "--checkpoint", path.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        Command::new(env!("CARGO_BIN_EXE_melxai"))
+            .args(&args)
+            .current_dir(d)
+            .output()
+            .unwrap()
+    };
+    // Random members record no split: the held-out split is refused by name.
+    let refused = eval(&[]);
+    assert!(!refused.status.success());
+    let e = String::from_utf8_lossy(&refused.stderr);
+    assert!(e.contains("--split all"), "{e}");
+    let out = eval(&["--split", "all", "--tta"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["members"], 3);
+    assert_eq!(v["tta"], true);
+    let rows = v["predictions"].as_array().unwrap();
+    assert_eq!(rows.len(), 6);
+    for r in rows {
+        assert_eq!(r["uncertainty"]["members"], 3, "{r}");
+        let p = r["probability"].as_f64().unwrap();
+        let want = if p >= 0.5 { "refer" } else { "likely_benign" };
+        assert_eq!(r["decision"], want, "{r}");
     }
 }

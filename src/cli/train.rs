@@ -330,9 +330,18 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
         &opts,
     )
     .ok();
+    // The operating point's threshold is on calibrated probabilities.
+    let operating_point = model
+        .operating_point()
+        .copied()
+        .filter(|_| !args.uncalibrated);
     let per_sample: Vec<_> = preds
         .iter()
-        .map(|r| r.to_prediction(positive, temperature, &args.split))
+        .map(|r| {
+            let mut p = r.to_prediction(positive, temperature, &args.split);
+            p.decision = operating_point.map(|op| op.decide(p.probability));
+            p
+        })
         .collect();
     if args.json {
         println!(

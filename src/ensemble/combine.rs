@@ -5,7 +5,8 @@
 use tch::Tensor;
 
 /// Mean of member logits, each `(N, classes)`; returns `(N, classes)`.
-/// One member is returned as is.
+/// One member is returned as is. `members` is never empty: a [`super::Model`]
+/// has at least one network (the manifest refuses an empty member list).
 pub fn mean_logits(members: &[Tensor]) -> Tensor {
     match members {
         [one] => one.shallow_clone(),
