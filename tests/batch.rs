@@ -150,6 +150,14 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
         "{} vs {t}",
         manifest.temperature
     );
+    // It carries the operating point chosen on those out-of-fold predictions:
+    // the target sensitivity (the default 0.95) reached, rates in [0, 1].
+    let op = manifest
+        .operating_point
+        .expect("operating point in the fold ensemble");
+    assert_eq!(op.target_sensitivity, 0.95);
+    assert!(op.sensitivity >= 0.95, "{op:?}");
+    assert!((0.0..=1.0).contains(&op.specificity) && (0.0..=1.0).contains(&op.threshold));
     let model = melxai::ensemble::Model::load(&ens, tch::Device::Cpu).unwrap();
     assert_eq!(model.members().len(), 2);
     // Both models evaluated and calibrated; test metrics present.

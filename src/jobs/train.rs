@@ -99,6 +99,8 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
         Some(_) => Some(write_fold_ensemble(
             &ctx.config.model.weights_dir,
             &outcome,
+            positive,
+            config.target_sensitivity,
         )?),
         None => None,
     };
@@ -117,9 +119,17 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
 /// temperature is the calibrate module's fit on all pooled out-of-fold logits
 /// (each image predicted by the one member that did not train on it); the
 /// cross-fitted before/after numbers are the calibrate job's to report.
+///
+/// It also carries the operating point: the threshold on that calibrated
+/// probability reaching `target_sensitivity` on the same out-of-fold
+/// predictions (`operating_point::from_out_of_fold`; each image's from the one
+/// fold model that left it out, so an approximation for the averaged
+/// ensemble). Too few positives to choose one leaves it out, with no error.
 fn write_fold_ensemble(
     weights_dir: &std::path::Path,
     outcome: &crate::train::RunOutcome,
+    positive: usize,
+    target_sensitivity: f64,
 ) -> Result<PathBuf> {
     let oof: Vec<&crate::eval::EvalRow> = outcome.splits.iter().flat_map(|s| &s.test).collect();
     let logits: Vec<Vec<f64>> = oof.iter().map(|r| r.logits.clone()).collect();
@@ -131,11 +141,30 @@ fn write_fold_ensemble(
         .iter()
         .map(|s| s.checkpoint.clone())
         .collect();
-    crate::ensemble::write_ensemble(
+    let path = crate::ensemble::write_ensemble(
         weights_dir,
         &outcome.name,
         &members,
         fit.temperature,
         &format!("out_of_fold ({} images, pooled)", oof.len()),
-    )
+    )?;
+    let rows: Vec<crate::eval::EvalRow> = oof.into_iter().cloned().collect();
+    if let Ok(op) = crate::operating_point::from_out_of_fold(
+        &rows,
+        fit.temperature,
+        positive,
+        target_sensitivity,
+    ) {
+        let mut manifest = crate::ensemble::manifest::read(&path)?;
+        manifest.operating_point = Some(crate::ensemble::operating_point::OperatingPoint {
+            threshold: op.threshold,
+            target_sensitivity: op.target_sensitivity,
+            sensitivity: op.sensitivity,
+            specificity: op.specificity,
+            sensitivity_ci: None,
+            specificity_ci: None,
+        });
+        crate::ensemble::manifest::write(&path, &manifest)?;
+    }
+    Ok(path)
 }
