@@ -507,6 +507,12 @@ def main():
                     os.symlink(os.path.realpath(f), os.path.join(tiny, cls, os.path.basename(f)))
             changes.update({"data.root": json.dumps(tiny), "train.epochs": "1", "batch.folds": "0",
                             "explain.steps": "4", "batch.screenshots": "false"})
+        # Extra `section.key=value` changes, ';'-separated (e.g. a GPU run of
+        # the repeated cross-validation: "batch.cv_repeats=4").
+        for item in filter(None, os.environ.get("MELXAI_BENCH_CONFIG", "").split(";")):
+            key, _, value = item.partition("=")
+            changes[key.strip()] = value.strip()
+        result["config_changes"] = changes
         shipped = open(os.path.join(root, "config.toml")).read()
         text, missing = rewrite_config(shipped, changes)
         if missing:
