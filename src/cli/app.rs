@@ -46,8 +46,9 @@ pub fn run(config: Config, graphics: &str) -> Result<i32> {
     options.weights_dir = config.model.weights_dir.clone();
     // Resolved before the screen is taken over: an unusable device is a clear
     // error here, and the header names the one the jobs will use.
-    let device = melxai::device::parse_device(&config.device)?;
-    if let Some(line) = melxai::device::auto_choice(config.device.parse()?, device) {
+    let spec: melxai::device::DeviceSpec = config.device.parse()?;
+    let device = melxai::device::resolve(spec)?;
+    if let Some(line) = melxai::device::auto_choice(spec, device) {
         eprintln!("{line}");
     }
     options.device = Some(melxai::device::describe(device));

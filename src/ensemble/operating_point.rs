@@ -40,6 +40,21 @@ impl Decision {
     }
 }
 
+/// The chooser's result ([`crate::operating_point::choose_threshold`]),
+/// stored without intervals.
+impl From<crate::operating_point::OperatingPoint> for OperatingPoint {
+    fn from(op: crate::operating_point::OperatingPoint) -> Self {
+        OperatingPoint {
+            threshold: op.threshold,
+            target_sensitivity: op.target_sensitivity,
+            sensitivity: op.sensitivity,
+            specificity: op.specificity,
+            sensitivity_ci: None,
+            specificity_ci: None,
+        }
+    }
+}
+
 impl OperatingPoint {
     /// The decision for a calibrated positive-class probability.
     pub fn decide(&self, probability: f64) -> Decision {

@@ -141,30 +141,20 @@ fn write_fold_ensemble(
         .iter()
         .map(|s| s.checkpoint.clone())
         .collect();
-    let path = crate::ensemble::write_ensemble(
-        weights_dir,
-        &outcome.name,
-        &members,
-        fit.temperature,
-        &format!("out_of_fold ({} images, pooled)", oof.len()),
-    )?;
+    use crate::ensemble::manifest;
+    let mut m = manifest::from_members(weights_dir, &outcome.name, &members)?;
+    m.temperature = fit.temperature;
+    m.temperature_fitted_on = format!("out_of_fold ({} images, pooled)", oof.len());
     let rows: Vec<crate::eval::EvalRow> = oof.into_iter().cloned().collect();
-    if let Ok(op) = crate::operating_point::from_out_of_fold(
+    m.operating_point = crate::operating_point::from_out_of_fold(
         &rows,
         fit.temperature,
         positive,
         target_sensitivity,
-    ) {
-        let mut manifest = crate::ensemble::manifest::read(&path)?;
-        manifest.operating_point = Some(crate::ensemble::operating_point::OperatingPoint {
-            threshold: op.threshold,
-            target_sensitivity: op.target_sensitivity,
-            sensitivity: op.sensitivity,
-            specificity: op.specificity,
-            sensitivity_ci: None,
-            specificity_ci: None,
-        });
-        crate::ensemble::manifest::write(&path, &manifest)?;
-    }
+    )
+    .ok()
+    .map(Into::into);
+    let path = manifest::ensemble_path(weights_dir, &outcome.name);
+    manifest::write(&path, &m)?;
     Ok(path)
 }
