@@ -123,6 +123,9 @@ pub struct BatchConfig {
     pub cv_repeats: usize,
     /// Bootstrap resamples of every interval of the evaluation.
     pub bootstrap_samples: usize,
+    /// Explain the cross-validation's fold ensemble too (its combined output)
+    /// and measure how far its members' explanations agree.
+    pub explain_ensemble: bool,
 }
 
 impl Default for BatchConfig {
@@ -153,6 +156,7 @@ impl Default for BatchConfig {
             screenshots: true,
             cv_repeats: 1,
             bootstrap_samples: 2000,
+            explain_ensemble: true,
         }
     }
 }

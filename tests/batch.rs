@@ -195,6 +195,31 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     let cross_csv = std::fs::read_to_string(rep.join("maps/cross_a_vs_b.csv")).unwrap();
     assert_eq!(cross_csv.lines().count(), 1 + test_ids * 3);
     assert!(cross_csv.starts_with("sample,method,ssim,pearson,spearman,cosine,jaccard,topk"));
+    // The fold ensemble explained on the same images through its combined
+    // output, its two members' agreement per image and method.
+    assert_eq!(count_maps(&rep.join("maps/a-cv")), test_ids * 3);
+    let cross_ens = &ag["cross"][1];
+    assert_eq!(cross_ens["models"], serde_json::json!(["a", "a-cv"]));
+    let members = &ag["members"]["a-cv"];
+    assert_eq!(members["members"], 2, "{ag}");
+    for method in ["gradcam", "ig", "deeplift"] {
+        let ssim = &members["per_method"][method]["ssim"];
+        assert_eq!(ssim["n"].as_u64().unwrap() as usize, test_ids, "{method}");
+        let mean = ssim["mean"].as_f64().unwrap();
+        assert!((-1.0..=1.0).contains(&mean), "{method}: {mean}");
+    }
+    assert!(
+        ag["members"].get("a").is_none(),
+        "one checkpoint has no members"
+    );
+    let members_csv = std::fs::read_to_string(rep.join("maps/members_a-cv.csv")).unwrap();
+    assert!(members_csv
+        .starts_with("sample,method,members,pairs,ssim,pearson,spearman,cosine,jaccard,topk\n"));
+    assert_eq!(members_csv.lines().count(), 1 + test_ids * 3);
+    assert!(members_csv
+        .lines()
+        .skip(1)
+        .all(|l| l.split(',').nth(2) == Some("2")));
     let preds = std::fs::read_to_string(rep.join("predictions_a.csv")).unwrap();
     assert_eq!(preds.lines().count(), 1 + test_ids);
     // Screenshots and report.md referencing figures that exist.
@@ -206,6 +231,7 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     assert!(md.contains("## Cross-validation (2 folds"));
     assert!(md.contains("## Single models vs ensemble (2 × 2-fold cross-validation, model a)"));
     assert!(md.contains("### Operating point (target sensitivity 0.950)"));
+    assert!(md.contains("### Members of a-cv (2 models)"), "{md}");
     for line in md.lines().filter(|l| l.starts_with("![")) {
         let file = line.split("](").nth(1).unwrap().trim_end_matches(')');
         assert!(rep.join(file).exists(), "report.md embeds missing {file}");

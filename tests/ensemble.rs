@@ -303,10 +303,16 @@ fn ensemble_explanations_attribute_the_combined_logit() {
         .unwrap()
         .expect("two members");
     assert_eq!((agreement.members, agreement.pairs), (2, 1));
-    assert!((-1.0..=1.0).contains(&agreement.ssim) && (0.0..=1.0).contains(&agreement.jaccard));
+    use melxai::compare::similarity::Metric;
+    assert!(
+        (-1.0..=1.0).contains(&agreement.get(Metric::Ssim))
+            && (0.0..=1.0).contains(&agreement.get(Metric::Jaccard))
+    );
+    assert_eq!(agreement.metrics.len(), Metric::ALL.len());
     let same = melxai::ensemble::explain::member_agreement(&[copy(&members[0]), copy(&members[0])]);
     let same = same.unwrap().unwrap();
-    assert!((same.ssim - 1.0).abs() < 1e-9 && (same.jaccard - 1.0).abs() < 1e-9);
+    assert!((same.get(Metric::Ssim) - 1.0).abs() < 1e-9);
+    assert!((same.get(Metric::Jaccard) - 1.0).abs() < 1e-9);
     assert!(melxai::ensemble::explain::member_agreement(&members[..1])
         .unwrap()
         .is_none());

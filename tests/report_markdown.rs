@@ -15,7 +15,7 @@ use melxai::repeated_cv::{evaluate, RepeatedCvOptions, Repetition};
 use melxai::report::markdown::render;
 use melxai::report::run::{
     AgreementReport, CrossAgreement, CrossValidationReport, DataSummary, EnsembleReport, Figure,
-    ModelReport, RunMetrics, RunReport, StepRecord,
+    MembersReport, ModelReport, RunMetrics, RunReport, StepRecord,
 };
 
 /// 24 predictions: class 0 (positive) scored high, with a few mistakes, logits
@@ -161,8 +161,15 @@ fn report() -> RunReport {
                     models: ["a".into(), "b".into()],
                     prediction_agreement: 0.875,
                     mean_abs_probability_difference: 0.0625,
-                    per_method: BTreeMap::from([("ig".to_string(), pair)]),
+                    per_method: BTreeMap::from([("ig".to_string(), pair.clone())]),
                 }],
+                members: BTreeMap::from([(
+                    "a-cv".to_string(),
+                    MembersReport {
+                        members: 5,
+                        per_method: BTreeMap::from([("ig".to_string(), pair)]),
+                    },
+                )]),
                 figures: vec![Figure::new("agreement_a_ssim.png", "a: mean ssim")],
             }),
         },

@@ -15,7 +15,7 @@ use crate::eval::EvalRow;
 use crate::explain::output::{map_path, MapFile};
 use crate::metrics::roc_curve;
 use crate::report::figures;
-use crate::report::run::{AgreementReport, CrossAgreement, Figure};
+use crate::report::run::{AgreementReport, CrossAgreement, Figure, MembersReport};
 
 fn fig(e: figures::FigureError) -> Error {
     Error::Other(format!("figure: {e}"))
@@ -308,11 +308,31 @@ pub(super) fn agreement_report(report: &ComparisonReport, figures: Vec<Figure>) 
                 .collect(),
         })
         .collect();
+    let members = report
+        .models
+        .iter()
+        .filter_map(|m| {
+            let a = m.members.as_ref()?;
+            let per_method = a
+                .per_method
+                .iter()
+                .map(|(method, metrics)| (method.key().to_string(), metrics.clone()))
+                .collect();
+            Some((
+                m.model.clone(),
+                MembersReport {
+                    members: a.members,
+                    per_method,
+                },
+            ))
+        })
+        .collect();
     AgreementReport {
         images: report.sample_ids.len(),
         methods: keys,
         within,
         cross,
+        members,
         figures,
     }
 }

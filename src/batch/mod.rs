@@ -164,7 +164,10 @@ pub fn run(
     if let Some(first) = &cv {
         repeated_cv_steps(&mut run, &data, positive, &base_train, first);
     }
-    let loaded = evaluation_steps(&mut run, &data, positive, &models);
+    let mut loaded = evaluation_steps(&mut run, &data, positive, &models);
+    if let (Some(cv), true, false) = (&cv, run.batch.explain_ensemble, loaded.is_empty()) {
+        loaded.extend(fold_ensemble_step(&mut run, cv));
+    }
     let comparison = compare_step(&mut run, &data, positive, &models, &loaded);
     if let (true, Some(render)) = (run.batch.screenshots, screens) {
         let reference = models.first().map(|m| &m.1);
@@ -493,6 +496,18 @@ fn evaluate_model(
         },
     );
     Ok(model)
+}
+
+/// Step 3b: the cross-validation's fold ensemble (`<name>-cv.ensemble.toml`,
+/// its temperature cross-fitted out of fold), explained in step 4 beside the
+/// single models through its combined output, with its members' agreement.
+fn fold_ensemble_step(run: &mut Run, cv: &RunOutcome) -> Option<(PathBuf, Model)> {
+    let path = crate::ensemble::ensemble_path(&run.config.model.weights_dir, &cv.name);
+    run.step(&format!("load the fold ensemble {}", cv.name), |r| {
+        let mut model = Model::load(&path, r.device)?;
+        model.tta = r.config.predict.tta;
+        Ok((path.clone(), model))
+    })
 }
 
 /// Step 4: explanations and agreement on the reference model's split.

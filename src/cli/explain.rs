@@ -196,9 +196,15 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
                     files.overlay.display()
                 );
                 if let Some(a) = &agreement {
+                    use melxai::compare::similarity::Metric;
                     println!(
                         "  {} members agree: SSIM {:.3}  Pearson {:.3}  Spearman {:.3}  Jaccard {:.3} (mean of {} pairs)",
-                        a.members, a.ssim, a.pearson, a.spearman, a.jaccard, a.pairs
+                        a.members,
+                        a.get(Metric::Ssim),
+                        a.get(Metric::Pearson),
+                        a.get(Metric::Spearman),
+                        a.get(Metric::Jaccard),
+                        a.pairs
                     );
                 }
             }

@@ -281,6 +281,46 @@ pub fn cross_model(
     }
 }
 
+/// How far an ensemble's members' explanations agree over a split.
+#[derive(Debug, Clone, Serialize)]
+pub struct MembersAgreement {
+    pub members: usize,
+    /// method -> metric -> summary over images of the per-image mean over
+    /// member pairs.
+    pub per_method: BTreeMap<Method, BTreeMap<String, Summary>>,
+}
+
+/// The members' agreement of `samples` (`None` when no image carries one:
+/// a single checkpoint).
+pub fn members_agreement(
+    samples: &[ExplainedSample],
+    methods: &[Method],
+) -> Option<MembersAgreement> {
+    let members = samples
+        .iter()
+        .flat_map(|s| s.members.values())
+        .map(|a| a.members)
+        .max()?;
+    let per_method = methods
+        .iter()
+        .map(|m| {
+            let of_method: Vec<_> = samples.iter().filter_map(|s| s.members.get(m)).collect();
+            let sums = Metric::ALL
+                .iter()
+                .map(|k| {
+                    let values: Vec<f64> = of_method.iter().map(|a| a.get(*k)).collect();
+                    (k.name().to_string(), summarise(&values, 7))
+                })
+                .collect();
+            (*m, sums)
+        })
+        .collect();
+    Some(MembersAgreement {
+        members,
+        per_method,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -313,6 +353,7 @@ mod tests {
             predicted,
             probability: 0.7,
             maps,
+            members: BTreeMap::new(),
         }
     }
 
@@ -366,5 +407,28 @@ mod tests {
                 .abs()
                 < 1e-9
         );
+    }
+
+    #[test]
+    fn members_agreement_summarises_per_method_and_skips_single_models() {
+        use crate::explain::split::MemberAgreement;
+        let methods = vec![Method::GradCam, Method::IntegratedGradients];
+        let mut samples = vec![sample("a", 0, 0, false), sample("b", 1, 1, false)];
+        assert!(members_agreement(&samples, &methods).is_none());
+        for (s, ssim) in samples.iter_mut().zip([0.2, 0.6]) {
+            let a = MemberAgreement {
+                members: 5,
+                pairs: 10,
+                metrics: [("ssim".to_string(), ssim)].into_iter().collect(),
+            };
+            s.members.insert(Method::GradCam, a);
+        }
+        let m = members_agreement(&samples, &methods).unwrap();
+        assert_eq!(m.members, 5);
+        let ssim = &m.per_method[&Method::GradCam]["ssim"];
+        assert!((ssim.mean - 0.4).abs() < 1e-12 && ssim.n == 2);
+        // A metric no pair defined, and a method without member maps: no values.
+        assert_eq!(m.per_method[&Method::GradCam]["pearson"].n, 0);
+        assert_eq!(m.per_method[&Method::IntegratedGradients]["ssim"].n, 0);
     }
 }

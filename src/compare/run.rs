@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use super::agreement::{CrossModel, WithinModel};
+use super::agreement::{CrossModel, MembersAgreement, WithinModel};
 use super::similarity::Metric;
 use crate::error::{Error, Result};
-use crate::explain::split::MapRecord;
+use crate::explain::split::{MapRecord, MemberAgreement};
 use crate::explain::Method;
 
 #[derive(Debug, Clone, Serialize)]
@@ -18,6 +18,8 @@ pub struct ModelAgreement {
     pub model: String,
     pub checkpoint: PathBuf,
     pub within: WithinModel,
+    /// For an ensemble: how far its members' explanations agree.
+    pub members: Option<MembersAgreement>,
     pub maps: Vec<MapRecord>,
 }
 
@@ -40,7 +42,9 @@ fn csv_file(_path: &Path) -> Result<Vec<u8>> {
 }
 
 /// `agreement.json`, `within_<model>.csv` (one row per image, metric and method
-/// pair) and `cross_<a>_vs_<b>.csv` (one row per image and method).
+/// pair), `cross_<a>_vs_<b>.csv` (one row per image and method) and, for an
+/// ensemble, `members_<model>.csv` (one row per image and method: the
+/// metrics averaged over member pairs).
 pub fn write(report: &ComparisonReport, out_dir: &Path) -> Result<()> {
     std::fs::create_dir_all(out_dir).map_err(|e| Error::io(out_dir, e))?;
     let json = out_dir.join("agreement.json");
@@ -65,6 +69,32 @@ pub fn write(report: &ComparisonReport, out_dir: &Path) -> Result<()> {
                     }
                 }
             }
+        }
+        crate::files::write_bytes(&path, &f)?;
+    }
+    for m in &report.models {
+        let rows: Vec<(&str, &Method, &MemberAgreement)> = m
+            .maps
+            .iter()
+            .filter_map(|r| Some((r.id.as_str(), &r.method, r.members.as_ref()?)))
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        let path = out_dir.join(format!("members_{}.csv", m.model));
+        let mut f = csv_file(&path)?;
+        let names: Vec<&str> = Metric::ALL.iter().map(|m| m.name()).collect();
+        writeln!(f, "sample,method,members,pairs,{}", names.join(",")).map_err(io(&path))?;
+        for (id, method, a) in rows {
+            let values: Vec<String> = Metric::ALL.iter().map(|k| a.get(*k).to_string()).collect();
+            writeln!(
+                f,
+                "{id},{method},{},{},{}",
+                a.members,
+                a.pairs,
+                values.join(",")
+            )
+            .map_err(io(&path))?;
         }
         crate::files::write_bytes(&path, &f)?;
     }

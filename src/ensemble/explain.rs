@@ -10,6 +10,7 @@
 //! normalisation) are averaged over members. Every member explains the
 //! ensemble's predicted class, so the maps answer one question.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use tch::{Kind, Tensor};
@@ -17,6 +18,7 @@ use tch::{Kind, Tensor};
 use super::combine::mean_logits;
 use super::Model;
 use crate::error::{Error, Result};
+use crate::explain::split::MemberAgreement;
 use crate::explain::{explain, heatmap, ExplainConfig, Explanation, Method};
 
 /// Explains `input` `(3,H,W)` (normalised) under `model` with `method`;
@@ -101,24 +103,9 @@ pub fn member_explanations(
     Ok((Some(combined), members))
 }
 
-/// How far the members' maps of one image and method agree: the mean over
-/// member pairs of each similarity metric (the study's question "do
-/// explanations stay consistent across models of similar performance?",
-/// asked of k models instead of two).
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct MemberAgreement {
-    pub members: usize,
-    pub pairs: usize,
-    pub ssim: f64,
-    pub pearson: f64,
-    pub spearman: f64,
-    pub cosine: f64,
-    pub jaccard: f64,
-}
-
 /// Agreement of the members' heatmaps (`None` with fewer than two members).
 pub fn member_agreement(members: &[Explanation]) -> Result<Option<MemberAgreement>> {
-    use crate::compare::similarity::{compare_maps, CompareOptions, Map};
+    use crate::compare::similarity::{compare_maps, CompareOptions, Map, Metric};
     if members.len() < 2 {
         return Ok(None);
     }
@@ -131,7 +118,7 @@ pub fn member_agreement(members: &[Explanation]) -> Result<Option<MemberAgreemen
         })
         .collect::<Result<_>>()?;
     let opts = CompareOptions::default();
-    let mut sums = [0.0f64; 5];
+    let mut values: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     let mut pairs = 0usize;
     for i in 0..maps.len() {
         for j in i + 1..maps.len() {
@@ -141,23 +128,27 @@ pub fn member_agreement(members: &[Explanation]) -> Result<Option<MemberAgreemen
             };
             let r = compare_maps(map(i)?, map(j)?, &opts)
                 .map_err(|e| Error::Other(format!("member agreement: {e}")))?;
-            for (s, v) in sums
-                .iter_mut()
-                .zip([r.ssim, r.pearson, r.spearman, r.cosine, r.jaccard])
-            {
-                *s += v;
+            for m in Metric::ALL {
+                values.entry(m.name()).or_default().push(m.of(&r));
             }
             pairs += 1;
         }
     }
-    let mean = |k: usize| sums[k] / pairs as f64;
+    let metrics = values
+        .into_iter()
+        .filter_map(|(name, v)| {
+            let finite: Vec<f64> = v.into_iter().filter(|x| x.is_finite()).collect();
+            (!finite.is_empty()).then(|| {
+                (
+                    name.to_string(),
+                    finite.iter().sum::<f64>() / finite.len() as f64,
+                )
+            })
+        })
+        .collect();
     Ok(Some(MemberAgreement {
         members: members.len(),
         pairs,
-        ssim: mean(0),
-        pearson: mean(1),
-        spearman: mean(2),
-        cosine: mean(3),
-        jaccard: mean(4),
+        metrics,
     }))
 }

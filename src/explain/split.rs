@@ -25,6 +25,30 @@ pub struct ExplainedSample {
     /// Calibrated probability of the positive class.
     pub probability: f64,
     pub maps: BTreeMap<Method, Heatmap>,
+    /// For an ensemble: how far its members' maps of this image agree, per
+    /// method (empty for one checkpoint).
+    pub members: BTreeMap<Method, MemberAgreement>,
+}
+
+/// How far an ensemble's members' heatmaps of one image and method agree:
+/// each similarity metric averaged over the member pairs (the study's
+/// question "do explanations stay consistent across models of similar
+/// performance?", asked of k models instead of two).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberAgreement {
+    pub members: usize,
+    pub pairs: usize,
+    /// metric name ([`crate::compare::similarity::Metric::name`]) -> mean
+    /// over the pairs where it is defined (a metric undefined for every
+    /// pair, e.g. correlations of flat maps, is absent).
+    pub metrics: BTreeMap<String, f64>,
+}
+
+impl MemberAgreement {
+    /// The mean of `metric` over the pairs, NaN where it is undefined.
+    pub fn get(&self, metric: crate::compare::similarity::Metric) -> f64 {
+        self.metrics.get(metric.name()).copied().unwrap_or(f64::NAN)
+    }
 }
 
 /// What was recorded for one map (also written beside the maps as JSON).
@@ -42,6 +66,10 @@ pub struct MapRecord {
     /// have none and are recomputed.
     #[serde(default)]
     pub key: String,
+    /// For an ensemble's map: the agreement of its members' maps, kept so a
+    /// reused map keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<MemberAgreement>,
 }
 
 /// File stem for a sample id (`melanoma/123.jpg` -> `melanoma_123_jpg`). The

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::evaluate::{evaluate, EvaluateJob};
 use super::explain::{explain_split, ExplainJob};
 use super::JobContext;
-use crate::compare::agreement::{cross_model, within_model, ExplainedSample};
+use crate::compare::agreement::{cross_model, members_agreement, within_model, ExplainedSample};
 use crate::compare::run::{write, ComparisonReport, ModelAgreement};
 use crate::compare::similarity::CompareOptions;
 use crate::data::cache::ImageCache;
@@ -94,6 +94,7 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
             model: label.clone(),
             checkpoint: path.clone(),
             within,
+            members: members_agreement(&split_maps.samples, &methods),
             maps: split_maps.records,
         });
         explained.push((label, split_maps.samples));

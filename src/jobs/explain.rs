@@ -13,12 +13,12 @@ use super::JobContext;
 use crate::data::cache::ImageCache;
 use crate::data::image::normalise;
 use crate::data::npy::read_map;
-use crate::ensemble::explain::explain_model;
+use crate::ensemble::explain::{explain_model, member_agreement, member_explanations};
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::eval::EvalRow;
 use crate::explain::heatmap::{tensor_to_rgb, to_vec};
-use crate::explain::split::{stem, ExplainedSample, Heatmap, MapRecord};
+use crate::explain::split::{stem, ExplainedSample, Heatmap, MapRecord, MemberAgreement};
 use crate::explain::{output, provenance, ExplainConfig, Method};
 use crate::progress::{Event, HeatmapData};
 
@@ -70,6 +70,7 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
             None => None,
         };
         let mut maps = BTreeMap::new();
+        let mut members = BTreeMap::new();
         for &method in job.methods {
             ctx.cancel.check()?;
             let key = match (&model_digest, &input_digest) {
@@ -80,12 +81,12 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
                 Some(s) => s.reuse(id, method, &key)?,
                 None => None,
             };
-            let (heatmap, target, delta) = match reused {
+            let (heatmap, target, delta, agreement) = match reused {
                 Some(found) => found,
                 None => {
-                    let e = explain_model(model, &x, method, job.explain)?;
+                    let (e, agreement) = explain_with_members(model, &x, method, job.explain)?;
                     if let Some(s) = &mut store {
-                        s.write(&e, &rgb, id, method, key)?;
+                        s.write(&e, &rgb, id, method, key, agreement.clone())?;
                     }
                     let size = e.heatmap.size();
                     let heatmap = Heatmap {
@@ -93,9 +94,12 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
                         height: size[0] as usize,
                         width: size[1] as usize,
                     };
-                    (heatmap, e.target, e.delta)
+                    (heatmap, e.target, e.delta, agreement)
                 }
             };
+            if let Some(a) = agreement {
+                members.insert(method, a);
+            }
             ctx.sink.send(Event::Heatmap {
                 job: ctx.job,
                 model: model.meta.name.clone(),
@@ -127,6 +131,7 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
             predicted,
             probability: p.get(job.positive).copied().unwrap_or(f64::NAN),
             maps,
+            members,
         });
     }
     Ok(ExplainedSplit {
@@ -134,6 +139,27 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
         records: store.map(|s| s.records).unwrap_or_default(),
     })
 }
+
+/// The explanation of `model` (for an ensemble, of its combined output) and,
+/// for an ensemble, how far its members' maps agree: the members' maps are
+/// made for the combined one anyway, so the agreement costs no extra passes.
+fn explain_with_members(
+    model: &Model,
+    x: &tch::Tensor,
+    method: Method,
+    cfg: &ExplainConfig,
+) -> Result<(crate::explain::Explanation, Option<MemberAgreement>)> {
+    if model.single().is_some() {
+        return Ok((explain_model(model, x, method, cfg)?, None));
+    }
+    let (combined, members) = member_explanations(model, x, method, cfg)?;
+    let combined = combined
+        .ok_or_else(|| Error::Other(format!("ensemble '{}' has no members", model.meta.name)))?;
+    Ok((combined, member_agreement(&members)?))
+}
+
+/// A stored map: `(map, target, delta, members' agreement)`.
+type StoredMap = (Heatmap, usize, Option<f64>, Option<MemberAgreement>);
 
 /// The maps of one model in one folder, with their records in `maps.json`.
 struct MapStore {
@@ -163,14 +189,9 @@ impl MapStore {
         output::map_path(&self.dir, &stem(id), method.key(), output::MapFile::Heatmap)
     }
 
-    /// A map recorded under `key` and on disk: `(map, target, delta)`.
-    /// A record under another key (other weights, settings or image) is stale.
-    fn reuse(
-        &self,
-        id: &str,
-        method: Method,
-        key: &str,
-    ) -> Result<Option<(Heatmap, usize, Option<f64>)>> {
+    /// A map recorded under `key` and on disk. A record under another key
+    /// (other weights, settings or image) is stale.
+    fn reuse(&self, id: &str, method: Method, key: &str) -> Result<Option<StoredMap>> {
         let Some(record) = self
             .records
             .iter()
@@ -188,7 +209,12 @@ impl MapStore {
             height,
             width,
         };
-        Ok(Some((map, record.target, record.delta)))
+        Ok(Some((
+            map,
+            record.target,
+            record.delta,
+            record.members.clone(),
+        )))
     }
 
     fn write(
@@ -198,6 +224,7 @@ impl MapStore {
         id: &str,
         method: Method,
         key: String,
+        members: Option<MemberAgreement>,
     ) -> Result<()> {
         output::write(e, rgb, &self.dir, &stem(id))?;
         self.records.retain(|r| !(r.id == id && r.method == method));
@@ -210,6 +237,7 @@ impl MapStore {
             baseline_output: e.baseline_output,
             seconds: e.seconds,
             key,
+            members,
         });
         let text =
             serde_json::to_string_pretty(&self.records).map_err(|e| Error::Other(e.to_string()))?;

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::run::{
     AgreementReport, CrossAgreement, CrossValidationReport, DataSummary, EnsembleReport, Figure,
-    ModelReport, RunReport, StepRecord,
+    MembersReport, ModelReport, RunReport, StepRecord,
 };
 use crate::calibrate::fit::CalibrationOutcome;
 use crate::error::Result;
@@ -306,6 +306,35 @@ fn agreement_section(md: &mut String, ag: &AgreementReport) {
     figures(md, &ag.figures);
     for c in &ag.cross {
         cross_section(md, c);
+    }
+    for (model, m) in &ag.members {
+        members_section(md, model, m);
+    }
+}
+
+fn members_section(md: &mut String, model: &str, m: &MembersReport) {
+    let _ = writeln!(
+        md,
+        "\n### Members of {model} ({} models)\n\nDo explanations stay consistent across models of similar performance? \
+         Each image's maps from the {} members are compared pairwise and averaged; mean over images (± standard deviation). \
+         The ensemble's own maps (attributions of its combined logit; GradCAM averaged over members) are in `maps/{model}/`, \
+         per-image values in `maps/members_{model}.csv`.\n\n| method | SSIM | Pearson | cosine | Jaccard |\n|---|---|---|---|---|",
+        m.members, m.members
+    );
+    for (method, metrics) in &m.per_method {
+        let cell = |k: &str| {
+            metrics.get(k).filter(|s| s.n > 0).map_or("—".into(), |s| {
+                format!("{} ± {}", num(s.mean), num(s.std))
+            })
+        };
+        let _ = writeln!(
+            md,
+            "| {method} | {} | {} | {} | {} |",
+            cell("ssim"),
+            cell("pearson"),
+            cell("cosine"),
+            cell("jaccard")
+        );
     }
 }
 

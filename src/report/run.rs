@@ -245,7 +245,18 @@ pub struct AgreementReport {
     /// model -> `"<method a>~<method b>"` -> metric -> summary over images.
     pub within: BTreeMap<String, BTreeMap<String, BTreeMap<String, Summary>>>,
     pub cross: Vec<CrossAgreement>,
+    /// Ensembles only: model -> how far its members' explanations agree.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub members: BTreeMap<String, MembersReport>,
     pub figures: Vec<Figure>,
+}
+
+/// Agreement of an ensemble's members' explanations of the same images.
+#[derive(Debug, Clone, Serialize)]
+pub struct MembersReport {
+    pub members: usize,
+    /// method -> metric -> summary over images of the mean over member pairs.
+    pub per_method: BTreeMap<String, BTreeMap<String, Summary>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
