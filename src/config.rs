@@ -99,6 +99,79 @@ impl Default for ModelSpec {
 /// (each costs `folds` trainings).
 pub const MAX_CV_REPEATS: usize = 20;
 
+/// Repetitions `[batch] cv_repeats = "auto"` runs on a CUDA device: four
+/// give the seed ensemble its seed-to-seed spread (two halves of two), at
+/// about 20 s of training each on a data-centre GPU. On the CPU (about 5.5
+/// min each on 2 cores) "auto" runs the cross-validation once.
+pub const AUTO_CV_REPEATS_CUDA: usize = 4;
+
+/// `[batch] cv_repeats`: a number of repetitions, or "auto" (chosen by the
+/// device the run uses, see [`AUTO_CV_REPEATS_CUDA`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CvRepeats {
+    Count(usize),
+    Auto,
+}
+
+impl CvRepeats {
+    /// The repetitions a run on `device` makes.
+    pub fn resolve(self, device: tch::Device) -> usize {
+        match self {
+            CvRepeats::Count(n) => n,
+            CvRepeats::Auto if device.is_cuda() => AUTO_CV_REPEATS_CUDA,
+            CvRepeats::Auto => 1,
+        }
+    }
+}
+
+impl fmt::Display for CvRepeats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CvRepeats::Count(n) => write!(f, "{n}"),
+            CvRepeats::Auto => f.write_str("auto"),
+        }
+    }
+}
+
+impl Serialize for CvRepeats {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            CvRepeats::Count(n) => s.serialize_u64(*n as u64),
+            CvRepeats::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CvRepeats {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = CvRepeats;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(
+                    f,
+                    "a number of repetitions (1..={MAX_CV_REPEATS}) or \"auto\""
+                )
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<CvRepeats, E> {
+                usize::try_from(v)
+                    .map(CvRepeats::Count)
+                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<CvRepeats, E> {
+                Ok(CvRepeats::Count(v as usize))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<CvRepeats, E> {
+                match v {
+                    "auto" => Ok(CvRepeats::Auto),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
 /// Most bootstrap resamples `[batch] bootstrap_samples` accepts (time grows
 /// linearly; 100 000 already resolves a percentile to the third decimal).
 pub const MAX_BOOTSTRAP_SAMPLES: usize = 100_000;
@@ -120,7 +193,7 @@ pub struct BatchConfig {
     /// Repetitions of the k-fold cross-validation, each with its own seed
     /// (the reference model's seed + r); 1 = the cross-validation alone.
     /// Each repetition trains `folds` more models.
-    pub cv_repeats: usize,
+    pub cv_repeats: CvRepeats,
     /// Bootstrap resamples of every interval of the evaluation.
     pub bootstrap_samples: usize,
     /// Explain the cross-validation's fold ensemble too (its combined output)
@@ -154,7 +227,7 @@ impl Default for BatchConfig {
             ],
             split: SplitName::Test,
             screenshots: true,
-            cv_repeats: 1,
+            cv_repeats: CvRepeats::Auto,
             bootstrap_samples: 2000,
             explain_ensemble: true,
         }
@@ -279,7 +352,9 @@ impl BatchConfig {
         if self.folds == 1 {
             return Err(OutOfRange::new("folds", 1, "0 (skip) or at least 2"));
         }
-        check::within("cv_repeats", self.cv_repeats, 1, MAX_CV_REPEATS)?;
+        if let CvRepeats::Count(n) = self.cv_repeats {
+            check::within("cv_repeats", n, 1, MAX_CV_REPEATS)?;
+        }
         check::within(
             "bootstrap_samples",
             self.bootstrap_samples,

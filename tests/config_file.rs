@@ -33,7 +33,10 @@ fn shipped_config_parses_into_every_section() {
         "the comparison mode needs two models"
     );
     assert!((config.train.target_sensitivity - 0.95).abs() < 1e-12);
-    assert!(config.batch.cv_repeats >= 1);
+    // "auto": 4 repetitions on a GPU, 1 on the CPU (the 20-min CPU budget).
+    assert_eq!(config.batch.cv_repeats, melxai::config::CvRepeats::Auto);
+    assert_eq!(config.batch.cv_repeats.resolve(tch::Device::Cpu), 1);
+    assert_eq!(config.batch.cv_repeats.resolve(tch::Device::Cuda(0)), 4);
     assert_eq!(config.batch.bootstrap_samples, 2000);
     melxai::tui::KeyMap::default()
         .with_table(&config.tui.keys)
@@ -200,6 +203,7 @@ fn out_of_range_numbers_are_rejected_with_their_key_and_range() {
             &["[batch] methods", "at least one"],
         ),
         ("[batch]\nfolds = 1\n", &["[batch] folds", "at least 2"]),
+        ("[train]\nfolds = 1\n", &["[train] folds", "at least 2"]),
         ("[batch]\nrun_name = \"\"\n", &["[batch] run_name"]),
         (
             "[batch]\nmodels = [{ name = \"a\" }, { name = \"a\" }]\n",
@@ -222,6 +226,14 @@ fn out_of_range_numbers_are_rejected_with_their_key_and_range() {
             &["[batch] cv_repeats", "1..=20"],
         ),
         ("[batch]\ncv_repeats = 21\n", &["[batch] cv_repeats", "21"]),
+        (
+            "[batch]\ncv_repeats = \"many\"\n",
+            &["[batch] cv_repeats", "\"auto\"", "many"],
+        ),
+        (
+            "[batch]\ncv_repeats = -2\n",
+            &["[batch] cv_repeats", "\"auto\""],
+        ),
         (
             "[batch]\nbootstrap_samples = 10\n",
             &["[batch] bootstrap_samples", "100..=100000"],
@@ -276,6 +288,7 @@ fn out_of_range_flags_are_refused_with_the_flag_named() {
         (&["train", "--lr=-1"][..], "--lr"),
         (&["train", "--lr", "nan"], "--lr"),
         (&["train", "--epochs", "0"], "--epochs"),
+        (&["train", "--folds", "1"], "--folds"),
         (&["train", "--batch-size", "0"], "--batch-size"),
         (&["train", "--input-size", "4096"], "--input-size"),
         (&["train", "--name", ""], "--name"),

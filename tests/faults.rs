@@ -579,6 +579,32 @@ fn exif_orientation_is_applied_and_truncation_detected() {
 }
 
 #[test]
+fn tiny_images_are_refused_as_inputs() {
+    let d = tempfile::tempdir().unwrap();
+    let norm = melxai::model::config::Normalisation {
+        mean: [0.5; 3],
+        std: [0.5; 3],
+    };
+    let tiny = d.path().join("dot.png");
+    RgbImage::from_pixel(1, 1, Rgb([200, 10, 10]))
+        .save(&tiny)
+        .unwrap();
+    let e = melxai::data::image::load_input(&tiny, [224, 224], &norm)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("dot.png") && e.contains("1x1") && e.contains("too small"),
+        "{e}"
+    );
+    let ok = d.path().join("ok.png");
+    RgbImage::from_pixel(32, 40, Rgb([200, 10, 10]))
+        .save(&ok)
+        .unwrap();
+    let x = melxai::data::image::load_input(&ok, [224, 224], &norm).unwrap();
+    assert_eq!(x.size(), [3, 224, 224]);
+}
+
+#[test]
 fn stale_temp_files_are_cleaned_by_the_next_save() {
     let p = copy_project();
     let d = p.path();

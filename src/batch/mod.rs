@@ -253,7 +253,7 @@ fn repeated_cv_steps(
     first: &RunOutcome,
 ) {
     let folds = run.batch.folds;
-    let repeats = run.batch.cv_repeats;
+    let repeats = run.batch.cv_repeats.resolve(run.device);
     let spec0 = run.batch.models[0].clone();
     let mut reps = vec![repetition_of(first)];
     for rep in 1..repeats {

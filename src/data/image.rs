@@ -166,6 +166,19 @@ pub fn load_input(path: &Path, input_size: [i64; 2], norm: &Normalisation) -> Re
         return read_npy_input(path);
     }
     let img = decode_rgb(path)?;
+    // Upscaled to the input size, a few pixels become a flat patch that the
+    // model would still classify with confidence: refuse instead. (Large
+    // photos are fine: they are resized down.)
+    if (img.width() as usize) < MIN_INPUT_SIDE || (img.height() as usize) < MIN_INPUT_SIDE {
+        return Err(Error::Invalid {
+            path: path.into(),
+            message: format!(
+                "image of {}x{} pixels is too small: at least {MIN_INPUT_SIDE} per side is needed",
+                img.width(),
+                img.height()
+            ),
+        });
+    }
     let img = resize(&img, input_size[0] as u32, input_size[1] as u32);
     Ok(normalise(&to_unit_tensor(&img), norm))
 }

@@ -174,8 +174,8 @@ fn ensemble_section(md: &mut String, e: &EnsembleReport) {
     if e.members < 2 {
         let _ = writeln!(
             md,
-            "With `[batch] cv_repeats = 1` the \"ensemble\" is one model per image: the rows below are the same model. \
-             Set `cv_repeats` to 3 or more to measure what averaging buys.\n"
+            "With one repetition (`[batch] cv_repeats = 1`, or \"auto\" on the CPU) the \"ensemble\" is one model per image: \
+             the rows below are the same model. Set `cv_repeats` to 3 or more (\"auto\" runs 4 on a GPU) to measure what averaging buys.\n"
         );
     }
     let s = &cv.single.spread;

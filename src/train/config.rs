@@ -123,6 +123,11 @@ impl TrainConfig {
             ));
         }
         check::non_negative("grad_clip", self.grad_clip)?;
+        // One "fold" would hold out every image at once; it used to fall back
+        // to one split silently.
+        if self.folds == 1 {
+            return Err(OutOfRange::new("folds", 1, "0 (one split) or at least 2"));
+        }
         check::open_fraction("test_fraction", self.test_fraction)?;
         check::open_fraction("val_fraction", self.val_fraction)?;
         check::half_open_fraction("target_sensitivity", self.target_sensitivity)?;
