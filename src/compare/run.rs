@@ -76,6 +76,8 @@ pub fn write(report: &ComparisonReport, out_dir: &Path) -> Result<()> {
         let rows: Vec<(&str, &Method, &MemberAgreement)> = m
             .maps
             .iter()
+            // maps.json may also record images of an earlier, wider split.
+            .filter(|r| report.sample_ids.contains(&r.id))
             .filter_map(|r| Some((r.id.as_str(), &r.method, r.members.as_ref()?)))
             .collect();
         if rows.is_empty() {
