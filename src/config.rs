@@ -124,15 +124,6 @@ impl CvRepeats {
     }
 }
 
-impl fmt::Display for CvRepeats {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CvRepeats::Count(n) => write!(f, "{n}"),
-            CvRepeats::Auto => f.write_str("auto"),
-        }
-    }
-}
-
 impl Serialize for CvRepeats {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         match self {

@@ -165,7 +165,10 @@ pub fn run(
         repeated_cv_steps(&mut run, &data, positive, &base_train, first);
     }
     let mut loaded = evaluation_steps(&mut run, &data, positive, &models);
-    if let (Some(cv), true, false) = (&cv, run.batch.explain_ensemble, loaded.is_empty()) {
+    if let Some(cv) = cv
+        .as_ref()
+        .filter(|_| run.batch.explain_ensemble && !loaded.is_empty())
+    {
         loaded.extend(fold_ensemble_step(&mut run, cv));
     }
     let comparison = compare_step(&mut run, &data, positive, &models, &loaded);

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use melxai::config::Config;
 use melxai::data::image::{denormalise, load_input};
-use melxai::ensemble::explain::{explain_model, member_agreement, member_explanations};
+use melxai::ensemble::explain::explain_with_agreement;
 use melxai::ensemble::Model;
 use melxai::explain::faithfulness::curves;
 use melxai::explain::heatmap::tensor_to_rgb;
@@ -140,16 +140,8 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
         let rgb = tensor_to_rgb(&denormalise(&x, &model.meta.normalisation))?;
         for &method in &methods {
             // An ensemble: the combined map, and how far its members' maps agree.
-            let (e, agreement) = if model.is_ensemble() {
-                let (combined, members) = member_explanations(&model, &x, method, &cfg)
-                    .with_context(|| format!("{} on {}", method.label(), input.display()))?;
-                let e = combined.context("the ensemble has no members")?;
-                (e, member_agreement(&members)?)
-            } else {
-                let e = explain_model(&model, &x, method, &cfg)
-                    .with_context(|| format!("{} on {}", method.label(), input.display()))?;
-                (e, None)
-            };
+            let (e, agreement) = explain_with_agreement(&model, &x, method, &cfg)
+                .with_context(|| format!("{} on {}", method.label(), input.display()))?;
             let files = output::write(&e, &rgb, &args.out, stem)?;
             let faith = if args.faithfulness {
                 let b = Baseline::Blur.build(&x.unsqueeze(0), &model.meta.normalisation, 0);

@@ -103,6 +103,24 @@ pub fn member_explanations(
     Ok((Some(combined), members))
 }
 
+/// [`explain_model`] and, for an ensemble, how far its members' maps agree:
+/// the members' maps are made for the combined one anyway, so the agreement
+/// costs no extra network pass. `None` for one checkpoint.
+pub fn explain_with_agreement(
+    model: &Model,
+    input: &Tensor,
+    method: Method,
+    cfg: &ExplainConfig,
+) -> Result<(Explanation, Option<MemberAgreement>)> {
+    if model.single().is_some() {
+        return Ok((explain_model(model, input, method, cfg)?, None));
+    }
+    let (combined, members) = member_explanations(model, input, method, cfg)?;
+    let combined = combined
+        .ok_or_else(|| Error::Other(format!("ensemble '{}' has no members", model.meta.name)))?;
+    Ok((combined, member_agreement(&members)?))
+}
+
 /// Agreement of the members' heatmaps (`None` with fewer than two members).
 pub fn member_agreement(members: &[Explanation]) -> Result<Option<MemberAgreement>> {
     use crate::compare::similarity::{compare_maps, CompareOptions, Map, Metric};
@@ -138,12 +156,7 @@ pub fn member_agreement(members: &[Explanation]) -> Result<Option<MemberAgreemen
         .into_iter()
         .filter_map(|(name, v)| {
             let finite: Vec<f64> = v.into_iter().filter(|x| x.is_finite()).collect();
-            (!finite.is_empty()).then(|| {
-                (
-                    name.to_string(),
-                    finite.iter().sum::<f64>() / finite.len() as f64,
-                )
-            })
+            (!finite.is_empty()).then(|| (name.to_string(), crate::metrics::mean_std(&finite).mean))
         })
         .collect();
     Ok(Some(MemberAgreement {

@@ -13,7 +13,7 @@ use super::JobContext;
 use crate::data::cache::ImageCache;
 use crate::data::image::normalise;
 use crate::data::npy::read_map;
-use crate::ensemble::explain::{explain_model, member_agreement, member_explanations};
+use crate::ensemble::explain::explain_with_agreement;
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::eval::EvalRow;
@@ -84,7 +84,7 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
             let (heatmap, target, delta, agreement) = match reused {
                 Some(found) => found,
                 None => {
-                    let (e, agreement) = explain_with_members(model, &x, method, job.explain)?;
+                    let (e, agreement) = explain_with_agreement(model, &x, method, job.explain)?;
                     if let Some(s) = &mut store {
                         s.write(&e, &rgb, id, method, key, agreement.clone())?;
                     }
@@ -138,24 +138,6 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
         samples,
         records: store.map(|s| s.records).unwrap_or_default(),
     })
-}
-
-/// The explanation of `model` (for an ensemble, of its combined output) and,
-/// for an ensemble, how far its members' maps agree: the members' maps are
-/// made for the combined one anyway, so the agreement costs no extra passes.
-fn explain_with_members(
-    model: &Model,
-    x: &tch::Tensor,
-    method: Method,
-    cfg: &ExplainConfig,
-) -> Result<(crate::explain::Explanation, Option<MemberAgreement>)> {
-    if model.single().is_some() {
-        return Ok((explain_model(model, x, method, cfg)?, None));
-    }
-    let (combined, members) = member_explanations(model, x, method, cfg)?;
-    let combined = combined
-        .ok_or_else(|| Error::Other(format!("ensemble '{}' has no members", model.meta.name)))?;
-    Ok((combined, member_agreement(&members)?))
 }
 
 /// A stored map: `(map, target, delta, members' agreement)`.
