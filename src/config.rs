@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::split::SplitName;
+use crate::ensemble::tta::TtaSetting;
 use crate::error::{Error, Result};
 use crate::explain::{ExplainConfig, Method};
 use crate::train::TrainConfig;
@@ -38,8 +39,10 @@ pub struct Config {
 #[serde(default, deny_unknown_fields)]
 pub struct PredictConfig {
     /// Test-time augmentation: average the logits over the 8 flips and
-    /// 90° rotations (8x the inference time). `--tta` turns it on per command.
-    pub tta: bool,
+    /// 90° rotations (8x the inference time); "auto" = exactly for models
+    /// whose temperature was fitted on TTA predictions. `--tta` turns it on
+    /// per command.
+    pub tta: TtaSetting,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -364,13 +367,14 @@ impl BatchConfig {
 /// key, whose name the message carries).
 fn key_of(path: &str) -> String {
     /// Tables of config.toml, longest first so `train.augment` wins over `train`.
-    const SECTIONS: [&str; 8] = [
+    const SECTIONS: [&str; 9] = [
         "train.augment",
         "tui.keys",
         "data",
         "model",
         "train",
         "explain",
+        "predict",
         "tui",
         "batch",
     ];

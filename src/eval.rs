@@ -81,6 +81,22 @@ pub fn predict_rows(
     })
 }
 
+/// [`predict_rows`] with test-time augmentation: each row's logits are the
+/// mean over the 8 dihedral transforms ([`crate::ensemble::tta`]).
+pub fn predict_rows_tta(
+    model: &Classifier,
+    cache: &ImageCache,
+    rows: &[usize],
+    batch_size: usize,
+) -> Result<Vec<EvalRow>> {
+    rows_with(cache, rows, batch_size, &model.meta.normalisation, |x| {
+        (
+            crate::ensemble::tta::mean_over_dihedral(x, |t| model.logits(t)),
+            Vec::new(),
+        )
+    })
+}
+
 /// Combined logits of a [`Model`] (one checkpoint or an ensemble, with TTA
 /// when it is on) for `rows` of the cache; an ensemble's rows also carry
 /// every member's logits.

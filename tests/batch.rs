@@ -51,6 +51,7 @@ epochs = 2
 batch_size = 8
 input_size = 32
 patience = 0
+tta = true
 [explain]
 integration = "gausslegendre"
 steps = 8
@@ -131,6 +132,17 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
         "two repetitions make no two halves"
     );
     assert!(e["seed_abs_diff_single"].as_f64().unwrap() >= 0.0);
+    // `[train] tta = true`: the figures are TTA ones, and the same models'
+    // plain predictions are evaluated beside them.
+    let plain = &e["without_tta"];
+    for part in ["single", "ensemble"] {
+        let v = plain[part]["auroc"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{plain}"));
+        assert!((0.0..=1.0).contains(&v), "without_tta.{part}.auroc = {v}");
+    }
+    assert_ne!(plain["ensemble"]["nll"], e["nll"], "TTA changed nothing");
+    assert!(md.contains("| without TTA: ensemble of 2 |"), "{md}");
     let op = &e["operating_point"];
     assert!(op["sensitivity"].as_f64().unwrap() >= 0.95);
     assert!((0.0..=1.0).contains(&op["threshold"].as_f64().unwrap()));
@@ -145,6 +157,11 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     let manifest = melxai::ensemble::manifest::read(&ens).unwrap();
     let names: Vec<&str> = manifest.members.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["a-cv-fold0", "a-cv-fold1"]);
+    // Its temperature was fitted on TTA predictions, so "auto" predicts with TTA.
+    let mut fold_ensemble = melxai::ensemble::Model::load(&ens, tch::Device::Cpu).unwrap();
+    assert!(fold_ensemble.fitted_with_tta());
+    fold_ensemble.set_tta(melxai::ensemble::tta::TtaSetting::Auto);
+    assert!(fold_ensemble.tta);
     assert!(
         (manifest.temperature - t).abs() < 1e-9,
         "{} vs {t}",

@@ -38,6 +38,14 @@ fn shipped_config_parses_into_every_section() {
     assert_eq!(config.batch.cv_repeats.resolve(tch::Device::Cpu), 1);
     assert_eq!(config.batch.cv_repeats.resolve(tch::Device::Cuda(0)), 4);
     assert_eq!(config.batch.bootstrap_samples, 2000);
+    // TTA: held-out predictions with it on a GPU; predictions as the model's
+    // temperature was fitted.
+    use melxai::ensemble::tta::TtaSetting;
+    assert_eq!(config.train.tta, TtaSetting::Auto);
+    assert!(config.train.tta.for_training(tch::Device::Cuda(0)));
+    assert!(!config.train.tta.for_training(tch::Device::Cpu));
+    assert_eq!(config.predict.tta, TtaSetting::Auto);
+    assert!(config.predict.tta.for_model(true) && !config.predict.tta.for_model(false));
     melxai::tui::KeyMap::default()
         .with_table(&config.tui.keys)
         .expect("[tui.keys]");
@@ -234,6 +242,11 @@ fn out_of_range_numbers_are_rejected_with_their_key_and_range() {
             "[batch]\ncv_repeats = -2\n",
             &["[batch] cv_repeats", "\"auto\""],
         ),
+        (
+            "[train]\ntta = \"yes\"\n",
+            &["[train] tta", "\"auto\"", "yes"],
+        ),
+        ("[predict]\ntta = 1\n", &["[predict] tta", "true, false"]),
         (
             "[batch]\nbootstrap_samples = 10\n",
             &["[batch] bootstrap_samples", "100..=100000"],

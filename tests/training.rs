@@ -8,6 +8,8 @@ use std::path::Path;
 
 use melxai::data::cache::ImageCache;
 use melxai::data::scan::scan;
+use melxai::ensemble::tta::TtaSetting;
+use melxai::ensemble::Model;
 use melxai::model::Classifier;
 use melxai::progress::{CancelToken, Event};
 use melxai::train::{train, RunOutcome, TrainConfig, TrainContext};
@@ -162,4 +164,97 @@ fn k_fold_predicts_every_image_once_out_of_fold() {
         assert_eq!(s.fold, Some((f, 3)));
         assert!(s.checkpoint.ends_with(format!("cv-fold{f}.safetensors")));
     }
+}
+
+/// `[train] tta`: the held-out predictions are the mean over the 8 dihedral
+/// transforms of the best checkpoint's logits, and the plain predictions of
+/// the same images are kept beside them.
+#[test]
+fn tta_held_out_predictions_average_the_dihedral_transforms() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = data(dir.path());
+    let mut cfg = config("tta", 1);
+    cfg.tta = TtaSetting::On;
+    let out = run(&cfg, &cache, &dir.path().join("w"), false, None).unwrap();
+    let split = &out.splits[0];
+    let plain = split
+        .test_without_tta
+        .as_ref()
+        .expect("plain test rows kept");
+    assert_eq!(plain.len(), split.test.len());
+    assert!(!split.test.is_empty());
+
+    let model = Classifier::from_checkpoint(&split.checkpoint, Device::Cpu).unwrap();
+    let index: HashMap<&str, usize> = cache
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let rows: Vec<usize> = split.test.iter().map(|r| index[r.id.as_str()]).collect();
+    let want_plain = melxai::eval::predict_rows(&model, &cache, &rows, 32).unwrap();
+    let want_tta = melxai::eval::predict_rows_tta(&model, &cache, &rows, 32).unwrap();
+    let mut differs = false;
+    for ((t, p), (wt, wp)) in split
+        .test
+        .iter()
+        .zip(plain)
+        .zip(want_tta.iter().zip(&want_plain))
+    {
+        assert_eq!((&t.id, &p.id), (&wt.id, &wp.id));
+        for c in 0..2 {
+            assert!(
+                (t.logits[c] - wt.logits[c]).abs() < 1e-5,
+                "{}: TTA logits",
+                t.id
+            );
+            assert!(
+                (p.logits[c] - wp.logits[c]).abs() < 1e-5,
+                "{}: plain logits",
+                p.id
+            );
+            differs |= (t.logits[c] - p.logits[c]).abs() > 1e-4;
+        }
+    }
+    assert!(differs, "TTA changed no logit: it was not applied");
+
+    // The checkpoint records it, and `[predict] tta = "auto"` follows.
+    let mut loaded = Model::load(&split.checkpoint, Device::Cpu).unwrap();
+    assert_eq!(
+        loaded.meta.training.get("tta"),
+        Some(&toml::Value::Boolean(true))
+    );
+    assert!(loaded.fitted_with_tta());
+    loaded.set_tta(TtaSetting::Auto);
+    assert!(loaded.tta);
+    loaded.set_tta(TtaSetting::Off);
+    assert!(!loaded.tta);
+
+    // "auto" on the CPU is off: no second set of rows, nothing recorded, and
+    // "auto" at prediction leaves TTA off for this model.
+    let mut auto = config("plain", 1);
+    auto.tta = TtaSetting::Auto;
+    let plain_run = run(&auto, &cache, &dir.path().join("w"), false, None).unwrap();
+    assert!(plain_run.splits[0].test_without_tta.is_none());
+    assert_eq!(
+        plain_run.config.tta,
+        TtaSetting::Off,
+        "auto settled for the CPU"
+    );
+    let mut plain = Model::load(&plain_run.splits[0].checkpoint, Device::Cpu).unwrap();
+    assert!(!plain.meta.training.contains_key("tta"));
+    plain.set_tta(TtaSetting::Auto);
+    assert!(!plain.tta);
+
+    // The finished TTA run reused with TTA off re-predicts its held-out
+    // images plainly and drops the flag from its recipe.
+    let reused = run(&config("tta", 1), &cache, &dir.path().join("w"), true, None).unwrap();
+    let kept = split.test_without_tta.as_deref().unwrap_or_default();
+    assert_eq!(reused.splits[0].test.len(), kept.len());
+    for (a, b) in reused.splits[0].test.iter().zip(kept) {
+        assert_eq!((&a.id, &a.logits), (&b.id, &b.logits));
+    }
+    let reloaded = Model::load(&split.checkpoint, Device::Cpu).unwrap();
+    assert!(!reloaded.fitted_with_tta());
 }

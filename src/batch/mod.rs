@@ -40,7 +40,7 @@ use crate::progress::{CancelToken, Event, EventSink};
 use crate::repeated_cv::{RepeatedCvOptions, Repetition};
 use crate::report::run::{
     CrossValidationReport, DataSummary, EnsembleReport, Figure, ModelReport, RunMetrics, RunReport,
-    RunResults, ScreenshotFn, StepRecord,
+    RunResults, ScreenshotFn, StepRecord, WithoutTta,
 };
 use crate::train::{RunOutcome, SplitOutcome, TrainConfig};
 
@@ -243,6 +243,19 @@ fn repetition_of(o: &RunOutcome) -> Repetition {
     }
 }
 
+/// The same run's plain out-of-fold rows when its held-out predictions were
+/// TTA ones (`[train] tta`).
+fn plain_repetition_of(o: &RunOutcome) -> Option<Repetition> {
+    Some(Repetition {
+        seed: o.config.seed,
+        folds: o
+            .splits
+            .iter()
+            .map(|s| s.test_without_tta.clone())
+            .collect::<Option<_>>()?,
+    })
+}
+
 /// Step 2b: `[batch] cv_repeats - 1` more k-fold runs of the reference
 /// model's recipe, seeds `seed + r` (names `<name>-r<r>-cv-fold<f>`; the
 /// first repetition is `first`, the step-2 run, reused), then the single
@@ -259,6 +272,7 @@ fn repeated_cv_steps(
     let repeats = run.batch.cv_repeats.resolve(run.device);
     let spec0 = run.batch.models[0].clone();
     let mut reps = vec![repetition_of(first)];
+    let mut plain = vec![plain_repetition_of(first)];
     for rep in 1..repeats {
         let seed = spec0.seed.wrapping_add(rep as u64);
         let got = run.step(
@@ -278,7 +292,10 @@ fn repeated_cv_steps(
             },
         );
         match got {
-            Some(o) => reps.push(repetition_of(&o)),
+            Some(o) => {
+                reps.push(repetition_of(&o));
+                plain.push(plain_repetition_of(&o));
+            }
             None => return,
         }
     }
@@ -291,6 +308,13 @@ fn repeated_cv_steps(
                 bootstrap: BootstrapOptions::new(r.batch.bootstrap_samples, spec0.seed),
             };
             let out = crate::repeated_cv::evaluate(&reps, &opts)?;
+            let plain: Option<Vec<Repetition>> = plain.iter().cloned().collect();
+            let without_tta = match plain {
+                Some(p) => Some(WithoutTta::of(
+                    &crate::repeated_cv::evaluate(&p, &opts)?.report,
+                )),
+                None => None,
+            };
             let name = &spec0.name;
             let file = format!("risk_coverage_{name}_ensemble.csv");
             write_risk_coverage(&r.dir.join(&file), &out.report.ensemble.risk_coverage)?;
@@ -304,7 +328,9 @@ fn repeated_cv_steps(
                 png,
                 "Risk–coverage (least certain referred first), ensemble out-of-fold",
             )];
-            r.metrics.ensemble = Some(EnsembleReport::new(name, out.report, figures));
+            let mut report = EnsembleReport::new(name, out.report, figures);
+            report.without_tta = without_tta;
+            r.metrics.ensemble = Some(report);
             Ok(())
         },
     );
@@ -483,7 +509,7 @@ fn evaluate_model(
         cal.fit.temperature,
     )?;
     let mut model = Model::load(path, r.device)?;
-    model.tta = r.config.predict.tta;
+    model.set_tta(r.config.predict.tta);
     model.meta.name = name.clone();
     model.meta.temperature = cal.fit.temperature;
     r.metrics.models.insert(
@@ -508,7 +534,7 @@ fn fold_ensemble_step(run: &mut Run, cv: &RunOutcome) -> Option<(PathBuf, Model)
     let path = crate::ensemble::ensemble_path(&run.config.model.weights_dir, &cv.name);
     run.step(&format!("load the fold ensemble {}", cv.name), |r| {
         let mut model = Model::load(&path, r.device)?;
-        model.tta = r.config.predict.tta;
+        model.set_tta(r.config.predict.tta);
         Ok((path.clone(), model))
     })
 }

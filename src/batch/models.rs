@@ -100,7 +100,7 @@ pub(super) fn load_spec(
         )));
     }
     let mut model = Model::load(checkpoint, r.device)?;
-    model.tta = r.config.predict.tta;
+    model.set_tta(r.config.predict.tta);
     let samples: Vec<_> = val
         .iter()
         .chain(&test)
@@ -133,6 +133,7 @@ pub(super) fn load_spec(
                     rows: &test_rows,
                 },
             )?,
+            test_without_tta: None,
             test_metrics: None,
         }],
         cross_validation: None,

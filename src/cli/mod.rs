@@ -13,6 +13,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 use melxai::config::Config;
+use melxai::ensemble::tta::TtaSetting;
 use melxai::ensemble::Model;
 use melxai::model::{parse_device, Arch, Classifier};
 
@@ -148,7 +149,11 @@ pub fn run(args: Args) -> Result<i32> {
                 (None, false) => anyhow::bail!("predict needs --checkpoint PATH or --imagenet"),
             };
             model.set_precision(precision);
-            model.tta = tta || config.predict.tta;
+            model.set_tta(if tta {
+                TtaSetting::On
+            } else {
+                config.predict.tta
+            });
             // The positive class by name among the model's classes; the
             // ImageNet model has none, and then nothing refers to it.
             let positive = model

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use melxai::config::{check, Config};
 use melxai::data::cache::ImageCache;
+use melxai::ensemble::tta::TtaSetting;
 use melxai::ensemble::Model;
 use melxai::eval::metrics;
 use melxai::jobs::{self, JobContext};
@@ -39,6 +40,10 @@ pub struct TrainArgs {
     /// Mixed precision of the forward passes: fp32, bf16 or fp16 (overrides [train] precision).
     #[arg(long)]
     pub precision: Option<melxai::model::precision::Precision>,
+    /// Held-out predictions at the end of training (validation, test,
+    /// out-of-fold) averaged over the 8 dihedral transforms ([train] tta).
+    #[arg(long)]
+    pub tta: bool,
     /// Continue an interrupted run from its last checkpoint.
     #[arg(long)]
     pub resume: bool,
@@ -90,6 +95,9 @@ pub fn train_config(config: &Config, args: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = args.precision {
         cfg.precision = v;
+    }
+    if args.tta {
+        cfg.tta = TtaSetting::On;
     }
     // Flags are held to the ranges of the keys they override.
     check::arch("--arch", &cfg.arch)?;
@@ -235,7 +243,11 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
     let cancel = cancel_on_ctrl_c("the next batch");
     let mut ctx = JobContext::for_config(config, &mut sink, &cancel)?;
     let mut model = Model::load(&args.checkpoint, ctx.device)?;
-    model.tta = args.tta || config.predict.tta;
+    model.set_tta(if args.tta {
+        TtaSetting::On
+    } else {
+        config.predict.tta
+    });
     let meta = model.meta.clone();
     let data = jobs::scan_data(&mut ctx)?;
     jobs::check_classes(&args.checkpoint, &meta.class_names, &data)?;

@@ -151,7 +151,7 @@ impl PipelineRunner {
             ctx.cancel.check()?;
             let mut model = Model::load(path, ctx.device)?;
             crate::jobs::check_classes(path, &model.meta.class_names, data)?;
-            model.tta = ctx.config.predict.tta;
+            model.set_tta(ctx.config.predict.tta);
             self.models.insert(key.clone(), model);
             self.stamps.insert(key.clone(), now);
         }

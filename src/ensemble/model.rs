@@ -11,7 +11,7 @@ use tch::{Device, Kind, Tensor};
 use super::combine::mean_logits;
 use super::manifest::{self, member_tensors_hash, EnsembleManifest};
 use super::operating_point::OperatingPoint;
-use super::tta::mean_over_dihedral;
+use super::tta::{mean_over_dihedral, TtaSetting};
 use crate::error::{Error, Result};
 use crate::model::checkpoint::{self, CheckpointMeta, SplitRecord};
 use crate::model::precision::Precision;
@@ -60,6 +60,20 @@ impl Model {
         } else {
             Ok(Classifier::from_checkpoint(path, device)?.into())
         }
+    }
+
+    /// Whether every network's temperature-fitting predictions were TTA
+    /// ones: its recorded recipe says `tta = true` (see `[train] tta`).
+    pub fn fitted_with_tta(&self) -> bool {
+        self.members
+            .iter()
+            .all(|m| m.meta.training.get("tta").and_then(toml::Value::as_bool) == Some(true))
+    }
+
+    /// Turns TTA on or off as `setting` says for this model ("auto": as its
+    /// temperature was fitted).
+    pub fn set_tta(&mut self, setting: TtaSetting) {
+        self.tta = setting.for_model(self.fitted_with_tta());
     }
 
     pub fn is_ensemble(&self) -> bool {

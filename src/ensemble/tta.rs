@@ -8,10 +8,93 @@
 //! input only permutes them, so TTA output is invariant to flipping or
 //! rotating the input by 90° (up to float rounding).
 
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 /// Number of transforms TTA averages over.
 pub const DIHEDRAL_TRANSFORMS: usize = 8;
+
+/// A TTA switch in config.toml: `true`, `false` or `"auto"`. What "auto"
+/// means depends on the key: for `[train] tta` on for a CUDA device (where
+/// the 8x held-out inference is cheap), for `[predict] tta` on exactly when
+/// the model's temperature was fitted on TTA predictions, so the
+/// calibration always matches the predictions it scales.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TtaSetting {
+    On,
+    #[default]
+    Off,
+    Auto,
+}
+
+impl TtaSetting {
+    pub fn is_off(&self) -> bool {
+        *self == TtaSetting::Off
+    }
+
+    /// `[train] tta` for a run on `device`.
+    pub fn for_training(self, device: tch::Device) -> bool {
+        match self {
+            TtaSetting::On => true,
+            TtaSetting::Off => false,
+            TtaSetting::Auto => device.is_cuda(),
+        }
+    }
+
+    /// `[predict] tta` for a model whose temperature was (or was not) fitted
+    /// on TTA predictions.
+    pub fn for_model(self, fitted_with_tta: bool) -> bool {
+        match self {
+            TtaSetting::On => true,
+            TtaSetting::Off => false,
+            TtaSetting::Auto => fitted_with_tta,
+        }
+    }
+}
+
+impl From<bool> for TtaSetting {
+    fn from(on: bool) -> Self {
+        if on {
+            TtaSetting::On
+        } else {
+            TtaSetting::Off
+        }
+    }
+}
+
+impl Serialize for TtaSetting {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            TtaSetting::On => s.serialize_bool(true),
+            TtaSetting::Off => s.serialize_bool(false),
+            TtaSetting::Auto => s.serialize_str("auto"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for TtaSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = TtaSetting;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                write!(f, "true, false or \"auto\"")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<TtaSetting, E> {
+                Ok(v.into())
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<TtaSetting, E> {
+                match v {
+                    "auto" => Ok(TtaSetting::Auto),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
 
 /// Transform `index` (0..8) of a batch `(N, C, H, W)`: `index % 4` quarter
 /// turns in the (H, W) plane, preceded by a horizontal flip when `index >= 4`.

@@ -224,6 +224,31 @@ fn ensemble_section(md: &mut String, e: &EnsembleReport) {
         num(e.aurc),
         range(e.aurc_ci)
     );
+    if let Some(w) = &e.without_tta {
+        let row = |m: &crate::repeated_cv::MetricSet| {
+            format!(
+                "{} | {} | {} | {} | {} | {}",
+                num(m.auroc),
+                num(m.balanced_accuracy),
+                num(m.ece),
+                num(m.brier),
+                num(m.nll),
+                num(m.aurc)
+            )
+        };
+        let _ = writeln!(
+            md,
+            "| without TTA: single model, mean | {} |\n| without TTA: ensemble of {} | {} |",
+            row(&w.single),
+            e.members,
+            row(&w.ensemble)
+        );
+        let _ = writeln!(
+            md,
+            "\nThe rows above average each network's held-out logits over the 8 flips × 90° rotations (`[train] tta`); \
+             the \"without TTA\" rows are the same models' plain predictions, evaluated the same way."
+        );
+    }
     let opt = |v: Option<f64>, need: &str| v.map_or(format!("— (needs {need})"), num);
     let _ = writeln!(
         md,

@@ -151,8 +151,40 @@ pub struct EnsembleReport {
     /// below 2.
     pub seed_abs_diff_single: Option<f64>,
     pub operating_point: OperatingPointSummary,
+    /// With `[train] tta` on: the same models' out-of-fold figures without
+    /// TTA (TTA measured on and off); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub without_tta: Option<WithoutTta>,
     pub repeated_cv: crate::repeated_cv::RepeatedCvReport,
     pub figures: Vec<Figure>,
+}
+
+/// The repeated cross-validation's headline figures from the same models'
+/// plain (non-TTA) out-of-fold predictions, evaluated the same way.
+#[derive(Debug, Clone, Serialize)]
+pub struct WithoutTta {
+    /// Single models: mean over repetitions.
+    pub single: crate::repeated_cv::MetricSet,
+    pub ensemble: crate::repeated_cv::MetricSet,
+    pub seed_abs_diff: Option<f64>,
+}
+
+impl WithoutTta {
+    pub fn of(cv: &crate::repeated_cv::RepeatedCvReport) -> Self {
+        let s = &cv.single.spread;
+        WithoutTta {
+            single: crate::repeated_cv::MetricSet {
+                auroc: s.auroc.mean,
+                balanced_accuracy: s.balanced_accuracy.mean,
+                ece: s.ece.mean,
+                brier: s.brier.mean,
+                nll: s.nll.mean,
+                aurc: s.aurc.mean,
+            },
+            ensemble: cv.ensemble.calibrated,
+            seed_abs_diff: cv.seed_abs_diff_ensemble,
+        }
+    }
 }
 
 /// The ensemble's operating point: chosen on all out-of-fold predictions
@@ -218,6 +250,7 @@ impl EnsembleReport {
             seed_abs_diff: cv.seed_abs_diff_ensemble,
             seed_abs_diff_single: cv.seed_abs_diff_single,
             operating_point,
+            without_tta: None,
             repeated_cv: cv,
             figures,
         }

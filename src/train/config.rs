@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::schedule::Schedule;
 use crate::config::{check, OutOfRange};
 use crate::data::augment::AugmentConfig;
+use crate::ensemble::tta::TtaSetting;
 use crate::model::precision::Precision;
 
 /// Which validation number decides "best epoch" and early stopping.
@@ -61,6 +62,15 @@ pub struct TrainConfig {
     /// chosen for on out-of-fold predictions, in (0, 1]; see
     /// `crate::operating_point`.
     pub target_sensitivity: f64,
+    /// Held-out predictions made at the end of training (validation, test,
+    /// out-of-fold: what temperatures, the operating point and the CV
+    /// metrics are fitted and measured on) averaged over the 8 dihedral
+    /// transforms; "auto" = on a CUDA device. The plain test predictions are
+    /// kept beside them, so TTA is measured on and off. A checkpoint records
+    /// the resolved value (`[training] tta = true`, absent when off, as in
+    /// recipes from before the key), which `[predict] tta = "auto"` follows.
+    #[serde(skip_serializing_if = "TtaSetting::is_off")]
+    pub tta: TtaSetting,
 }
 
 impl Default for TrainConfig {
@@ -88,6 +98,7 @@ impl Default for TrainConfig {
             augment: AugmentConfig::default(),
             precision: Precision::Fp32,
             target_sensitivity: 0.95,
+            tta: TtaSetting::Off,
         }
     }
 }

@@ -22,9 +22,11 @@ use crate::data::augment::augment;
 use crate::data::cache::ImageCache;
 use crate::data::image::normalise;
 use crate::data::split::{fold_split, stratified_split, Split};
+use crate::ensemble::tta::TtaSetting;
 use crate::error::{Error, Result};
 use crate::eval::{
-    balanced_class_weights, metrics, predict_rows, weight_tensor, weighted_cross_entropy, EvalRow,
+    balanced_class_weights, metrics, predict_rows, predict_rows_tta, weight_tensor,
+    weighted_cross_entropy, EvalRow,
 };
 use crate::metrics::{
     bootstrap_ci, summarize_folds, BinaryMetrics, BootstrapOptions, FoldSummary, Interval,
@@ -61,6 +63,10 @@ pub struct SplitOutcome {
     pub history: Vec<EpochSummary>,
     pub val: Vec<EvalRow>,
     pub test: Vec<EvalRow>,
+    /// With `[train] tta` on, `val` and `test` are TTA predictions and these
+    /// are the same test images without it (TTA measured on and off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_without_tta: Option<Vec<EvalRow>>,
     pub test_metrics: Option<BinaryMetrics>,
 }
 
@@ -165,6 +171,11 @@ pub fn check_calibrated(
 /// out-of-fold metrics. Emits events through `ctx.sink`. A second run of the
 /// same name while this one holds its lock is refused.
 pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
+    // "auto" is settled here, so recorded recipes and outcomes say what ran.
+    let cfg = &TrainConfig {
+        tta: cfg.tta.for_training(ctx.device).into(),
+        ..cfg.clone()
+    };
     let _lock = crate::files::RunLock::acquire(
         &lock_path(&ctx.weights_dir, &cfg.name),
         &format!(
@@ -632,15 +643,35 @@ fn train_split(
     // Final evaluation with the best weights.
     let mut best = Classifier::from_checkpoint(&best_path(&dir, name), ctx.device)?;
     best.precision = cfg.precision;
-    let val = predict_rows(&best, ctx.cache, &split.val, 32)?;
-    let test = predict_rows(&best, ctx.cache, &split.test, 32)?;
+    let tta = cfg.tta == TtaSetting::On;
+    let (val, test, test_without_tta) = if tta {
+        (
+            predict_rows_tta(&best, ctx.cache, &split.val, 32)?,
+            predict_rows_tta(&best, ctx.cache, &split.test, 32)?,
+            Some(predict_rows(&best, ctx.cache, &split.test, 32)?),
+        )
+    } else {
+        (
+            predict_rows(&best, ctx.cache, &split.val, 32)?,
+            predict_rows(&best, ctx.cache, &split.test, 32)?,
+            None,
+        )
+    };
     let test_metrics = if test.is_empty() {
         None
     } else {
         Some(metrics(&test, ctx.positive, 1.0)?)
     };
+    // A finished run reused under another `tta` re-predicts its held-out
+    // images; its recipe then says which predictions its temperature sees.
+    let mut meta = best.meta.clone();
+    if tta {
+        meta.training
+            .insert("tta".into(), toml::Value::Boolean(true));
+    } else {
+        meta.training.remove("tta");
+    }
     if let Some(m) = &test_metrics {
-        let mut meta = best.meta.clone();
         meta.metrics.insert("test_auroc".into(), m.auroc);
         meta.metrics
             .insert("test_balanced_accuracy".into(), m.balanced_accuracy);
@@ -648,6 +679,8 @@ fn train_split(
         meta.metrics
             .insert("test_specificity".into(), m.specificity);
         meta.progress = Some(progress.clone());
+    }
+    if meta != best.meta {
         checkpoint::write_meta(&best_path(&dir, name), &meta)?;
     }
     Ok(SplitOutcome {
@@ -657,6 +690,7 @@ fn train_split(
         history,
         val,
         test,
+        test_without_tta,
         test_metrics,
     })
 }
