@@ -67,6 +67,8 @@ struct ModelPredictions {
     temperature: f64,
     name: String,
     operating_point: Option<crate::ensemble::OperatingPoint>,
+    /// Predicted with test-time augmentation (`[predict] tta`).
+    tta: bool,
 }
 
 impl JobRunner for PipelineRunner {
@@ -244,6 +246,7 @@ impl PipelineRunner {
             }
         }
         Ok(ModelPredictions {
+            tta: model.tta,
             rows: preds,
             split_of,
             temperature: model.meta.temperature,
@@ -276,7 +279,15 @@ impl PipelineRunner {
             model: p.name,
             rows,
         });
-        Ok(format!("predicted {n} samples with {}", path.display()))
+        let tta = if p.tta {
+            " (TTA: 8 flips/rotations)"
+        } else {
+            ""
+        };
+        Ok(format!(
+            "predicted {n} samples with {}{tta}",
+            path.display()
+        ))
     }
 
     fn calibrate(&mut self, ctx: &mut JobContext, path: &Path) -> Result<String> {
