@@ -13,7 +13,7 @@ run folders are also pooled into one ensemble (e.g. 224 px and 320 px
 repetitions). An independent re-implementation of src/repeated_cv.rs: mean
 of the repetitions' probabilities, one temperature cross-fitted on the first
 repetition's folds, ECE over 15 equal-width bins of the top-label confidence,
-AURC as the mean selective risk, seed-to-seed |dp| between repetitions and
+AURC as the mean selective risk (`--combine logit`: the mean of logits instead), seed-to-seed |dp| between repetitions and
 between the ensembles of two disjoint halves. On plain predictions it
 reproduces melxai's metrics.json `ensemble` numbers to the printed digits.
 """
@@ -30,15 +30,20 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def load_repetition(path, tta, melxai, cache):
+def load_repetition(path, source, melxai, cache):
+    """One repetition's out-of-fold log-probabilities. `source`: "saved" (the
+    `test` rows: TTA ones when the run had `[train] tta` on), "plain" (its
+    `test_without_tta` rows) or "eval-tta" (`melxai eval --tta` of each fold
+    model)."""
     d = json.load(open(path))
     fold, label, logp = {}, {}, {}
     for f, split in enumerate(d["splits"]):
-        for r in split["test"]:
+        rows = split["test_without_tta"] if source == "plain" else split["test"]
+        for r in rows:
             fold[r["id"]], label[r["id"]] = f, r["label"]
             z = np.array(r["logits"], dtype=float)
             logp[r["id"]] = z - np.logaddexp.reduce(z)
-        if tta:
+        if source == "eval-tta":
             ckpt = split["checkpoint"]
             out = os.path.join(cache, os.path.basename(ckpt).replace(".safetensors", ".json"))
             if not os.path.exists(out):
@@ -53,6 +58,18 @@ def load_repetition(path, tta, melxai, cache):
                 q = min(max(p["probability_uncalibrated"], 1e-12), 1 - 1e-12)
                 logp[p["id"]] = np.log(np.array([q, 1 - q]))
     return d["name"], fold, label, logp
+
+
+def sources(path, tta):
+    """What can be evaluated for one run's repetition file, with labels."""
+    d = json.load(open(path))
+    saved_tta = all(s.get("test_without_tta") for s in d["splits"])
+    out = [("saved", "TTA ([train] tta)" if saved_tta else "plain")]
+    if saved_tta:
+        out.append(("plain", "plain (test_without_tta)"))
+    if tta:
+        out.append(("eval-tta", "TTA (melxai eval --tta)"))
+    return out
 
 
 def auroc(y, s):
@@ -108,7 +125,7 @@ def metrics(lp, lab, positive=0):
                 brier=np.mean((pp - y) ** 2), nll=nll(lp, lab), aurc=aurc)
 
 
-def evaluate(reps):
+def evaluate(reps, combine="prob"):
     ids = sorted(reps[0][2])
     lab = np.array([reps[0][2][i] for i in ids])
     lps = [np.array([r[3][i] for i in ids]) for r in reps]
@@ -117,6 +134,8 @@ def evaluate(reps):
     single = [metrics(c, lab) for c in cal]
 
     def ensemble(idx):
+        if combine == "logit":  # the deployed ensembles' rule (src/ensemble/combine.rs)
+            return cross_fit(scale(np.mean([lps[i] for i in idx], 0), 1.0), lab, folds[0])
         p = np.mean([np.exp(lps[i]) for i in idx], 0)
         return cross_fit(np.log(p), lab, folds[0])
 
@@ -130,8 +149,8 @@ def evaluate(reps):
     return mean, ens, d_single, d_ens
 
 
-def show(title, reps):
-    mean, ens, d1, d2 = evaluate(reps)
+def show(title, reps, combine):
+    mean, ens, d1, d2 = evaluate(reps, combine)
     fmt = lambda m: "  ".join(f"{k} {v:.3f}" for k, v in m.items())
     print(f"{title}\n  single (mean of {len(reps)}): {fmt(mean)}  |dp| {d1:.3f}\n"
           f"  ensemble of {len(reps)}:     {fmt(ens)}  |dp| halves {d2:.3f}")
@@ -141,23 +160,24 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("runs", nargs="+", help="report folders of --batch runs (reports/<run>)")
     ap.add_argument("--tta", action="store_true", help="also evaluate TTA predictions of every fold model")
+    ap.add_argument("--combine", choices=["prob", "logit"], default="prob",
+                    help="ensemble rule: mean of probabilities (repeated CV's) or of logits (deployed ensembles')")
     ap.add_argument("--melxai", default=os.path.join(ROOT, "target/release/melxai"))
     ap.add_argument("--cache", default=os.path.join(ROOT, "target/tta-offline"))
     a = ap.parse_args()
     os.makedirs(a.cache, exist_ok=True)
-    pooled = {False: [], True: []}
+    pooled = {}
     for run in a.runs:
         files = sorted(glob.glob(os.path.join(run, "training_*-cv.json")))
         if not files:
             sys.exit(f"{run}: no training_*-cv.json (a --batch run with [batch] folds >= 2)")
-        for tta in ([False, True] if a.tta else [False]):
-            reps = [load_repetition(f, tta, a.melxai, a.cache) for f in files]
-            pooled[tta] += reps
-            show(f"{run}, {'TTA' if tta else 'plain'} ({', '.join(r[0] for r in reps)})", reps)
+        for source, label in sources(files[0], a.tta):
+            reps = [load_repetition(f, source, a.melxai, a.cache) for f in files]
+            pooled.setdefault(label, []).extend(reps)
+            show(f"{run}, {label} ({', '.join(r[0] for r in reps)})", reps, a.combine)
     if len(a.runs) > 1:
-        for tta, reps in pooled.items():
-            if reps:
-                show(f"all runs pooled, {'TTA' if tta else 'plain'}", reps)
+        for label, reps in pooled.items():
+            show(f"all runs pooled, {label}", reps, a.combine)
 
 
 if __name__ == "__main__":

@@ -245,7 +245,7 @@ fn ensemble_section(md: &mut String, e: &EnsembleReport) {
         );
         let _ = writeln!(
             md,
-            "\nThe rows above average each network's held-out logits over the 8 flips × 90° rotations (`[train] tta`); \
+            "\nThe single-model and ensemble rows average each network's held-out logits over the 8 flips × 90° rotations (`[train] tta`); \
              the \"without TTA\" rows are the same models' plain predictions, evaluated the same way."
         );
     }
