@@ -276,6 +276,31 @@ impl Config {
         }
     }
 
+    /// The checkpoint the TUI opens: the first that exists of the `[train]
+    /// name` run's k-fold ensemble and single checkpoint, then the `--batch`
+    /// reference model's (`[batch] models[0]`: its fold ensemble
+    /// `<name>-cv.ensemble.toml`, then its given checkpoint or
+    /// `<name>.safetensors`), so a finished `--batch` opens in the TUI.
+    pub fn default_checkpoint(&self) -> Option<PathBuf> {
+        let dir = &self.model.weights_dir;
+        let name = &self.train.name;
+        let mut candidates = vec![
+            crate::ensemble::ensemble_path(dir, name),
+            dir.join(format!("{name}.safetensors")),
+        ];
+        if let Some(reference) = self.batch.models.first() {
+            candidates.push(crate::ensemble::ensemble_path(
+                dir,
+                &format!("{}-cv", reference.name),
+            ));
+            candidates.push(match &reference.checkpoint {
+                Some(path) => path.clone(),
+                None => dir.join(format!("{}.safetensors", reference.name)),
+            });
+        }
+        candidates.into_iter().find(|p| p.exists())
+    }
+
     /// Parses and checks the text of a config file. The error is the bare
     /// description (`[batch] split: unknown variant ...`); [`Config::load`]
     /// puts the file name in front.

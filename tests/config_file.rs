@@ -347,3 +347,35 @@ fn tui_theme_is_typed() {
         ThemeChoice::Auto
     );
 }
+
+/// The TUI's checkpoint: the `[train] name` run first (ensemble, then
+/// single), then the `--batch` reference model's fold ensemble and single
+/// checkpoint; none when nothing exists.
+#[test]
+fn default_checkpoint_prefers_the_train_run_then_the_batch_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = dir.path();
+    let mut config = Config::default();
+    config.model.weights_dir = w.to_path_buf();
+    config.train.name = "run".into();
+    config.batch.models[0].name = "ref".into();
+    assert_eq!(config.default_checkpoint(), None);
+    let order = [
+        "ref.safetensors",
+        "ref-cv.ensemble.toml",
+        "run.safetensors",
+        "run.ensemble.toml",
+    ];
+    for file in order {
+        std::fs::write(w.join(file), "").unwrap();
+        assert_eq!(config.default_checkpoint(), Some(w.join(file)), "{file}");
+    }
+    // A reference model given as a checkpoint is opened from its path.
+    for file in order {
+        std::fs::remove_file(w.join(file)).unwrap();
+    }
+    let given = w.join("elsewhere.safetensors");
+    std::fs::write(&given, "").unwrap();
+    config.batch.models[0].checkpoint = Some(given.clone());
+    assert_eq!(config.default_checkpoint(), Some(given));
+}

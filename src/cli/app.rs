@@ -52,18 +52,8 @@ pub fn run(config: Config, graphics: &str) -> Result<i32> {
         eprintln!("{line}");
     }
     options.device = Some(melxai::device::describe(device));
-    let name = &config.train.name;
-    // The k-fold ensemble of the configured run when there is one, else its
-    // single checkpoint.
-    let ensemble = melxai::ensemble::ensemble_path(&config.model.weights_dir, name);
-    let default_checkpoint = if ensemble.exists() {
-        ensemble
-    } else {
-        config.model.weights_dir.join(format!("{name}.safetensors"))
-    };
-    options.checkpoint = default_checkpoint
-        .exists()
-        .then_some(default_checkpoint.clone());
+    options.checkpoint = config.default_checkpoint();
+    let default_checkpoint = options.checkpoint.clone();
     let paths: std::collections::HashMap<String, PathBuf> = data
         .samples
         .iter()
@@ -77,10 +67,8 @@ pub fn run(config: Config, graphics: &str) -> Result<i32> {
         .build()?;
     runtime.block_on(async move {
         let engine = melxai::engine::spawn_pipeline(config);
-        if options.checkpoint.is_some() {
-            let _ = engine.requests.send(Request::Evaluate {
-                checkpoint: default_checkpoint,
-            });
+        if let Some(checkpoint) = default_checkpoint {
+            let _ = engine.requests.send(Request::Evaluate { checkpoint });
         }
         let result = run_app(options, engine.events, engine.requests.clone()).await;
         let _ = engine.requests.send(Request::Shutdown);
