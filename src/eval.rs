@@ -69,31 +69,22 @@ impl EvalRow {
 }
 
 /// Eval-mode logits of one network for `rows` of the cache, in batches of
-/// `batch_size` (training's validation and test predictions).
+/// `batch_size` (training's validation and test predictions); with `tta`
+/// the mean over the 8 dihedral transforms ([`crate::ensemble::tta`]).
 pub fn predict_rows(
     model: &Classifier,
     cache: &ImageCache,
     rows: &[usize],
     batch_size: usize,
+    tta: bool,
 ) -> Result<Vec<EvalRow>> {
     rows_with(cache, rows, batch_size, &model.meta.normalisation, |x| {
-        (model.logits(x), Vec::new())
-    })
-}
-
-/// [`predict_rows`] with test-time augmentation: each row's logits are the
-/// mean over the 8 dihedral transforms ([`crate::ensemble::tta`]).
-pub fn predict_rows_tta(
-    model: &Classifier,
-    cache: &ImageCache,
-    rows: &[usize],
-    batch_size: usize,
-) -> Result<Vec<EvalRow>> {
-    rows_with(cache, rows, batch_size, &model.meta.normalisation, |x| {
-        (
-            crate::ensemble::tta::mean_over_dihedral(x, |t| model.logits(t)),
-            Vec::new(),
-        )
+        let logits = if tta {
+            crate::ensemble::tta::mean_over_dihedral(x, |t| model.logits(t))
+        } else {
+            model.logits(x)
+        };
+        (logits, Vec::new())
     })
 }
 

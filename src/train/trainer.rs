@@ -25,8 +25,7 @@ use crate::data::split::{fold_split, stratified_split, Split};
 use crate::ensemble::tta::TtaSetting;
 use crate::error::{Error, Result};
 use crate::eval::{
-    balanced_class_weights, metrics, predict_rows, predict_rows_tta, weight_tensor,
-    weighted_cross_entropy, EvalRow,
+    balanced_class_weights, metrics, predict_rows, weight_tensor, weighted_cross_entropy, EvalRow,
 };
 use crate::metrics::{
     bootstrap_ci, summarize_folds, BinaryMetrics, BootstrapOptions, FoldSummary, Interval,
@@ -574,7 +573,7 @@ fn train_split(
             report(p);
         }
         let train_seconds = t0.elapsed().as_secs_f64();
-        let val = predict_rows(&model, ctx.cache, &split.val, 32)?;
+        let val = predict_rows(&model, ctx.cache, &split.val, 32, false)?;
         let val_metrics = metrics(&val, ctx.positive, 1.0)?;
         let summary = EpochSummary {
             fold,
@@ -644,18 +643,12 @@ fn train_split(
     let mut best = Classifier::from_checkpoint(&best_path(&dir, name), ctx.device)?;
     best.precision = cfg.precision;
     let tta = cfg.tta == TtaSetting::On;
-    let (val, test, test_without_tta) = if tta {
-        (
-            predict_rows_tta(&best, ctx.cache, &split.val, 32)?,
-            predict_rows_tta(&best, ctx.cache, &split.test, 32)?,
-            Some(predict_rows(&best, ctx.cache, &split.test, 32)?),
-        )
+    let val = predict_rows(&best, ctx.cache, &split.val, 32, tta)?;
+    let test = predict_rows(&best, ctx.cache, &split.test, 32, tta)?;
+    let test_without_tta = if tta {
+        Some(predict_rows(&best, ctx.cache, &split.test, 32, false)?)
     } else {
-        (
-            predict_rows(&best, ctx.cache, &split.val, 32)?,
-            predict_rows(&best, ctx.cache, &split.test, 32)?,
-            None,
-        )
+        None
     };
     let test_metrics = if test.is_empty() {
         None
