@@ -46,6 +46,11 @@ fn shipped_config_parses_into_every_section() {
     assert!(!config.train.tta.for_training(tch::Device::Cpu));
     assert_eq!(config.predict.tta, TtaSetting::Auto);
     assert!(config.predict.tta.for_model(true) && !config.predict.tta.for_model(false));
+    // Fold ensembles average their members' probabilities.
+    assert_eq!(
+        config.train.combine,
+        melxai::ensemble::manifest::CombineRule::MeanProbabilities
+    );
     melxai::tui::KeyMap::default()
         .with_table(&config.tui.keys)
         .expect("[tui.keys]");
@@ -247,6 +252,10 @@ fn out_of_range_numbers_are_rejected_with_their_key_and_range() {
             &["[train] tta", "\"auto\"", "yes"],
         ),
         ("[predict]\ntta = 1\n", &["[predict] tta", "true, false"]),
+        (
+            "[train]\ncombine = \"median\"\n",
+            &["[train] combine", "median", "mean_probabilities"],
+        ),
         (
             "[batch]\nbootstrap_samples = 10\n",
             &["[batch] bootstrap_samples", "100..=100000"],

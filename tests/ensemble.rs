@@ -9,6 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use melxai::ensemble::manifest::CombineRule::{MeanLogits, MeanProbabilities};
 use melxai::ensemble::manifest::{self, ensemble_path};
 use melxai::ensemble::model::ensemble_split;
 use melxai::ensemble::{write_ensemble, Model, OperatingPoint};
@@ -41,6 +42,39 @@ fn member(
     stem
 }
 
+/// Three members with the ImageNet backbone (so their outputs follow the
+/// input) and different random heads scaled up (so their logits are far from
+/// zero and far apart: near-uniform outputs make the two combine rules
+/// nearly coincide).
+fn three_loud_members(dir: &Path) -> Vec<PathBuf> {
+    let weights = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("weights");
+    (0..3)
+        .map(|i| {
+            tch::manual_seed(20 + i);
+            let name = format!("loud{i}");
+            let (mut c, _) = Classifier::for_finetuning(
+                &name,
+                melxai::model::Arch::Lite0,
+                classes(),
+                &weights,
+                Device::Cpu,
+            )
+            .expect("ImageNet weights: run `make setup`");
+            c.meta.input_size = [SIDE, SIDE];
+            tch::no_grad(|| {
+                for (name, mut t) in c.vs.variables() {
+                    if name.starts_with("_fc.") {
+                        let _ = t.f_mul_scalar_(8.0).unwrap();
+                    }
+                }
+            });
+            let stem = dir.join(&name);
+            c.save(&stem).unwrap();
+            stem
+        })
+        .collect()
+}
+
 fn three_members(dir: &Path) -> Vec<PathBuf> {
     (0..3)
         .map(|i| {
@@ -71,7 +105,7 @@ fn an_ensemble_saves_loads_and_averages_member_logits() {
     let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let stems = three_members(dir.path());
-    let path = write_ensemble(dir.path(), "e", &stems, 1.3, "test").unwrap();
+    let path = write_ensemble(dir.path(), "e", &stems, MeanLogits, 1.3, "test").unwrap();
     assert_eq!(path, ensemble_path(dir.path(), "e"));
     let m = Model::load(&path, Device::Cpu).unwrap();
     assert!(m.is_ensemble() && m.single().is_none());
@@ -125,7 +159,7 @@ fn mismatched_changed_or_missing_members_are_refused_by_name() {
 
     // Building: another architecture, or another class order.
     let b0 = member(d, "wide", 5, EfficientNetConfig::b0(2), classes());
-    let e = write_ensemble(d, "bad", &[stems[0].clone(), b0], 1.0, "")
+    let e = write_ensemble(d, "bad", &[stems[0].clone(), b0], MeanLogits, 1.0, "")
         .unwrap_err()
         .to_string();
     assert!(e.contains("'wide'") && e.contains("arch"), "{e}");
@@ -136,13 +170,13 @@ fn mismatched_changed_or_missing_members_are_refused_by_name() {
         EfficientNetConfig::lite0(2),
         vec!["naevus".into(), "melanoma".into()],
     );
-    let e = write_ensemble(d, "bad", &[stems[0].clone(), swapped], 1.0, "")
+    let e = write_ensemble(d, "bad", &[stems[0].clone(), swapped], MeanLogits, 1.0, "")
         .unwrap_err()
         .to_string();
     assert!(e.contains("'swapped'") && e.contains("class_names"), "{e}");
 
     // Loading: a member whose metadata changed class order after the fact.
-    let path = write_ensemble(d, "e", &stems, 1.0, "").unwrap();
+    let path = write_ensemble(d, "e", &stems, MeanLogits, 1.0, "").unwrap();
     Model::load(&path, Device::Cpu).unwrap();
     let mut meta = checkpoint::read_meta(&stems[1]).unwrap();
     let original = meta.clone();
@@ -162,7 +196,7 @@ fn mismatched_changed_or_missing_members_are_refused_by_name() {
 
     // A member deleted.
     stems.truncate(2);
-    let path = write_ensemble(d, "e2", &stems, 1.0, "").unwrap();
+    let path = write_ensemble(d, "e2", &stems, MeanLogits, 1.0, "").unwrap();
     std::fs::remove_file(checkpoint::tensors_path(&stems[0])).unwrap();
     let e = Model::load(&path, Device::Cpu).unwrap_err().to_string();
     assert!(e.contains("'m0'") && e.contains("missing"), "{e}");
@@ -188,7 +222,7 @@ fn tta_output_is_invariant_to_flips_and_quarter_turns() {
     let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let stems = three_members(dir.path());
-    let path = write_ensemble(dir.path(), "e", &stems, 1.0, "").unwrap();
+    let path = write_ensemble(dir.path(), "e", &stems, MeanProbabilities, 1.0, "").unwrap();
     for (mut m, sees_orientation) in [
         (Model::from(imagenet()), true),
         (Model::load(&path, Device::Cpu).unwrap(), false),
@@ -272,7 +306,7 @@ fn ensemble_explanations_attribute_the_combined_logit() {
     let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let stems = three_members(dir.path());
-    let path = write_ensemble(dir.path(), "e", &stems[..2], 1.0, "").unwrap();
+    let path = write_ensemble(dir.path(), "e", &stems[..2], MeanLogits, 1.0, "").unwrap();
     let m = Model::load(&path, Device::Cpu).unwrap();
     let x = input().squeeze_dim(0);
     let cfg = ExplainConfig::default();
@@ -326,6 +360,155 @@ fn ensemble_explanations_attribute_the_combined_logit() {
 }
 
 #[test]
+fn a_mean_of_probabilities_ensemble_predicts_the_averaged_probabilities() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    // Members far apart, so the two rules give visibly different outputs.
+    let stems = three_loud_members(dir.path());
+    let path = write_ensemble(dir.path(), "e", &stems, MeanProbabilities, 1.3, "t").unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains("combine = \"mean_probabilities\""), "{text}");
+    let m = Model::load(&path, Device::Cpu).unwrap();
+    assert_eq!(m.combine_rule(), MeanProbabilities);
+    let x = Tensor::cat(&[input(), input().flip([3]) * 3.0], 0);
+    let (combined, members) = m.logits_with_members(&x);
+    let mean_p = Tensor::stack(
+        &members
+            .iter()
+            .map(|l| l.softmax(-1, Kind::Float))
+            .collect::<Vec<_>>(),
+        0,
+    )
+    .mean_dim(0, false, None);
+    assert!(max_abs(&combined.exp(), &mean_p) < 1e-6);
+    // Uncalibrated, the prediction is the members' mean probability; the
+    // temperature scales its log.
+    assert!(max_abs(&m.probabilities(&x, false), &mean_p) < 1e-6);
+    let want = (mean_p.log() / 1.3).softmax(-1, Kind::Float);
+    assert!(max_abs(&m.probabilities(&x, true), &want) < 1e-6);
+    let mean_l = Tensor::stack(&members, 0).mean_dim(0, false, None);
+    assert!(max_abs(&mean_l.softmax(-1, Kind::Float), &mean_p) > 1e-4);
+    // Maps of the two rules are keyed apart.
+    let mut other = manifest::read(&path).unwrap();
+    other.combine = MeanLogits;
+    let logits_path = ensemble_path(dir.path(), "l");
+    manifest::write(&logits_path, &other).unwrap();
+    let l = Model::load(&logits_path, Device::Cpu).unwrap();
+    assert_ne!(l.content_digest().unwrap(), m.content_digest().unwrap());
+    // A manifest that names no rule is read as the mean of logits.
+    let unnamed = text
+        .lines()
+        .filter(|line| !line.starts_with("combine"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(&path, unnamed).unwrap();
+    assert_eq!(manifest::read(&path).unwrap().combine, MeanLogits);
+    // An unknown rule is refused by name.
+    std::fs::write(&path, text.replace("mean_probabilities", "median")).unwrap();
+    let err = Model::load(&path, Device::Cpu).unwrap_err().to_string();
+    assert!(err.contains("median"), "{err}");
+}
+
+#[test]
+fn mean_of_probabilities_explanations_attribute_the_combined_output() {
+    use melxai::ensemble::explain::member_explanations;
+    use melxai::explain::{ExplainConfig, Method};
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let stems = three_loud_members(dir.path());
+    let path = write_ensemble(dir.path(), "e", &stems, MeanProbabilities, 1.0, "").unwrap();
+    let m = Model::load(&path, Device::Cpu).unwrap();
+    let x = input().squeeze_dim(0) * 4.0;
+    let combined = m.logits(&x.unsqueeze(0));
+    let target = combined.argmax(-1, false).int64_value(&[0]) as usize;
+    let f_x = combined.double_value(&[0, target as i64]);
+    let cfg = ExplainConfig {
+        steps: 400,
+        ..ExplainConfig::default()
+    };
+    for method in [Method::DeepLift, Method::IntegratedGradients] {
+        let (e, members) = member_explanations(&m, &x, method, &cfg).unwrap();
+        let e = e.unwrap();
+        assert_eq!(e.target, target);
+        assert_eq!(members.len(), 3);
+        // The explained output is ln of the members' mean probability...
+        assert!(
+            (e.output - f_x).abs() < 1e-4,
+            "{method:?}: {} vs {f_x}",
+            e.output
+        );
+        // ...and the attributions add up to its change from the baseline.
+        let sum = e.attribution.sum(Kind::Double).double_value(&[]);
+        let change = e.output - e.baseline_output.unwrap();
+        let gap = (sum - change).abs();
+        assert!(
+            change.abs() > 0.05,
+            "{method:?}: a test input that moves the output: {} {:?}",
+            e.output,
+            e.baseline_output
+        );
+        assert!(
+            gap < 2e-2 * change.abs(),
+            "{method:?}: sum {sum}, change {change}"
+        );
+        assert!((e.delta.unwrap() - (sum - change)).abs() < 1e-6);
+        // It is not the mean of the members' maps of their own logits.
+        let mean = Tensor::stack(
+            &members
+                .iter()
+                .map(|mm| mm.attribution.shallow_clone())
+                .collect::<Vec<_>>(),
+            0,
+        )
+        .mean_dim(0, false, None);
+        let scale = mean.abs().max().double_value(&[]);
+        assert!(
+            max_abs(&e.attribution, &mean) > 1e-2 * scale,
+            "{method:?}: {} vs scale {scale}; logits {:?}",
+            max_abs(&e.attribution, &mean),
+            Vec::<f64>::try_from(&m.member_logits(&x.unsqueeze(0))[0].view([-1])).unwrap()
+        );
+        assert_eq!(e.heatmap.size(), [SIDE, SIDE]);
+    }
+}
+
+#[test]
+fn the_combine_stage_multipliers_carry_the_whole_change() {
+    use melxai::ensemble::combine::log_mean_probabilities_f64;
+    use melxai::ensemble::explain::combine_multipliers;
+    let from = vec![vec![0.5, -1.0], vec![-2.0, 3.0], vec![8.0, -8.0]];
+    let to = vec![vec![4.0, 1.0], vec![1.0, -6.0], vec![-3.0, 2.0]];
+    for target in 0..2 {
+        let f = |l: &[Vec<f64>]| log_mean_probabilities_f64(l)[target];
+        let mu = combine_multipliers(&from, &to, target);
+        let sum: f64 = mu
+            .iter()
+            .zip(from.iter().zip(&to))
+            .map(|(m, (a, b))| {
+                m.iter()
+                    .zip(a.iter().zip(b))
+                    .map(|(w, (u, v))| w * (v - u))
+                    .sum::<f64>()
+            })
+            .sum();
+        assert!((sum - (f(&to) - f(&from))).abs() < 1e-9, "{sum}");
+        // With no change the multipliers are the gradient (finite differences).
+        let mu0 = combine_multipliers(&from, &from, target);
+        for m in 0..3 {
+            for j in 0..2 {
+                let h = 1e-6;
+                let mut up = from.clone();
+                up[m][j] += h;
+                let mut down = from.clone();
+                down[m][j] -= h;
+                let numeric = (f(&up) - f(&down)) / (2.0 * h);
+                assert!((mu0[m][j] - numeric).abs() < 1e-6, "m{m} j{j}");
+            }
+        }
+    }
+}
+
+#[test]
 fn predict_json_with_an_ensemble_reports_members_uncertainty_and_referral() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -333,7 +516,7 @@ fn predict_json_with_an_ensemble_reports_members_uncertainty_and_referral() {
         let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
         three_members(d)
     };
-    let path = write_ensemble(d, "e", &stems, 1.5, "test").unwrap();
+    let path = write_ensemble(d, "e", &stems, MeanLogits, 1.5, "test").unwrap();
     let img = image::RgbImage::from_fn(40, 40, |x, y| {
         image::Rgb([(x * 6) as u8, (y * 6) as u8, 90])
     });
@@ -413,6 +596,21 @@ fn predict_json_with_an_ensemble_reports_members_uncertainty_and_referral() {
             "threshold {threshold}, p {prob}"
         );
     }
+
+    // Under the mean of probabilities the combined logits are ln of the
+    // members' mean probabilities.
+    let mut m = manifest::read(&path).unwrap();
+    m.combine = MeanProbabilities;
+    manifest::write(&path, &m).unwrap();
+    let p = predict(&[]);
+    let softmax0 = |l: &serde_json::Value| {
+        let (a, b) = (l[0].as_f64().unwrap(), l[1].as_f64().unwrap());
+        1.0 / (1.0 + (b - a).exp())
+    };
+    let members = p["member_logits"].as_array().unwrap();
+    let mean_p = members.iter().map(softmax0).sum::<f64>() / members.len() as f64;
+    let got = p["logits"][0].as_f64().unwrap();
+    assert!((got - mean_p.ln()).abs() < 1e-5, "{got} vs ln {mean_p}");
 }
 
 #[test]
@@ -423,7 +621,7 @@ fn eval_json_with_an_ensemble_carries_uncertainty_and_decisions() {
         let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
         three_members(d)
     };
-    let path = write_ensemble(d, "e", &stems, 1.0, "test").unwrap();
+    let path = write_ensemble(d, "e", &stems, MeanLogits, 1.0, "test").unwrap();
     let mut m = manifest::read(&path).unwrap();
     m.operating_point = Some(OperatingPoint {
         threshold: 0.5,

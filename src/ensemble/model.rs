@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use tch::{Device, Kind, Tensor};
 
-use super::combine::mean_logits;
-use super::manifest::{self, member_tensors_hash, EnsembleManifest};
+use super::combine::combine;
+use super::manifest::{self, member_tensors_hash, CombineRule, EnsembleManifest};
 use super::operating_point::OperatingPoint;
 use super::tta::{mean_over_dihedral, TtaSetting};
 use crate::error::{Error, Result};
@@ -134,11 +134,18 @@ impl Model {
             .collect()
     }
 
-    /// Combined logits `(N, classes)` (mean of member logits) and the member
+    /// How the members' outputs are combined (one checkpoint: its own).
+    pub fn combine_rule(&self) -> CombineRule {
+        self.manifest
+            .as_ref()
+            .map_or(CombineRule::MeanLogits, |m| m.combine)
+    }
+
+    /// Combined logits `(N, classes)` (by the manifest's rule) and the member
     /// logits they came from.
     pub fn logits_with_members(&self, xs: &Tensor) -> (Tensor, Vec<Tensor>) {
         let members = self.member_logits(xs);
-        (mean_logits(&members), members)
+        (combine(self.combine_rule(), &members), members)
     }
 
     /// Combined logits `(N, classes)`.
@@ -156,7 +163,7 @@ impl Model {
             return crate::explain::provenance::model_digest(one);
         }
         let mut h = Sha256::new();
-        h.update(b"ensemble:mean_logits");
+        h.update(format!("ensemble:{}", self.combine_rule()).as_bytes());
         for m in &self.members {
             h.update(crate::explain::provenance::model_digest(m)?.as_bytes());
         }
@@ -289,15 +296,16 @@ pub fn ensemble_split(members: &[&CheckpointMeta]) -> Option<SplitRecord> {
 }
 
 /// Writes `<dir>/<name>.ensemble.toml` for the checkpoints `members` (stems
-/// in `dir`) with `temperature`; returns its path.
+/// in `dir`) combined by `combine`, with `temperature`; returns its path.
 pub fn write_ensemble(
     dir: &Path,
     name: &str,
     members: &[PathBuf],
+    combine: CombineRule,
     temperature: f64,
     fitted_on: &str,
 ) -> Result<PathBuf> {
-    let mut m = manifest::from_members(dir, name, members)?;
+    let mut m = manifest::from_members(dir, name, members, combine)?;
     m.temperature = temperature;
     m.temperature_fitted_on = fitted_on.to_string();
     let path = manifest::ensemble_path(dir, name);

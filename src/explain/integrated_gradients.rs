@@ -119,6 +119,21 @@ pub fn explain(
     rule: Integration,
     internal_batch: usize,
 ) -> Result<Explanation> {
+    let forward = |xs: &Tensor| model.net.forward_t(xs, false);
+    explain_function(&forward, x, baseline, target, steps, rule, internal_batch)
+}
+
+/// Integrated Gradients of column `target` of any differentiable `forward`
+/// (`(N,3,H,W)` → `(N, classes)`), e.g. an ensemble's combined output.
+pub fn explain_function(
+    forward: &dyn Fn(&Tensor) -> Tensor,
+    x: &Tensor,
+    baseline: &Tensor,
+    target: usize,
+    steps: usize,
+    rule: Integration,
+    internal_batch: usize,
+) -> Result<Explanation> {
     let (alphas, weights) = nodes(rule, steps);
     let diff = x - baseline;
     let mut total = x.zeros_like();
@@ -132,17 +147,13 @@ pub fn explain(
             .to_device(x.device())
             .view([k, 1, 1, 1]);
         let inputs = (baseline + &a * &diff).detach().set_requires_grad(true);
-        let out = model
-            .net
-            .forward_t(&inputs, false)
-            .select(1, target as i64)
-            .sum(Kind::Float);
+        let out = forward(&inputs).select(1, target as i64).sum(Kind::Float);
         let grads = Tensor::f_run_backward(&[&out], &[&inputs], false, false)?;
         total += (&grads[0] * w).sum_dim_intlist([0].as_slice(), true, Kind::Float);
     }
     let attribution = (&diff * total).detach();
     let (fx, fb) = tch::no_grad(|| {
-        let both = model.net.forward_t(&Tensor::cat(&[x, baseline], 0), false);
+        let both = forward(&Tensor::cat(&[x, baseline], 0));
         (
             both.double_value(&[0, target as i64]),
             both.double_value(&[1, target as i64]),

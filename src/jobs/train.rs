@@ -101,6 +101,7 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
             &outcome,
             positive,
             config.target_sensitivity,
+            config.combine,
         )?),
         None => None,
     };
@@ -130,6 +131,7 @@ fn write_fold_ensemble(
     outcome: &crate::train::RunOutcome,
     positive: usize,
     target_sensitivity: f64,
+    combine: crate::ensemble::manifest::CombineRule,
 ) -> Result<PathBuf> {
     let oof: Vec<&crate::eval::EvalRow> = outcome.splits.iter().flat_map(|s| &s.test).collect();
     let logits: Vec<Vec<f64>> = oof.iter().map(|r| r.logits.clone()).collect();
@@ -142,7 +144,7 @@ fn write_fold_ensemble(
         .map(|s| s.checkpoint.clone())
         .collect();
     use crate::ensemble::manifest;
-    let mut m = manifest::from_members(weights_dir, &outcome.name, &members)?;
+    let mut m = manifest::from_members(weights_dir, &outcome.name, &members, combine)?;
     m.temperature = fit.temperature;
     m.temperature_fitted_on = format!("out_of_fold ({} images, pooled)", oof.len());
     let rows: Vec<crate::eval::EvalRow> = oof.into_iter().cloned().collect();

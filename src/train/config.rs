@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::schedule::Schedule;
 use crate::config::{check, OutOfRange};
 use crate::data::augment::AugmentConfig;
+use crate::ensemble::manifest::CombineRule;
 use crate::ensemble::tta::TtaSetting;
 use crate::model::precision::Precision;
 
@@ -71,6 +72,10 @@ pub struct TrainConfig {
     /// recipes from before the key), which `[predict] tta = "auto"` follows.
     #[serde(skip_serializing_if = "TtaSetting::is_off")]
     pub tta: TtaSetting,
+    /// How the fold ensemble `--folds K` writes combines its members. Not
+    /// part of a model's recorded recipe: it changes no training.
+    #[serde(skip_serializing)]
+    pub combine: CombineRule,
 }
 
 impl Default for TrainConfig {
@@ -99,6 +104,7 @@ impl Default for TrainConfig {
             precision: Precision::Fp32,
             target_sensitivity: 0.95,
             tta: TtaSetting::Off,
+            combine: CombineRule::MeanProbabilities,
         }
     }
 }
