@@ -35,6 +35,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::calibrate::scaling as cal;
+use crate::ensemble::combine::{log_mean_probabilities_f64, log_softmax};
 use crate::error::{Error, Result};
 use crate::eval::EvalRow;
 use crate::metrics::{
@@ -176,13 +177,6 @@ struct Calibrated {
     fitted_on: Vec<Vec<String>>,
 }
 
-/// Log-softmax of `z / t`.
-fn log_softmax(z: &[f64], t: f64) -> Vec<f64> {
-    let max = z.iter().map(|v| v / t).fold(f64::NEG_INFINITY, f64::max);
-    let lse = max + z.iter().map(|v| (v / t - max).exp()).sum::<f64>().ln();
-    z.iter().map(|v| v / t - lse).collect()
-}
-
 /// Cross-fitted temperature scaling of `logits` (one row per image) whose
 /// images fall in `fold_of[i]` of `k` folds: fold f is scaled with the
 /// temperature fitted on every other fold.
@@ -308,21 +302,14 @@ fn mean_of(sets: &[MetricSet]) -> MetricSet {
     }
 }
 
-/// Ensemble log-probabilities: `ln` of the mean of the members' uncalibrated
-/// probabilities (floored at the smallest positive double so a logit stays
-/// finite).
+/// Ensemble log-probabilities per image: the fold ensembles' rule, `ln` of
+/// the mean of the members' uncalibrated probabilities
+/// ([`log_mean_probabilities_f64`]).
 fn combine(members: &[&Vec<Vec<f64>>]) -> Vec<Vec<f64>> {
-    let n = members[0].len();
-    (0..n)
+    (0..members[0].len())
         .map(|i| {
-            let k = members[0][i].len();
-            (0..k)
-                .map(|c| {
-                    let p =
-                        members.iter().map(|m| m[i][c].exp()).sum::<f64>() / members.len() as f64;
-                    p.max(f64::MIN_POSITIVE).ln()
-                })
-                .collect()
+            let rows: Vec<Vec<f64>> = members.iter().map(|m| m[i].clone()).collect();
+            log_mean_probabilities_f64(&rows)
         })
         .collect()
 }

@@ -44,14 +44,6 @@ pub fn log_mean_probabilities(members: &[Tensor]) -> Tensor {
     (Tensor::stack(&logp, 0).logsumexp([0].as_slice(), false) - k.ln()).clamp_min(floor)
 }
 
-/// The same rules on plain numbers: `members[m][c]` → combined `[c]`.
-pub fn combine_f64(rule: CombineRule, members: &[Vec<f64>]) -> Vec<f64> {
-    match rule {
-        CombineRule::MeanLogits => mean_logits_f64(members),
-        CombineRule::MeanProbabilities => log_mean_probabilities_f64(members),
-    }
-}
-
 /// Mean of logits on plain numbers.
 pub fn mean_logits_f64(members: &[Vec<f64>]) -> Vec<f64> {
     let Some(first) = members.first() else {
@@ -69,7 +61,7 @@ pub fn log_mean_probabilities_f64(members: &[Vec<f64>]) -> Vec<f64> {
         return Vec::new();
     };
     let k = members.len() as f64;
-    let logp: Vec<Vec<f64>> = members.iter().map(|l| log_softmax_f64(l)).collect();
+    let logp: Vec<Vec<f64>> = members.iter().map(|l| log_softmax(l, 1.0)).collect();
     (0..first.len())
         .map(|c| {
             let m = logp.iter().map(|l| l[c]).fold(f64::NEG_INFINITY, f64::max);
@@ -79,10 +71,11 @@ pub fn log_mean_probabilities_f64(members: &[Vec<f64>]) -> Vec<f64> {
         .collect()
 }
 
-fn log_softmax_f64(z: &[f64]) -> Vec<f64> {
-    let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let lse = m + z.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
-    z.iter().map(|v| v - lse).collect()
+/// Log-softmax of `z / t` on plain numbers (numerically stable).
+pub fn log_softmax(z: &[f64], t: f64) -> Vec<f64> {
+    let max = z.iter().map(|v| v / t).fold(f64::NEG_INFINITY, f64::max);
+    let lse = max + z.iter().map(|v| (v / t - max).exp()).sum::<f64>().ln();
+    z.iter().map(|v| v / t - lse).collect()
 }
 
 #[cfg(test)]
@@ -144,10 +137,7 @@ mod tests {
         let l = log_mean_probabilities_f64(std::slice::from_ref(&a));
         // log-softmax: same differences, so the same softmax at any temperature.
         assert!(((l[0] - l[1]) - (a[0] - a[1])).abs() < 1e-12);
-        assert_eq!(
-            combine_f64(CombineRule::MeanLogits, std::slice::from_ref(&a)),
-            a
-        );
+        assert_eq!(mean_logits_f64(std::slice::from_ref(&a)), a);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use tch::{Kind, Tensor};
 
 use super::combine::{combine, log_mean_probabilities};
 use super::manifest::CombineRule;
+use super::uncertainty::softmax;
 use super::Model;
 use crate::error::{Error, Result};
 use crate::explain::integrated_gradients::{self, Integration};
@@ -61,8 +62,7 @@ pub fn member_explanations(
     let target = match cfg.target {
         Some(t) => t,
         None => {
-            let x = input.to_device(model.device()).to_kind(Kind::Float);
-            let x = if x.dim() == 3 { x.unsqueeze(0) } else { x };
+            let x = batch_of(model, input);
             let logits: Vec<Tensor> = model.members().iter().map(|m| m.logits_fp32(&x)).collect();
             if logits.is_empty() {
                 return Ok((None, Vec::new()));
@@ -131,12 +131,14 @@ fn mean_of(members: &[Explanation], method: Method, target: usize) -> Explanatio
     }
 }
 
-/// `input` as `(1,3,H,W)` float on the model's device, and its baseline.
-fn input_and_baseline(model: &Model, input: &Tensor, cfg: &ExplainConfig) -> (Tensor, Tensor) {
+/// `input` as `(1,3,H,W)` float on the model's device.
+fn batch_of(model: &Model, input: &Tensor) -> Tensor {
     let x = input.to_device(model.device()).to_kind(Kind::Float);
-    let x = if x.dim() == 3 { x.unsqueeze(0) } else { x };
-    let b = cfg.baseline.build(&x, &model.meta.normalisation, cfg.seed);
-    (x, b)
+    if x.dim() == 3 {
+        x.unsqueeze(0)
+    } else {
+        x
+    }
 }
 
 /// IG of `ln` of the members' mean probability of `target`: every path point
@@ -149,7 +151,8 @@ fn ig_of_mean_probabilities(
     cfg: &ExplainConfig,
     target: usize,
 ) -> Result<Explanation> {
-    let (x, b) = input_and_baseline(model, input, cfg);
+    let x = batch_of(model, input);
+    let b = cfg.baseline.build(&x, &model.meta.normalisation, cfg.seed);
     let forward = |xs: &Tensor| -> Tensor {
         let logits: Vec<Tensor> = model
             .members()
@@ -159,15 +162,7 @@ fn ig_of_mean_probabilities(
         log_mean_probabilities(&logits)
     };
     let chunk = (cfg.internal_batch / model.members().len()).max(1);
-    integrated_gradients::explain_function(
-        &forward,
-        &x,
-        &b,
-        target,
-        cfg.steps,
-        cfg.integration,
-        chunk,
-    )
+    integrated_gradients::explain(&forward, &x, &b, target, cfg.steps, cfg.integration, chunk)
 }
 
 /// Nodes of the combine stage's path integral: Gauss-Legendre, exact far
@@ -184,7 +179,7 @@ fn deeplift_of_mean_probabilities(
     target: usize,
     members: &[Explanation],
 ) -> Result<Explanation> {
-    let classes = model.meta.class_names.len().max(target + 1);
+    let classes = model.meta.class_names.len();
     // per member, per class: (attribution, l(x), l(b))
     let mut per_member: Vec<Vec<(Tensor, f64, f64)>> = Vec::with_capacity(members.len());
     for (net, own) in model.members().iter().zip(members) {
@@ -250,10 +245,7 @@ pub fn combine_multipliers(from: &[Vec<f64>], to: &[Vec<f64>], target: usize) ->
             .zip(to)
             .map(|(l0, l1)| {
                 let z: Vec<f64> = l0.iter().zip(l1).map(|(u, v)| u + a * (v - u)).collect();
-                let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                let e: Vec<f64> = z.iter().map(|v| (v - m).exp()).collect();
-                let s: f64 = e.iter().sum();
-                e.into_iter().map(|v| v / s).collect()
+                softmax(&z, 1.0)
             })
             .collect();
         let total: f64 = probs.iter().map(|p| p[target]).sum();

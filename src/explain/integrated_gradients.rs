@@ -8,7 +8,6 @@ use tch::{Kind, Tensor};
 
 use super::{Explanation, Method};
 use crate::error::Result;
-use crate::model::Classifier;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -109,23 +108,10 @@ pub fn gauss_legendre(n: usize) -> (Vec<f64>, Vec<f64>) {
     (x, w)
 }
 
-/// `x`, `baseline`: `(1,3,H,W)` on the model's device.
-pub fn explain(
-    model: &Classifier,
-    x: &Tensor,
-    baseline: &Tensor,
-    target: usize,
-    steps: usize,
-    rule: Integration,
-    internal_batch: usize,
-) -> Result<Explanation> {
-    let forward = |xs: &Tensor| model.net.forward_t(xs, false);
-    explain_function(&forward, x, baseline, target, steps, rule, internal_batch)
-}
-
 /// Integrated Gradients of column `target` of any differentiable `forward`
-/// (`(N,3,H,W)` → `(N, classes)`), e.g. an ensemble's combined output.
-pub fn explain_function(
+/// (`(N,3,H,W)` → `(N, classes)`): one network's logits, or an ensemble's
+/// combined output. `x`, `baseline`: `(1,3,H,W)` on the forward's device.
+pub fn explain(
     forward: &dyn Fn(&Tensor) -> Tensor,
     x: &Tensor,
     baseline: &Tensor,

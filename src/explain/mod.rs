@@ -214,8 +214,9 @@ pub fn explain(
         )?,
         Method::IntegratedGradients => {
             let b = cfg.baseline.build(&x, &model.meta.normalisation, cfg.seed);
+            let forward = |xs: &Tensor| model.net.forward_t(xs, false);
             integrated_gradients::explain(
-                model,
+                &forward,
                 &x,
                 &b,
                 target,
