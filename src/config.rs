@@ -102,6 +102,10 @@ impl Default for ModelSpec {
 /// (each costs `folds` trainings).
 pub const MAX_CV_REPEATS: usize = 20;
 
+/// Most sizes `[batch] cv_extra_input_sizes` accepts (each multiplies the
+/// repetitions' training).
+pub const MAX_CV_EXTRA_INPUT_SIZES: usize = 3;
+
 /// Repetitions `[batch] cv_repeats = "auto"` runs on a CUDA device: four
 /// give the seed ensemble its seed-to-seed spread (two halves of two), at
 /// about 20 s of training each on a data-centre GPU. On the CPU (about 5.5
@@ -188,6 +192,10 @@ pub struct BatchConfig {
     /// (the reference model's seed + r); 1 = the cross-validation alone.
     /// Each repetition trains `folds` more models.
     pub cv_repeats: CvRepeats,
+    /// Input sizes (pixels) every repetition is trained at as well, besides
+    /// the recipe's own: the seed ensemble then mixes resolutions, whose
+    /// errors differ more than seeds' do. Empty = the recipe's size only.
+    pub cv_extra_input_sizes: Vec<i64>,
     /// Bootstrap resamples of every interval of the evaluation.
     pub bootstrap_samples: usize,
     /// Explain the cross-validation's fold ensemble too (its combined output)
@@ -222,6 +230,7 @@ impl Default for BatchConfig {
             split: SplitName::Test,
             screenshots: true,
             cv_repeats: CvRepeats::Auto,
+            cv_extra_input_sizes: Vec::new(),
             bootstrap_samples: 2000,
             explain_ensemble: true,
         }
@@ -373,6 +382,24 @@ impl BatchConfig {
         }
         if let CvRepeats::Count(n) = self.cv_repeats {
             check::within("cv_repeats", n, 1, MAX_CV_REPEATS)?;
+        }
+        let (lo, hi) = crate::train::config::INPUT_SIZE_RANGE;
+        for (i, &size) in self.cv_extra_input_sizes.iter().enumerate() {
+            check::within("cv_extra_input_sizes", size, lo, hi)?;
+            if self.cv_extra_input_sizes[..i].contains(&size) {
+                return Err(OutOfRange::new(
+                    "cv_extra_input_sizes",
+                    size,
+                    "sizes listed once each",
+                ));
+            }
+        }
+        if self.cv_extra_input_sizes.len() > MAX_CV_EXTRA_INPUT_SIZES {
+            return Err(OutOfRange::new(
+                "cv_extra_input_sizes",
+                format!("{} sizes", self.cv_extra_input_sizes.len()),
+                &format!("at most {MAX_CV_EXTRA_INPUT_SIZES} sizes"),
+            ));
         }
         check::within(
             "bootstrap_samples",

@@ -53,6 +53,9 @@ pub const ECE_BINS: usize = 15;
 #[derive(Debug, Clone)]
 pub struct Repetition {
     pub seed: u64,
+    /// Side of the square input (pixels) its models were trained and
+    /// evaluated at.
+    pub input_size: i64,
     pub folds: Vec<Vec<EvalRow>>,
 }
 
@@ -135,13 +138,17 @@ pub struct RepeatedCvReport {
     pub folds: usize,
     pub images: usize,
     pub seeds: Vec<u64>,
+    /// Per repetition: its input size (pixels); repetitions of one seed at
+    /// several sizes make a mixed-resolution ensemble.
+    pub input_sizes: Vec<i64>,
     pub single: SingleModels,
     pub ensemble: EnsembleEvaluation,
     /// Mean over image and repetition pairs of `|p_a − p_b|` of single
     /// models (calibrated melanoma probability); `None` below 2 repetitions.
     pub seed_abs_diff_single: Option<f64>,
-    /// The same between the ensembles of two disjoint halves of the
-    /// repetitions (`R / 2` members each); `None` below 4 repetitions.
+    /// The same between the ensembles of two halves of the repetitions that
+    /// share no seed (half of the seeds each, at every input size); `None`
+    /// unless each half has two members or more.
     pub seed_abs_diff_ensemble: Option<f64>,
 }
 
@@ -175,6 +182,27 @@ struct Calibrated {
     fold_of: Vec<usize>,
     /// Per image: the ids its temperature was fitted on.
     fitted_on: Vec<Vec<String>>,
+}
+
+/// The repetitions of the first and of the second half of the distinct seeds
+/// (a seed trained at several input sizes stays in one half, so the two
+/// ensembles share no seed); `None` unless each half has two members or more.
+pub fn seed_halves(reps: &[Repetition]) -> Option<(Vec<usize>, Vec<usize>)> {
+    let mut seeds: Vec<u64> = Vec::new();
+    for r in reps {
+        if !seeds.contains(&r.seed) {
+            seeds.push(r.seed);
+        }
+    }
+    let half = seeds.len() / 2;
+    let members = |of: &[u64]| -> Vec<usize> {
+        (0..reps.len())
+            .filter(|&i| of.contains(&reps[i].seed))
+            .collect()
+    };
+    let a = members(&seeds[..half]);
+    let b = members(&seeds[half..2 * half]);
+    (a.len() >= 2 && b.len() >= 2).then_some((a, b))
 }
 
 /// Cross-fitted temperature scaling of `logits` (one row per image) whose
@@ -506,15 +534,13 @@ pub fn evaluate(reps: &[Repetition], opts: &RepeatedCvOptions) -> Result<Repeate
     }
     let seed_abs_diff_single =
         (!pairs.is_empty()).then(|| pairs.iter().sum::<f64>() / pairs.len() as f64);
-    let seed_abs_diff_ensemble = if reps.len() >= 4 {
-        let half = reps.len() / 2;
-        let a: Vec<usize> = (0..half).collect();
-        let b: Vec<usize> = (half..2 * half).collect();
-        let (_, ea) = ensemble_of(&a)?;
-        let (_, eb) = ensemble_of(&b)?;
-        Some(mean_abs(&pos_of(&ea.log_probs), &pos_of(&eb.log_probs)))
-    } else {
-        None
+    let seed_abs_diff_ensemble = match seed_halves(reps) {
+        Some((a, b)) => {
+            let (_, ea) = ensemble_of(&a)?;
+            let (_, eb) = ensemble_of(&b)?;
+            Some(mean_abs(&pos_of(&ea.log_probs), &pos_of(&eb.log_probs)))
+        }
+        None => None,
     };
 
     let provenance = (0..n)
@@ -531,6 +557,7 @@ pub fn evaluate(reps: &[Repetition], opts: &RepeatedCvOptions) -> Result<Repeate
             folds: k0,
             images: n,
             seeds: reps.iter().map(|r| r.seed).collect(),
+            input_sizes: reps.iter().map(|r| r.input_size).collect(),
             single,
             ensemble,
             seed_abs_diff_single,

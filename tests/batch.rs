@@ -60,6 +60,7 @@ internal_batch = 8
 run_name = "tiny"
 folds = 2
 cv_repeats = 2
+cv_extra_input_sizes = [40]
 bootstrap_samples = 200
 methods = ["gradcam", "ig", "deeplift"]
 models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lite0", seed = 2 }}]
@@ -113,11 +114,16 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     assert!((0.0..=1.0).contains(&auroc));
     let t = cv["calibration"]["fit"]["temperature"].as_f64().unwrap();
     assert!(t > 0.0 && t.is_finite());
-    // Repeated cross-validation: a second 2-fold run (seed 2), the ensemble
-    // of the two out-of-fold predictions per image, its operating point.
+    // Repeated cross-validation: a second 2-fold run (seed 2), each seed also
+    // at 40 px (`cv_extra_input_sizes`), the ensemble of the four
+    // out-of-fold predictions per image, its operating point.
     let e = &metrics["metrics"]["ensemble"];
-    assert_eq!(e["members"], 2);
-    assert_eq!(e["repeated_cv"]["seeds"], serde_json::json!([1, 2]));
+    assert_eq!(e["members"], 4);
+    assert_eq!(e["repeated_cv"]["seeds"], serde_json::json!([1, 1, 2, 2]));
+    assert_eq!(
+        e["repeated_cv"]["input_sizes"],
+        serde_json::json!([32, 40, 32, 40])
+    );
     assert_eq!(e["repeated_cv"]["images"], 20);
     for key in ["auroc", "ece", "brier", "nll", "aurc"] {
         let v = e[key]
@@ -127,9 +133,12 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     }
     let ci = e["auroc_ci"].as_array().unwrap();
     assert!(ci[0].as_f64().unwrap() <= ci[1].as_f64().unwrap());
+    // Seed 1 at both sizes against seed 2 at both sizes.
+    let halves = e["seed_abs_diff"].as_f64().expect("two halves of two");
+    assert!((0.0..1.0).contains(&halves), "{halves}");
     assert!(
-        e["seed_abs_diff"].is_null(),
-        "two repetitions make no two halves"
+        md.contains("1 @ 32 px, 1 @ 40 px, 2 @ 32 px, 2 @ 40 px"),
+        "{md}"
     );
     assert!(e["seed_abs_diff_single"].as_f64().unwrap() >= 0.0);
     // `[train] tta = true`: the figures are TTA ones, and the same models'
@@ -142,12 +151,18 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
         assert!((0.0..=1.0).contains(&v), "without_tta.{part}.auroc = {v}");
     }
     assert_ne!(plain["ensemble"]["nll"], e["nll"], "TTA changed nothing");
-    assert!(md.contains("| without TTA: ensemble of 2 |"), "{md}");
+    assert!(md.contains("| without TTA: ensemble of 4 |"), "{md}");
     let op = &e["operating_point"];
     assert!(op["sensitivity"].as_f64().unwrap() >= 0.95);
     assert!((0.0..=1.0).contains(&op["threshold"].as_f64().unwrap()));
     assert!((0.0..=1.0).contains(&op["specificity"].as_f64().unwrap()));
-    assert!(weights.join("a-r1-cv-fold1.safetensors").exists());
+    // Names carry the extra size, so no run reuses another size's models.
+    for stem in ["a-r1-cv-fold1", "a-40px-cv-fold1", "a-r1-40px-cv-fold0"] {
+        let ck = weights.join(format!("{stem}.safetensors"));
+        assert!(ck.exists(), "{}", ck.display());
+    }
+    let meta = melxai::model::checkpoint::read_meta(&weights.join("a-r1-40px-cv-fold0")).unwrap();
+    assert_eq!(meta.input_size, [40, 40]);
     let rc = std::fs::read_to_string(rep.join("risk_coverage_a_ensemble.csv")).unwrap();
     assert!(rc.starts_with("coverage,risk,confidence_threshold\n"));
     assert!(rc.trim_end().ends_with(|c: char| c.is_ascii_digit()));
@@ -246,7 +261,7 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     }
     let md = std::fs::read_to_string(rep.join("report.md")).unwrap();
     assert!(md.contains("## Cross-validation (2 folds"));
-    assert!(md.contains("## Single models vs ensemble (2 × 2-fold cross-validation, model a)"));
+    assert!(md.contains("## Single models vs ensemble (4 × 2-fold cross-validation, model a)"));
     assert!(md.contains("### Operating point (target sensitivity 0.950)"));
     assert!(md.contains("### Members of a-cv (2 models)"), "{md}");
     for line in md.lines().filter(|l| l.starts_with("![")) {

@@ -257,6 +257,18 @@ fn out_of_range_numbers_are_rejected_with_their_key_and_range() {
             &["[train] combine", "median", "mean_probabilities"],
         ),
         (
+            "[batch]\ncv_extra_input_sizes = [16]\n",
+            &["[batch] cv_extra_input_sizes", "16", "32..=1024"],
+        ),
+        (
+            "[batch]\ncv_extra_input_sizes = [320, 320]\n",
+            &["[batch] cv_extra_input_sizes", "320", "once"],
+        ),
+        (
+            "[batch]\ncv_extra_input_sizes = [256, 288, 320, 384]\n",
+            &["[batch] cv_extra_input_sizes", "4 sizes", "at most 3"],
+        ),
+        (
             "[batch]\nbootstrap_samples = 10\n",
             &["[batch] bootstrap_samples", "100..=100000"],
         ),

@@ -477,6 +477,26 @@ fn resume_with_nothing_to_resume_says_so() {
 }
 
 #[test]
+fn resume_at_another_input_size_or_architecture_is_refused() {
+    let p = copy_project();
+    let d = p.path();
+    let before = snapshot(d);
+    // Conv kernels fit any input size: without the check this "resumed" the
+    // 32 px run and called it a 40 px one.
+    let o = run(d, &["train", "--resume", "--input-size", "40"]);
+    assert_refused(
+        &o,
+        &[
+            "base-last",
+            "lite0 at 32x32 px",
+            "lite0 at 40x40 px",
+            "cannot resume",
+        ],
+    );
+    assert_unchanged(&before, &snapshot(d));
+}
+
+#[test]
 fn data_root_that_is_a_file_and_single_class_are_named() {
     let d = tempfile::tempdir().unwrap();
     let d = d.path();

@@ -58,7 +58,11 @@ fn repetition(seed: u64, k: usize) -> Repetition {
     for (i, r) in rows(seed).into_iter().enumerate() {
         folds[(i / 2 + seed as usize) % k].push(r);
     }
-    Repetition { seed, folds }
+    Repetition {
+        seed,
+        input_size: 224,
+        folds,
+    }
 }
 
 #[test]
@@ -136,6 +140,7 @@ fn repetitions_must_cover_the_same_images_once() {
     assert!(msg.contains("number of classes"), "{msg}");
     let one_fold = Repetition {
         seed: 9,
+        input_size: 224,
         folds: vec![rows(9)],
     };
     let msg = evaluate(&[one_fold], &opts()).unwrap_err().to_string();
@@ -195,6 +200,7 @@ fn no_prediction_comes_from_a_model_or_temperature_fitted_on_its_image() {
         .iter()
         .map(|o| Repetition {
             seed: o.config.seed,
+            input_size: SIZE,
             folds: o.splits.iter().map(|s| s.test.clone()).collect(),
         })
         .collect();
@@ -251,4 +257,31 @@ fn no_prediction_comes_from_a_model_or_temperature_fitted_on_its_image() {
     assert!((rebuilt.nll - reported.nll).abs() < 1e-9);
     assert!((rebuilt.brier - reported.brier).abs() < 1e-9);
     assert!((rebuilt.ece - reported.ece).abs() < 1e-9);
+}
+
+#[test]
+fn seed_halves_keep_each_seed_whole_across_input_sizes() {
+    let rep = |seed: u64, input_size: i64| Repetition {
+        seed,
+        input_size,
+        folds: Vec::new(),
+    };
+    // Three seeds at two sizes: one seed per half (the third left out), so
+    // the two ensembles share no seed.
+    let mixed: Vec<Repetition> = [(1, 224), (1, 320), (2, 224), (2, 320), (3, 224), (3, 320)]
+        .iter()
+        .map(|&(s, z)| rep(s, z))
+        .collect();
+    assert_eq!(
+        melxai::repeated_cv::seed_halves(&mixed),
+        Some((vec![0, 1], vec![2, 3]))
+    );
+    let four: Vec<Repetition> = (0..4).map(|s| rep(s, 224)).collect();
+    assert_eq!(
+        melxai::repeated_cv::seed_halves(&four),
+        Some((vec![0, 1], vec![2, 3]))
+    );
+    // Halves of one member each are no ensembles.
+    let three: Vec<Repetition> = (0..3).map(|s| rep(s, 224)).collect();
+    assert_eq!(melxai::repeated_cv::seed_halves(&three), None);
 }

@@ -55,6 +55,7 @@ fn ensemble() -> EnsembleReport {
             }
             Repetition {
                 seed: 42 + r as u64,
+                input_size: 224,
                 folds: vec![a, b],
             }
         })

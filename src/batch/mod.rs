@@ -236,28 +236,77 @@ fn cross_validation_steps(
 }
 
 /// The out-of-fold rows of a k-fold run, one list per fold.
-fn repetition_of(o: &RunOutcome) -> Repetition {
-    Repetition {
+fn repetition_of(o: &RunOutcome) -> Result<Repetition> {
+    Ok(Repetition {
         seed: o.config.seed,
+        input_size: o.config.resolved_input_size()?,
         folds: o.splits.iter().map(|s| s.test.clone()).collect(),
-    }
+    })
 }
 
 /// The same run's plain out-of-fold rows when its held-out predictions were
 /// TTA ones (`[train] tta`).
-fn plain_repetition_of(o: &RunOutcome) -> Option<Repetition> {
-    Some(Repetition {
-        seed: o.config.seed,
-        folds: o
-            .splits
-            .iter()
-            .map(|s| s.test_without_tta.clone())
-            .collect::<Option<_>>()?,
-    })
+fn plain_repetition_of(o: &RunOutcome) -> Result<Option<Repetition>> {
+    let folds: Option<Vec<_>> = o
+        .splits
+        .iter()
+        .map(|s| s.test_without_tta.clone())
+        .collect();
+    let Some(folds) = folds else {
+        return Ok(None);
+    };
+    Ok(Some(Repetition {
+        folds,
+        ..repetition_of(o)?
+    }))
+}
+
+/// One k-fold run of the repeated cross-validation: the `seed_index`-th seed
+/// at one input size.
+struct RepetitionPlan {
+    seed_index: usize,
+    seed: u64,
+    /// `None`: the recipe's own size.
+    extra_size: Option<i64>,
+}
+
+impl RepetitionPlan {
+    /// Model name stem (train_spec appends `-cv`): `<name>`, `<name>-r<i>`,
+    /// with `-<size>px` for an extra size, so that a later run never reuses
+    /// another size's checkpoints by name.
+    fn name(&self, model: &str) -> String {
+        let mut name = model.to_string();
+        if self.seed_index > 0 {
+            name.push_str(&format!("-r{}", self.seed_index));
+        }
+        if let Some(size) = self.extra_size {
+            name.push_str(&format!("-{size}px"));
+        }
+        name
+    }
+}
+
+/// Every repetition in evaluation order: seed-major, the recipe's size
+/// first, so the first half of the list holds the first half of the seeds
+/// at every size (the seed-to-seed spread compares mixed ensembles).
+fn repetition_plans(repeats: usize, base_seed: u64, extra_sizes: &[i64]) -> Vec<RepetitionPlan> {
+    let sizes: Vec<Option<i64>> = std::iter::once(None)
+        .chain(extra_sizes.iter().copied().map(Some))
+        .collect();
+    (0..repeats)
+        .flat_map(|i| {
+            sizes.iter().map(move |&extra_size| RepetitionPlan {
+                seed_index: i,
+                seed: base_seed.wrapping_add(i as u64),
+                extra_size,
+            })
+        })
+        .collect()
 }
 
 /// Step 2b: `[batch] cv_repeats - 1` more k-fold runs of the reference
-/// model's recipe, seeds `seed + r` (names `<name>-r<r>-cv-fold<f>`; the
+/// model's recipe, seeds `seed + i`, each also at every
+/// `[batch] cv_extra_input_sizes` (names from [`RepetitionPlan::name`]; the
 /// first repetition is `first`, the step-2 run, reused), then the single
 /// models against their out-of-fold ensemble with the operating point
 /// ([`crate::repeated_cv`]). A failed repetition skips the evaluation.
@@ -269,33 +318,42 @@ fn repeated_cv_steps(
     first: &RunOutcome,
 ) {
     let folds = run.batch.folds;
-    let repeats = run.batch.cv_repeats.resolve(run.device);
+    let seeds = run.batch.cv_repeats.resolve(run.device);
     let spec0 = run.batch.models[0].clone();
-    let mut reps = vec![repetition_of(first)];
-    let mut plain = vec![plain_repetition_of(first)];
-    for rep in 1..repeats {
-        let seed = spec0.seed.wrapping_add(rep as u64);
+    let plans = repetition_plans(seeds, spec0.seed, &run.batch.cv_extra_input_sizes);
+    let repeats = plans.len();
+    let mut outcomes = Vec::with_capacity(repeats - 1);
+    for (n, plan) in plans.iter().enumerate().skip(1) {
+        let size = plan
+            .extra_size
+            .map_or_else(String::new, |s| format!(", {s} px"));
         let got = run.step(
             &format!(
-                "{folds}-fold cross-validation of {} (repetition {}/{repeats}, seed {seed})",
+                "{folds}-fold cross-validation of {} (repetition {}/{repeats}, seed {}{size})",
                 spec0.name,
-                rep + 1
+                n + 1,
+                plan.seed
             ),
             |r| {
-                let (spec, recipe) = cv_recipe(&spec0, base)?;
+                let (spec, mut recipe) = cv_recipe(&spec0, base)?;
+                if let Some(size) = plan.extra_size {
+                    if size == recipe.resolved_input_size()? {
+                        return Err(Error::Config(format!(
+                            "[batch] cv_extra_input_sizes: {size} is the recipe's own input size"
+                        )));
+                    }
+                    recipe.input_size = Some(size);
+                }
                 let spec = ModelSpec {
-                    name: format!("{}-r{rep}", spec.name),
-                    seed,
+                    name: plan.name(&spec.name),
+                    seed: plan.seed,
                     ..spec
                 };
                 Ok(train_spec(r, data, &spec, &recipe, folds)?.1)
             },
         );
         match got {
-            Some(o) => {
-                reps.push(repetition_of(&o));
-                plain.push(plain_repetition_of(&o));
-            }
+            Some(o) => outcomes.push(o),
             None => return,
         }
     }
@@ -307,8 +365,18 @@ fn repeated_cv_steps(
                 target_sensitivity: r.config.train.target_sensitivity,
                 bootstrap: BootstrapOptions::new(r.batch.bootstrap_samples, spec0.seed),
             };
+            let all: Vec<&RunOutcome> = std::iter::once(first).chain(&outcomes).collect();
+            let reps = all
+                .iter()
+                .map(|o| repetition_of(o))
+                .collect::<Result<Vec<_>>>()?;
             let out = crate::repeated_cv::evaluate(&reps, &opts)?;
-            let plain: Option<Vec<Repetition>> = plain.iter().cloned().collect();
+            let plain: Option<Vec<Repetition>> = all
+                .iter()
+                .map(|o| plain_repetition_of(o))
+                .collect::<Result<Vec<_>>>()?
+                .into_iter()
+                .collect();
             let without_tta = match plain {
                 Some(p) => Some(WithoutTta::of(
                     &crate::repeated_cv::evaluate(&p, &opts)?.report,
@@ -667,4 +735,31 @@ fn finish(run: Run) -> Result<BatchSummary> {
         steps: report.steps,
         headline,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repetitions_are_seed_major_and_names_carry_extra_sizes() {
+        let plans = repetition_plans(3, 42, &[320]);
+        let got: Vec<(String, u64)> = plans.iter().map(|p| (p.name("m"), p.seed)).collect();
+        let want = [
+            ("m", 42),
+            ("m-320px", 42),
+            ("m-r1", 43),
+            ("m-r1-320px", 43),
+            ("m-r2", 44),
+            ("m-r2-320px", 44),
+        ];
+        let want: Vec<(String, u64)> = want.iter().map(|&(n, s)| (n.to_string(), s)).collect();
+        assert_eq!(got, want);
+        // Without extra sizes: the names and seeds runs before this option had.
+        let plain: Vec<String> = repetition_plans(2, 7, &[])
+            .iter()
+            .map(|p| p.name("m"))
+            .collect();
+        assert_eq!(plain, ["m", "m-r1"]);
+    }
 }

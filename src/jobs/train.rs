@@ -11,7 +11,6 @@ use crate::calibrate::fit_temperature;
 use crate::data::cache::ImageCache;
 use crate::data::scan::Scan;
 use crate::error::Result;
-use crate::model::{Arch, EfficientNetConfig};
 use crate::train::{RunOutcome, TrainConfig, TrainContext};
 
 /// One training run.
@@ -56,10 +55,7 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
         resume,
         replace_calibrated,
     )?;
-    let arch: Arch = config.arch.parse()?;
-    let size = config
-        .input_size
-        .unwrap_or(EfficientNetConfig::new(arch, 2).resolution);
+    let size = config.resolved_input_size()?;
     let samples: Vec<_> = data
         .samples
         .iter()

@@ -160,10 +160,27 @@ fn ensemble_section(md: &mut String, e: &EnsembleReport) {
         "\n## Single models vs ensemble ({} × {}-fold cross-validation, model {})\n",
         cv.repetitions, e.folds, e.model
     );
-    let seeds: Vec<String> = cv.seeds.iter().map(u64::to_string).collect();
+    let mixed = cv.input_sizes.windows(2).any(|w| w[0] != w[1]);
+    let seeds: Vec<String> = if mixed {
+        cv.seeds
+            .iter()
+            .zip(&cv.input_sizes)
+            .map(|(seed, size)| format!("{seed} @ {size} px"))
+            .collect()
+    } else {
+        cv.seeds.iter().map(u64::to_string).collect()
+    };
+    let resolution = match cv.input_sizes.first() {
+        Some(_) if mixed => {
+            " (seed @ input size: each seed trained at every size, a mixed-resolution ensemble)"
+                .to_string()
+        }
+        Some(size) => format!(", input {size} px"),
+        None => String::new(),
+    };
     let _ = writeln!(
         md,
-        "Seeds {}. Every image has one out-of-fold prediction per repetition, each from a model that never saw it; \
+        "Seeds {}{resolution}. Every image has one out-of-fold prediction per repetition, each from a model that never saw it; \
          the ensemble averages an image's {} probabilities (a seed ensemble, not the deployed ensemble of one run's fold models). \
          Temperatures are cross-fitted (fitted on the other folds' out-of-fold predictions). \
          ECE over 15 bins; AURC: area under the risk–coverage curve, least certain cases referred first (lower is better). \
@@ -253,9 +270,9 @@ fn ensemble_section(md: &mut String, e: &EnsembleReport) {
     let _ = writeln!(
         md,
         "\nSeed-to-seed mean |Δp| (calibrated melanoma probability, same images): single models {}; \
-         ensembles of two disjoint halves of the repetitions {}.",
+         ensembles of two halves of the repetitions that share no seed {}.",
         opt(e.seed_abs_diff_single, "2 repetitions"),
-        opt(e.seed_abs_diff, "4 repetitions")
+        opt(e.seed_abs_diff, "two members in each half")
     );
     let op = &e.operating_point;
     let _ = writeln!(

@@ -144,8 +144,8 @@ pub struct EnsembleReport {
     pub nll_ci: [f64; 2],
     pub aurc: f64,
     pub aurc_ci: [f64; 2],
-    /// Mean |Δp| between the ensembles of two disjoint halves of the
-    /// repetitions; `null` below 4 repetitions.
+    /// Mean |Δp| between the ensembles of two halves of the repetitions
+    /// that share no seed; `null` unless each half has two members.
     pub seed_abs_diff: Option<f64>,
     /// Mean |Δp| between single models of different repetitions; `null`
     /// below 2.

@@ -114,6 +114,15 @@ impl Default for TrainConfig {
 pub const INPUT_SIZE_RANGE: (i64, i64) = (32, 1024);
 
 impl TrainConfig {
+    /// The input side (pixels) this recipe trains at: the override, or the
+    /// architecture's own.
+    pub fn resolved_input_size(&self) -> crate::Result<i64> {
+        let arch: crate::model::Arch = self.arch.parse()?;
+        Ok(self
+            .input_size
+            .unwrap_or(crate::model::EfficientNetConfig::new(arch, 2).resolution))
+    }
+
     /// Reads a `[train]` table (a checkpoint's recorded recipe; config.toml
     /// is parsed by `Config::load`). Missing keys take defaults; unknown keys
     /// and out-of-range values are errors.

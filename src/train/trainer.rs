@@ -385,6 +385,25 @@ fn train_split(
         let saved = Classifier::from_checkpoint(&last, ctx.device)
             .and_then(|saved| checkpoint::verify_all(&saved.meta, &last).map(|()| saved))
             .map_err(|e| torn_last(e, &last, &cfg.name))?;
+        // Weights of another input size or architecture copy over by name
+        // without complaint (conv kernels do not depend on the input size),
+        // so a run of a new recipe under an old name would silently become
+        // the old run.
+        let (was, now) = (&saved.meta, &model.meta);
+        if was.input_size != now.input_size || was.model.arch != now.model.arch {
+            return Err(Error::Checkpoint {
+                path: last.clone(),
+                message: format!(
+                    "was trained as {} at {}x{} px, this run is {} at {}x{} px; cannot resume. Use another name, or train without resume to start over",
+                    was.model.arch.name(),
+                    was.input_size[0],
+                    was.input_size[1],
+                    now.model.arch.name(),
+                    now.input_size[0],
+                    now.input_size[1]
+                ),
+            });
+        }
         if saved.meta.split != model.meta.split {
             return Err(Error::Checkpoint {
                 path: last.clone(),
