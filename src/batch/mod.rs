@@ -256,8 +256,9 @@ fn plain_repetition_of(o: &RunOutcome) -> Result<Option<Repetition>> {
         return Ok(None);
     };
     Ok(Some(Repetition {
+        seed: o.config.seed,
+        input_size: o.config.resolved_input_size()?,
         folds,
-        ..repetition_of(o)?
     }))
 }
 
