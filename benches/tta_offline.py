@@ -14,7 +14,7 @@ repetitions). An independent re-implementation of src/repeated_cv.rs: mean
 of the repetitions' probabilities, one temperature cross-fitted on the first
 repetition's folds, ECE over 15 equal-width bins of the top-label confidence,
 AURC as the mean selective risk (`--combine logit`: the mean of logits instead), seed-to-seed |dp| between repetitions and
-between the ensembles of two disjoint halves. On plain predictions it
+between the ensembles of two halves that share no seed. On plain predictions it
 reproduces melxai's metrics.json `ensemble` numbers to the printed digits.
 """
 import argparse
@@ -57,7 +57,7 @@ def load_repetition(path, source, melxai, cache):
                 # Two classes: the positive (melanoma, index 0) probability gives both.
                 q = min(max(p["probability_uncalibrated"], 1e-12), 1 - 1e-12)
                 logp[p["id"]] = np.log(np.array([q, 1 - q]))
-    return d["name"], fold, label, logp
+    return d["name"], fold, label, logp, d["config"]["seed"]
 
 
 def sources(path, tta):
@@ -142,9 +142,14 @@ def evaluate(reps, combine="prob"):
     ens = metrics(ensemble(range(len(reps))), lab)
     pos = [np.exp(c)[:, 0] for c in cal]
     d_single = np.mean([np.mean(abs(a - b)) for a, b in itertools.combinations(pos, 2)]) if len(reps) > 1 else np.nan
-    h = len(reps) // 2
-    d_ens = (np.mean(abs(np.exp(ensemble(range(h)))[:, 0] - np.exp(ensemble(range(h, 2 * h)))[:, 0]))
-             if len(reps) >= 4 else np.nan)
+    # Halves that share no seed (a seed at several input sizes stays in one),
+    # as src/repeated_cv.rs's seed_halves.
+    seeds = list(dict.fromkeys(r[4] for r in reps))
+    h = len(seeds) // 2
+    a = [i for i, r in enumerate(reps) if r[4] in seeds[:h]]
+    b = [i for i, r in enumerate(reps) if r[4] in seeds[h:2 * h]]
+    d_ens = (np.mean(abs(np.exp(ensemble(a))[:, 0] - np.exp(ensemble(b))[:, 0]))
+             if len(a) >= 2 and len(b) >= 2 else np.nan)
     mean = {k: np.mean([m[k] for m in single]) for k in single[0]}
     return mean, ens, d_single, d_ens
 
