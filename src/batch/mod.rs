@@ -244,22 +244,17 @@ fn repetition_of(o: &RunOutcome) -> Result<Repetition> {
     })
 }
 
-/// The same run's plain out-of-fold rows when its held-out predictions were
-/// TTA ones (`[train] tta`).
-fn plain_repetition_of(o: &RunOutcome) -> Result<Option<Repetition>> {
-    let folds: Option<Vec<_>> = o
-        .splits
-        .iter()
-        .map(|s| s.test_without_tta.clone())
-        .collect();
-    let Some(folds) = folds else {
-        return Ok(None);
-    };
-    Ok(Some(Repetition {
-        seed: o.config.seed,
-        input_size: o.config.resolved_input_size()?,
-        folds,
-    }))
+/// The same repetition's plain out-of-fold rows when its held-out
+/// predictions were TTA ones (`[train] tta`).
+fn plain_repetition_of(o: &RunOutcome, rep: &Repetition) -> Option<Repetition> {
+    Some(Repetition {
+        folds: o
+            .splits
+            .iter()
+            .map(|s| s.test_without_tta.clone())
+            .collect::<Option<_>>()?,
+        ..*rep
+    })
 }
 
 /// One k-fold run of the repeated cross-validation: the `seed_index`-th seed
@@ -374,9 +369,8 @@ fn repeated_cv_steps(
             let out = crate::repeated_cv::evaluate(&reps, &opts)?;
             let plain: Option<Vec<Repetition>> = all
                 .iter()
-                .map(|o| plain_repetition_of(o))
-                .collect::<Result<Vec<_>>>()?
-                .into_iter()
+                .zip(&reps)
+                .map(|(o, rep)| plain_repetition_of(o, rep))
                 .collect();
             let without_tta = match plain {
                 Some(p) => Some(WithoutTta::of(

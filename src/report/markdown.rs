@@ -171,9 +171,9 @@ fn ensemble_section(md: &mut String, e: &EnsembleReport) {
         cv.seeds.iter().map(u64::to_string).collect()
     };
     let resolution = match cv.input_sizes.first() {
-        Some(_) if mixed => {
+        _ if mixed => {
             " (seed @ input size: each seed trained at every size, a mixed-resolution ensemble)"
-                .to_string()
+                .into()
         }
         Some(size) => format!(", input {size} px"),
         None => String::new(),

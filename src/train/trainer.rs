@@ -17,6 +17,9 @@ use tch::{Device, Kind, Reduction, Tensor};
 
 use super::config::{Monitor, TrainConfig};
 use super::optimizer::AdamW;
+use super::resume_point::{
+    check_resumable, history_path, last_path, optim_path, save_last, torn_last, BackgroundSave,
+};
 use super::schedule::learning_rate;
 use crate::data::augment::augment;
 use crate::data::cache::ImageCache;
@@ -93,12 +96,6 @@ pub struct RunOutcome {
 /// Checkpoint path stems for a run name.
 fn best_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(name)
-}
-fn last_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}-last"))
-}
-fn optim_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}-last-optim.safetensors"))
 }
 
 /// The lock file that keeps two runs of one name from writing the same checkpoints.
@@ -325,11 +322,6 @@ fn score(monitor: Monitor, s: &EpochSummary) -> f64 {
     }
 }
 
-/// Per-epoch history is kept beside the last checkpoint for resume.
-fn history_path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(format!("{name}-last-history.json"))
-}
-
 /// A finished batch whose loss has not been read back yet.
 struct BatchLoss {
     batch: usize,
@@ -385,31 +377,7 @@ fn train_split(
         let saved = Classifier::from_checkpoint(&last, ctx.device)
             .and_then(|saved| checkpoint::verify_all(&saved.meta, &last).map(|()| saved))
             .map_err(|e| torn_last(e, &last, &cfg.name))?;
-        // Weights of another input size or architecture copy over by name
-        // without complaint (conv kernels do not depend on the input size),
-        // so a run of a new recipe under an old name would silently become
-        // the old run.
-        let (was, now) = (&saved.meta, &model.meta);
-        if was.input_size != now.input_size || was.model.arch != now.model.arch {
-            return Err(Error::Checkpoint {
-                path: last.clone(),
-                message: format!(
-                    "was trained as {} at {}x{} px, this run is {} at {}x{} px; cannot resume. Use another name, or train without resume to start over",
-                    was.model.arch.name(),
-                    was.input_size[0],
-                    was.input_size[1],
-                    now.model.arch.name(),
-                    now.input_size[0],
-                    now.input_size[1]
-                ),
-            });
-        }
-        if saved.meta.split != model.meta.split {
-            return Err(Error::Checkpoint {
-                path: last.clone(),
-                message: "its data split differs from this run's (data set or seed changed); cannot resume".into(),
-            });
-        }
+        check_resumable(&saved.meta, &model.meta, &last)?;
         tch::no_grad(|| -> Result<()> {
             let src = saved.vs.variables();
             for (n, mut v) in model.vs.variables() {
@@ -718,85 +686,4 @@ fn epoch_metrics(s: &EpochSummary) -> std::collections::BTreeMap<String, f64> {
     .filter(|(_, v)| v.is_finite())
     .map(|(k, v)| (k.to_string(), v))
     .collect()
-}
-
-/// The `-last` resume point of an epoch, committed on a background thread
-/// while the next epoch trains: the host copies are made first, so only
-/// writing, hashing and syncing ~40 MB runs beside the training (on an H100
-/// a MED-NODE epoch takes ~0.2 s, and that commit took about as long).
-/// Joined before the next commit, at the end of training, and on drop, so
-/// an error or a cancel never leaves a commit half-done behind it.
-#[derive(Default)]
-struct BackgroundSave(Option<std::thread::JoinHandle<Result<PathBuf>>>);
-
-impl BackgroundSave {
-    /// Waits for the commit in flight; its error, if it failed.
-    fn wait(&mut self) -> Result<()> {
-        match self.0.take() {
-            None => Ok(()),
-            Some(h) => h
-                .join()
-                .map_err(|_| Error::Other("the checkpoint writer thread panicked".into()))?
-                .map(|_| ()),
-        }
-    }
-}
-
-impl Drop for BackgroundSave {
-    fn drop(&mut self) {
-        let _ = self.wait();
-    }
-}
-
-/// A `-last` checkpoint that cannot be resumed from (parts of two epochs
-/// after a kill mid-save, or unreadable): the error, and what to do instead.
-fn torn_last(e: Error, last: &Path, run: &str) -> Error {
-    Error::Checkpoint {
-        path: checkpoint::meta_path(last),
-        message: format!(
-            "cannot resume from this interrupted run's last checkpoint, nothing was resumed: {e}. To start '{run}' over, run `melxai train --name {run}` without --resume (it replaces the -last files)"
-        ),
-    }
-}
-
-fn save_last(
-    model: &Classifier,
-    opt: &AdamW,
-    progress: &TrainingProgress,
-    history: &[EpochSummary],
-    dir: &Path,
-    name: &str,
-    pending: &mut BackgroundSave,
-) -> Result<()> {
-    pending.wait()?;
-    let mut meta = model.meta.clone();
-    meta.progress = Some(progress.clone());
-    meta.name = format!("{name}-last");
-    let host = checkpoint::host_variables(&model.vs);
-    let state = opt.state();
-    let text = serde_json::to_string(history).map_err(|e| Error::Other(e.to_string()))?;
-    let (path, optim, hist) = (
-        last_path(dir, name),
-        optim_path(dir, name),
-        history_path(dir, name),
-    );
-    pending.0 = Some(std::thread::spawn(move || {
-        // One unit: tensors, optimiser state and history, then the manifest.
-        let parts = vec![
-            checkpoint::Part {
-                path: optim,
-                write: Box::new(move |tmp: &Path| {
-                    Tensor::write_safetensors(&state, tmp).map_err(Error::from)
-                }),
-            },
-            checkpoint::Part {
-                path: hist,
-                write: Box::new(move |tmp: &Path| {
-                    std::fs::write(tmp, text).map_err(|e| Error::io(tmp, e))
-                }),
-            },
-        ];
-        checkpoint::save_host_tensors(host, &meta, &path, parts)
-    }));
-    Ok(())
 }
