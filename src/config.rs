@@ -298,14 +298,23 @@ impl Config {
             dir.join(format!("{name}.safetensors")),
         ];
         if let Some(reference) = self.batch.models.first() {
-            candidates.push(crate::ensemble::ensemble_path(
-                dir,
-                &format!("{}-cv", reference.name),
-            ));
-            candidates.push(match &reference.checkpoint {
-                Some(path) => path.clone(),
-                None => dir.join(format!("{}.safetensors", reference.name)),
-            });
+            // As `--batch` names them under this recipe, then as it named
+            // them before weight averaging.
+            let stems = [
+                self.train.batch_stem(&reference.name),
+                reference.name.clone(),
+            ];
+            for stem in &stems {
+                candidates.push(crate::ensemble::ensemble_path(dir, &format!("{stem}-cv")));
+            }
+            match &reference.checkpoint {
+                Some(path) => candidates.push(path.clone()),
+                None => {
+                    for stem in &stems {
+                        candidates.push(dir.join(format!("{stem}.safetensors")));
+                    }
+                }
+            }
         }
         candidates.into_iter().find(|p| p.exists())
     }

@@ -335,7 +335,8 @@ models = {models}
             .unwrap()
     };
     std::fs::write(root.join("config.toml"), config("[]")).unwrap();
-    let out = melxai(&["train", "--name", "mine"]);
+    // --swa-epochs turns the configured early stopping (patience 8) off.
+    let out = melxai(&["train", "--name", "mine", "--swa-epochs", "1"]);
     assert!(
         out.status.success(),
         "{}",
@@ -410,6 +411,8 @@ models = {models}
         serde_json::from_str(&std::fs::read_to_string(rep.join("metrics.json")).unwrap()).unwrap();
     let mine = &metrics["metrics"]["model:mine"];
     assert_eq!(mine["given_checkpoint"], true);
+    assert_eq!(mine["best_epoch"], 1);
+    assert_eq!(mine["averaged_from"], 1, "a weight-averaged checkpoint");
     assert_eq!(mine["test"]["n"].as_u64().unwrap() as usize, recorded_test);
     let drawn = &metrics["metrics"]["model:drawn"];
     assert!(drawn["test"]["n"].as_u64().unwrap() >= 2);
@@ -449,6 +452,7 @@ epochs = 2
 batch_size = 8
 input_size = 32
 patience = 0
+swa_epochs = 2
 [batch]
 run_name = "stopped"
 folds = 0
@@ -468,8 +472,10 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Interrupt as soon as the first model's training has finished.
-    let first = root.join("reports/stopped/training_a.json");
+    // Interrupt as soon as the first model's training has finished. Under
+    // weight averaging the run is named for its window, so a best-epoch
+    // checkpoint `a` would be neither reused nor refused.
+    let first = root.join("reports/stopped/training_a-swa2.json");
     let t0 = std::time::Instant::now();
     while !first.exists() {
         assert!(
@@ -499,6 +505,9 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
         !steps.iter().any(|s| s["step"] == "explain and compare"),
         "no step starts after the interrupt: {steps:?}"
     );
-    assert!(weights.join("a.safetensors").exists());
+    assert!(weights.join("a-swa2.safetensors").exists());
+    assert!(!weights.join("a.safetensors").exists());
+    let meta = melxai::model::checkpoint::read_meta(&weights.join("a-swa2")).unwrap();
+    assert_eq!(meta.metrics.get("swa_epochs_averaged"), Some(&2.0));
     assert!(rep.join("report.md").exists());
 }

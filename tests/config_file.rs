@@ -177,6 +177,10 @@ fn out_of_range_numbers_are_rejected_with_their_key_and_range() {
             &["[train] warmup_epochs", "<= epochs (3)"],
         ),
         (
+            "[train]\nswa_epochs = 5\n",
+            &["[train] patience", "8", "0 when swa_epochs is set"],
+        ),
+        (
             "[train]\ngrad_clip = -1.0\n",
             &["[train] grad_clip", ">= 0"],
         ),
@@ -386,6 +390,24 @@ fn default_checkpoint_prefers_the_train_run_then_the_batch_reference() {
         "ref-cv.ensemble.toml",
         "run.safetensors",
         "run.ensemble.toml",
+    ];
+    for file in order {
+        std::fs::write(w.join(file), "").unwrap();
+        assert_eq!(config.default_checkpoint(), Some(w.join(file)), "{file}");
+    }
+    for file in order {
+        std::fs::remove_file(w.join(file)).unwrap();
+    }
+    // Under weight averaging `--batch` names the reference `ref-swa10`; its
+    // files come first, then those of an older best-epoch run.
+    config.train.swa_epochs = 10;
+    config.train.patience = 0;
+    let order = [
+        "ref.safetensors",
+        "ref-swa10.safetensors",
+        "ref-cv.ensemble.toml",
+        "ref-swa10-cv.ensemble.toml",
+        "run.safetensors",
     ];
     for file in order {
         std::fs::write(w.join(file), "").unwrap();

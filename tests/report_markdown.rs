@@ -102,6 +102,7 @@ fn report() -> RunReport {
             checkpoint: PathBuf::from("weights/a.safetensors"),
             given_checkpoint: false,
             best_epoch: 3,
+            averaged_from: None,
             test: metrics(&test, 0, calibration.fit.temperature).unwrap(),
             calibration,
             history: Vec::new(),

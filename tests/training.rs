@@ -105,6 +105,10 @@ fn seeded_training_repeats_and_resume_matches_uninterrupted() {
 
     let out_a = run(&cfg, &cache, &a, false, None).unwrap();
     assert_eq!(out_a.splits[0].history.len(), 3);
+    assert_eq!(out_a.splits[0].averaged_from, None);
+    assert!(out_a.splits[0]
+        .checkpoint_epochs()
+        .starts_with("best epoch "));
     assert!(a.join("tiny.safetensors").exists() && a.join("tiny.toml").exists());
     assert!(a.join("tiny-last.safetensors").exists());
 
@@ -257,4 +261,77 @@ fn tta_held_out_predictions_average_the_dihedral_transforms() {
     }
     let reloaded = Model::load(&split.checkpoint, Device::Cpu).unwrap();
     assert!(!reloaded.fitted_with_tta());
+}
+
+/// Weights of a checkpoint, copied (the store is dropped).
+fn weights_copy(path: &Path) -> Vec<(String, Tensor)> {
+    let mut w: Vec<(String, Tensor)> = weights_of(path).into_iter().collect();
+    w.sort_by(|a, b| a.0.cmp(&b.0));
+    w
+}
+
+#[test]
+fn weight_averaging_is_the_mean_of_the_last_epochs_and_resumes_exactly() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = data(dir.path());
+    let cfg = TrainConfig {
+        swa_epochs: 2,
+        ..config("avg", 3)
+    };
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+
+    // Uninterrupted: the checkpoint averages epochs 2 and 3.
+    let out_a = run(&cfg, &cache, &a, false, None).unwrap();
+    assert_eq!(out_a.splits[0].best_epoch, 3);
+    assert_eq!(out_a.splits[0].averaged_from, Some(2));
+    assert_eq!(out_a.splits[0].checkpoint_epochs(), "mean of epochs 2-3");
+    let meta = melxai::model::checkpoint::read_meta(&a.join("avg")).unwrap();
+    assert_eq!(meta.metrics.get("swa_epochs_averaged"), Some(&2.0));
+    assert_eq!(
+        meta.training.get("swa_epochs").and_then(|v| v.as_integer()),
+        Some(2),
+        "the window is part of the recorded recipe"
+    );
+
+    // Interrupted in epoch 3: -last holds epoch 2's weights and the mean of
+    // one epoch; the resumed run must end exactly where run a did.
+    let err = run(&cfg, &cache, &b, false, Some((3, 1))).unwrap_err();
+    assert!(matches!(err, melxai::Error::Cancelled), "{err}");
+    let after_epoch_2 = weights_copy(&b.join("avg-last"));
+    run(&cfg, &cache, &b, true, None).unwrap();
+    assert_same_weights(&a.join("avg"), &b.join("avg"));
+    let after_epoch_3 = weights_copy(&b.join("avg-last"));
+
+    // The checkpoint is (w2 + w3) / 2, not the last (or any one) epoch.
+    let averaged = weights_copy(&a.join("avg"));
+    let mut moved = 0;
+    for (((name, m), (_, w2)), (_, w3)) in averaged.iter().zip(&after_epoch_2).zip(&after_epoch_3) {
+        let expected = (w2 + w3) / 2.0;
+        let err = (m - &expected).abs().max().double_value(&[]);
+        assert!(err < 1e-6, "{name}: mean off by {err}");
+        if !w2.equal(w3) {
+            moved += 1;
+        }
+    }
+    assert!(moved > 10, "training changed the weights ({moved} tensors)");
+    assert!(
+        !averaged
+            .iter()
+            .zip(&after_epoch_3)
+            .all(|((_, m), (_, w3))| m.equal(w3)),
+        "the average differs from the last epoch"
+    );
+
+    // A finished averaged run is not reused for another window.
+    let other = TrainConfig {
+        swa_epochs: 1,
+        ..cfg.clone()
+    };
+    let err = run(&other, &cache, &a, true, None).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("swa_epochs = 2") && text.contains("swa_epochs = 1"),
+        "{text}"
+    );
 }

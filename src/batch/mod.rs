@@ -581,6 +581,7 @@ fn evaluate_model(
             checkpoint: path.to_path_buf(),
             given_checkpoint: given,
             best_epoch: split.best_epoch,
+            averaged_from: split.averaged_from,
             test: m,
             calibration: cal,
             history: split.history.clone(),
@@ -594,10 +595,12 @@ fn evaluate_model(
 /// its temperature cross-fitted out of fold), explained in step 4 beside the
 /// single models through its combined output, with its members' agreement.
 fn fold_ensemble_step(run: &mut Run, cv: &RunOutcome) -> Option<(PathBuf, Model)> {
-    let path = crate::ensemble::ensemble_path(&run.config.model.weights_dir, &cv.name);
+    // The manifest is named for the trained files, the model as in `[batch]`.
+    let path = crate::ensemble::ensemble_path(&run.config.model.weights_dir, &cv.config.name);
     run.step(&format!("load the fold ensemble {}", cv.name), |r| {
         let mut model = Model::load(&path, r.device)?;
         model.set_tta(r.config.predict.tta);
+        model.meta.name = cv.name.clone();
         Ok((path.clone(), model))
     })
 }

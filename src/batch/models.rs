@@ -16,8 +16,11 @@ use crate::model::checkpoint::meta_path;
 use crate::progress::Event;
 use crate::train::{RunOutcome, SplitOutcome, TrainConfig};
 
-/// Trains `spec` with `base` (k folds when `folds >= 2`, named `<name>-cv`)
-/// and writes `training_<name>.json`.
+/// Trains `spec` with `base` (k folds when `folds >= 2`, named `<name>-cv`;
+/// its files `<name>-swa<N>[-cv]` under weight averaging, so that a finished
+/// run of the best-epoch recipe is never reused, nor refused, by name) and
+/// writes `training_<file name>.json`. The outcome keeps the `[batch]` name
+/// (`outcome.config.name` is the file name).
 pub(super) fn train_spec(
     r: &mut Run,
     data: &Scan,
@@ -26,16 +29,17 @@ pub(super) fn train_spec(
     folds: usize,
 ) -> Result<(PathBuf, RunOutcome)> {
     let mut cfg = base.clone();
+    let stem = base.batch_stem(&spec.name);
     cfg.name = if folds >= 2 {
-        format!("{}-cv", spec.name)
+        format!("{stem}-cv")
     } else {
-        spec.name.clone()
+        stem
     };
     cfg.arch = spec.arch.clone();
     cfg.seed = spec.seed;
     cfg.folds = folds;
     let file = r.dir.join(format!("training_{}.json", cfg.name));
-    let outcome = train(
+    let mut outcome = train(
         &mut r.ctx(),
         TrainJob {
             data,
@@ -46,6 +50,11 @@ pub(super) fn train_spec(
         },
     )?
     .outcome;
+    outcome.name = if folds >= 2 {
+        format!("{}-cv", spec.name)
+    } else {
+        spec.name.clone()
+    };
     let path = outcome.splits[0].checkpoint.clone();
     crate::files::write_bytes(
         &file,
@@ -109,13 +118,20 @@ pub(super) fn load_spec(
     let cache = ImageCache::build(&samples, meta.input_size)?;
     let val_rows: Vec<usize> = (0..val.len()).collect();
     let test_rows: Vec<usize> = (val.len()..samples.len()).collect();
+    let best_epoch = meta.progress.as_ref().map_or(0, |p| p.best_epoch);
+    // A weight-averaged checkpoint records how many epochs its mean holds.
+    let averaged_from = meta
+        .metrics
+        .get("swa_epochs_averaged")
+        .map(|&n| (best_epoch + 1).saturating_sub(n as usize));
     let outcome = RunOutcome {
         name: spec.name.clone(),
         config: TrainConfig::from_table(&meta.training).unwrap_or_else(|_| base.clone()),
         splits: vec![SplitOutcome {
             checkpoint: checkpoint.to_path_buf(),
             fold: None,
-            best_epoch: meta.progress.as_ref().map_or(0, |p| p.best_epoch),
+            best_epoch,
+            averaged_from,
             history: Vec::new(),
             val: evaluate(
                 &mut r.ctx(),

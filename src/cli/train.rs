@@ -37,6 +37,11 @@ pub struct TrainArgs {
     /// Square input size in pixels (default: the architecture's).
     #[arg(long)]
     pub input_size: Option<i64>,
+    /// Checkpoint = mean of the weights after each of the last N epochs
+    /// (stochastic weight averaging; [train] swa_epochs). Turns early
+    /// stopping off; 0 = the best epoch, with early stopping as configured.
+    #[arg(long, value_name = "N")]
+    pub swa_epochs: Option<usize>,
     /// Mixed precision of the forward passes: fp32, bf16 or fp16 (overrides [train] precision).
     #[arg(long)]
     pub precision: Option<melxai::model::precision::Precision>,
@@ -65,6 +70,7 @@ const TRAIN_FLAGS: &[(&str, &str)] = &[
     ("folds", "--folds"),
     ("name", "--name"),
     ("input_size", "--input-size"),
+    ("swa_epochs", "--swa-epochs"),
 ];
 
 pub fn train_config(config: &Config, args: &TrainArgs) -> Result<TrainConfig> {
@@ -92,6 +98,12 @@ pub fn train_config(config: &Config, args: &TrainArgs) -> Result<TrainConfig> {
     }
     if let Some(v) = args.input_size {
         cfg.input_size = Some(v);
+    }
+    if let Some(v) = args.swa_epochs {
+        cfg.swa_epochs = v;
+        if v > 0 {
+            cfg.patience = 0;
+        }
     }
     if let Some(v) = args.precision {
         cfg.precision = v;
@@ -167,6 +179,7 @@ pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
                 "name": cfg.name,
                 "checkpoint": s.checkpoint,
                 "best_epoch": s.best_epoch,
+                "averaged_from": s.averaged_from,
                 "test": s.test_metrics,
             })
         }
@@ -208,7 +221,7 @@ fn print_headline(outcome: &melxai::train::RunOutcome) {
             cv.summary.balanced_accuracy.std
         );
     } else if let Some(s) = outcome.splits.first() {
-        println!("best epoch {} -> {}", s.best_epoch, s.checkpoint.display());
+        println!("{} -> {}", s.checkpoint_epochs(), s.checkpoint.display());
         if let Some(m) = &s.test_metrics {
             println!(
                 "test ({} images): AUROC {:.3}  balanced accuracy {:.3}  sensitivity {:.3}  specificity {:.3}",

@@ -213,9 +213,9 @@ impl PipelineRunner {
             })
             .unwrap_or_default();
         Ok(format!(
-            "trained {} (best epoch {}){test}",
+            "trained {} ({}){test}",
             s.checkpoint.display(),
-            s.best_epoch
+            s.checkpoint_epochs()
         ))
     }
 

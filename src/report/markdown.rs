@@ -302,10 +302,17 @@ fn model_section(md: &mut String, name: &str, m: &ModelReport) {
     let _ = writeln!(md, "\n## Model {name}\n");
     let _ = writeln!(
         md,
-        "Checkpoint `{}`, best epoch {}. Test split ({} images — small: see the intervals in metrics.json): \
+        "Checkpoint `{}`, {}. Test split ({} images — small: see the intervals in metrics.json): \
          AUROC {}, balanced accuracy {}, sensitivity {}, specificity {}, precision {}, F1 {}.",
-        m.checkpoint.display(), m.best_epoch, t.n, num(t.auroc), num(t.balanced_accuracy),
-        num(t.recall), num(t.specificity), num(t.precision), num(t.f1)
+        m.checkpoint.display(),
+        crate::train::trainer::checkpoint_epochs(m.best_epoch, m.averaged_from),
+        t.n,
+        num(t.auroc),
+        num(t.balanced_accuracy),
+        num(t.recall),
+        num(t.specificity),
+        num(t.precision),
+        num(t.f1)
     );
     let c = &m.calibration;
     let on = c.results.first().map_or("", |r| r.evaluated_on.as_str());

@@ -264,6 +264,10 @@ pub struct ModelReport {
     /// A checkpoint the user gave (never rewritten) rather than one trained here.
     pub given_checkpoint: bool,
     pub best_epoch: usize,
+    /// First epoch of a weight-averaged checkpoint's mean (`best_epoch` is
+    /// its last).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub averaged_from: Option<usize>,
     pub test: BinaryMetrics,
     pub calibration: CalibrationOutcome,
     pub history: Vec<EpochSummary>,

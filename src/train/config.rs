@@ -42,6 +42,13 @@ pub struct TrainConfig {
     /// Stop after this many epochs without improvement (0 = never).
     pub patience: usize,
     pub monitor: Monitor,
+    /// Stochastic weight averaging: the checkpoint is the mean of the
+    /// weights after each of the last `swa_epochs` epochs instead of the
+    /// best-scoring epoch (0 = off; needs `patience = 0`; a window longer
+    /// than the run averages every epoch, so `--epochs 5` still runs). See
+    /// `train::weight_average`. Absent from recipes that do not average.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub swa_epochs: usize,
     /// Maximum global gradient norm (0 = no clipping).
     pub grad_clip: f64,
     pub seed: u64,
@@ -93,6 +100,7 @@ impl Default for TrainConfig {
             freeze_batch_norm: true,
             patience: 8,
             monitor: Monitor::ValLoss,
+            swa_epochs: 0,
             grad_clip: 5.0,
             seed: 42,
             test_fraction: 0.15,
@@ -109,6 +117,10 @@ impl Default for TrainConfig {
     }
 }
 
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
 /// Range of `input_size` overrides: below 32 pixels the network's strided
 /// convolutions run out of image; above 1024 a batch no longer fits memory.
 pub const INPUT_SIZE_RANGE: (i64, i64) = (32, 1024);
@@ -121,6 +133,17 @@ impl TrainConfig {
         Ok(self
             .input_size
             .unwrap_or(crate::model::EfficientNetConfig::new(arch, 2).resolution))
+    }
+
+    /// File-name stem of the `[batch]` model `name` trained with this recipe:
+    /// `<name>-swa<N>` under weight averaging, else `name`, so that a
+    /// finished best-epoch run is never reused (nor refused) for an averaged
+    /// one, or the other way round.
+    pub fn batch_stem(&self, name: &str) -> String {
+        match self.swa_epochs {
+            0 => name.to_string(),
+            n => format!("{name}-swa{n}"),
+        }
     }
 
     /// Reads a `[train]` table (a checkpoint's recorded recipe; config.toml
@@ -146,6 +169,16 @@ impl TrainConfig {
                 "warmup_epochs",
                 self.warmup_epochs,
                 &format!("<= epochs ({})", self.epochs),
+            ));
+        }
+        // Early stopping would end the run before (or inside) the window the
+        // average is taken over, and pick epochs by the validation score that
+        // averaging is there to ignore.
+        if self.swa_epochs > 0 && self.patience > 0 {
+            return Err(OutOfRange::new(
+                "patience",
+                self.patience,
+                "0 when swa_epochs is set (the average is of the last epochs; early stopping would end the run before them)",
             ));
         }
         check::non_negative("grad_clip", self.grad_clip)?;

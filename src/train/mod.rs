@@ -1,11 +1,12 @@
-//! Fine-tuning: class-weighted cross-entropy, AdamW, schedules, early stopping,
-//! gradient clipping, k-fold cross-validation, cancellation and exact resume.
+//! Fine-tuning: class-weighted cross-entropy, AdamW, schedules, early stopping or
+//! weight averaging, gradient clipping, k-fold cross-validation, cancellation and exact resume.
 
 pub mod config;
 pub mod optimizer;
 mod resume_point;
 pub mod schedule;
 pub mod trainer;
+mod weight_average;
 
 pub use config::{Monitor, TrainConfig};
 pub use trainer::{train, CrossValidation, RunOutcome, SplitOutcome, TrainContext};

@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 
 use tch::Tensor;
 
-use super::optimizer::AdamW;
 use crate::error::{Error, Result};
 use crate::model::checkpoint::{self, CheckpointMeta, TrainingProgress};
 use crate::model::Classifier;
@@ -28,8 +27,8 @@ pub(super) fn history_path(dir: &Path, name: &str) -> PathBuf {
 /// Refuses to resume `last` (saved as `was`) into a run built as `now`:
 /// another input size or architecture (weights copy over by name without
 /// complaint, since conv kernels do not depend on the input size, so a new
-/// recipe under an old name would silently become the old run), or another
-/// data split.
+/// recipe under an old name would silently become the old run), another
+/// weight-averaging window, or another data split.
 pub(super) fn check_resumable(
     was: &CheckpointMeta,
     now: &CheckpointMeta,
@@ -46,6 +45,24 @@ pub(super) fn check_resumable(
                 now.model.arch.name(),
                 now.input_size[0],
                 now.input_size[1]
+            ),
+        });
+    }
+    // A finished run is reused by name: one trained without weight
+    // averaging (or over another window) would pass for the averaged one.
+    let window = |m: &CheckpointMeta| {
+        m.training
+            .get("swa_epochs")
+            .and_then(|v| v.as_integer())
+            .unwrap_or(0)
+    };
+    if window(was) != window(now) {
+        return Err(Error::Checkpoint {
+            path: last.to_path_buf(),
+            message: format!(
+                "was trained with swa_epochs = {}, this run has swa_epochs = {}; cannot resume. Use another name, or train without resume to start over",
+                window(was),
+                window(now)
             ),
         });
     }
@@ -101,7 +118,8 @@ pub(super) fn torn_last(e: Error, last: &Path, run: &str) -> Error {
 
 pub(super) fn save_last(
     model: &Classifier,
-    opt: &AdamW,
+    // The optimiser's state and the weight average, if any (host copies).
+    state: Vec<(String, Tensor)>,
     progress: &TrainingProgress,
     history: &[EpochSummary],
     dir: &Path,
@@ -113,7 +131,6 @@ pub(super) fn save_last(
     meta.progress = Some(progress.clone());
     meta.name = format!("{name}-last");
     let host = checkpoint::host_variables(&model.vs);
-    let state = opt.state();
     let text = serde_json::to_string(history).map_err(|e| Error::Other(e.to_string()))?;
     let (path, optim, hist) = (
         last_path(dir, name),

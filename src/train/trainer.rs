@@ -21,6 +21,7 @@ use super::resume_point::{
     check_resumable, history_path, last_path, optim_path, save_last, torn_last, BackgroundSave,
 };
 use super::schedule::learning_rate;
+use super::weight_average::WeightAverage;
 use crate::data::augment::augment;
 use crate::data::cache::ImageCache;
 use crate::data::image::normalise;
@@ -61,7 +62,12 @@ pub struct TrainContext<'a> {
 pub struct SplitOutcome {
     pub checkpoint: PathBuf,
     pub fold: Option<(usize, usize)>,
+    /// The epoch whose weights were kept; under weight averaging the last
+    /// epoch of the mean.
     pub best_epoch: usize,
+    /// Under weight averaging (`swa_epochs`), the first epoch in the mean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub averaged_from: Option<usize>,
     pub history: Vec<EpochSummary>,
     pub val: Vec<EvalRow>,
     pub test: Vec<EvalRow>,
@@ -70,6 +76,23 @@ pub struct SplitOutcome {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub test_without_tta: Option<Vec<EvalRow>>,
     pub test_metrics: Option<BinaryMetrics>,
+}
+
+/// Which epochs a checkpoint holds, for people: "best epoch 7", or "mean of
+/// epochs 6-15" for a weight-averaged run.
+pub fn checkpoint_epochs(best_epoch: usize, averaged_from: Option<usize>) -> String {
+    match averaged_from {
+        Some(first) if first < best_epoch => format!("mean of epochs {first}-{best_epoch}"),
+        Some(_) => format!("epoch {best_epoch}"),
+        None => format!("best epoch {best_epoch}"),
+    }
+}
+
+impl SplitOutcome {
+    /// [`checkpoint_epochs`] of this split's checkpoint.
+    pub fn checkpoint_epochs(&self) -> String {
+        checkpoint_epochs(self.best_epoch, self.averaged_from)
+    }
 }
 
 /// Pooled out-of-fold results of k-fold training.
@@ -354,6 +377,7 @@ fn train_split(
     // Validation (and the test predictions) at the training precision.
     model.precision = cfg.precision;
     let mut scaler = cfg.precision.needs_loss_scaling().then(LossScaler::default);
+    let mut average = WeightAverage::new(cfg.epochs, cfg.swa_epochs);
 
     let train_labels: Vec<usize> = split.train.iter().map(|&i| ctx.cache.labels[i]).collect();
     let class_weights = balanced_class_weights(&train_labels, ctx.class_names.len());
@@ -391,8 +415,20 @@ fn train_split(
             progress = p;
         }
         let optim = optim_path(&dir, name);
-        if optim.exists() {
-            opt.load_state(&Tensor::read_safetensors(&optim)?)?;
+        let state = if optim.exists() {
+            Tensor::read_safetensors(&optim)?
+        } else {
+            Vec::new()
+        };
+        opt.load_state(&state)?;
+        if let Some(avg) = average.as_mut() {
+            avg.restore(&model, &state, progress.epochs_done)
+                .map_err(|e| Error::Checkpoint {
+                    path: optim.clone(),
+                    message: format!(
+                        "cannot resume '{name}': {e}. Train without --resume to start it over"
+                    ),
+                })?;
         }
         if let Ok(text) = std::fs::read_to_string(history_path(&dir, name)) {
             history = serde_json::from_str(&text).unwrap_or_default();
@@ -430,7 +466,7 @@ fn train_split(
     } else {
         save_last(
             &model,
-            &opt,
+            resume_state(&opt, &average),
             &progress,
             &history,
             &dir,
@@ -577,7 +613,32 @@ fn train_split(
         progress.epochs_done = epoch;
         epochs_run += 1;
         let s = score(cfg.monitor, &summary);
-        if s > progress.best_score || progress.best_epoch == 0 {
+        if let Some(avg) = average.as_mut() {
+            if avg.covers(epoch) {
+                // The mean so far is the run's checkpoint, scored on the
+                // validation split like a best epoch would be.
+                avg.add(&model)?;
+                let averaged = avg.count();
+                avg.with_mean(&mut model, |m| {
+                    let val = predict_rows(m, ctx.cache, &split.val, 32, false)?;
+                    let vm = metrics(&val, ctx.positive, 1.0)?;
+                    let mean = EpochSummary {
+                        val_loss: weighted_cross_entropy(&val, &class_weights),
+                        val_balanced_accuracy: vm.balanced_accuracy,
+                        val_auroc: vm.auroc,
+                        ..summary.clone()
+                    };
+                    progress.best_score = score(cfg.monitor, &mean);
+                    progress.best_epoch = epoch;
+                    m.meta.metrics = epoch_metrics(&mean);
+                    m.meta
+                        .metrics
+                        .insert("swa_epochs_averaged".into(), averaged as f64);
+                    m.meta.progress = Some(progress.clone());
+                    m.save(&best_path(&dir, name)).map(|_| ())
+                })?;
+            }
+        } else if s > progress.best_score || progress.best_epoch == 0 {
             progress.best_score = s;
             progress.best_epoch = epoch;
             since_best = 0;
@@ -615,7 +676,7 @@ fn train_split(
         }
         save_last(
             &model,
-            &opt,
+            resume_state(&opt, &average),
             &progress,
             &history,
             &dir,
@@ -667,12 +728,27 @@ fn train_split(
         checkpoint: checkpoint::tensors_path(&best_path(&dir, name)),
         fold,
         best_epoch: progress.best_epoch,
+        averaged_from: average.as_ref().map(WeightAverage::first_epoch),
         history,
         val,
         test,
         test_without_tta,
         test_metrics,
     })
+}
+
+/// What the `-last` resume point keeps beside the weights: the optimiser's
+/// state and the running weight average (none when averaging is off or has
+/// not started).
+fn resume_state(opt: &AdamW, average: &Option<WeightAverage>) -> Vec<(String, Tensor)> {
+    let mut state = opt.state();
+    state.extend(
+        average
+            .as_ref()
+            .map(WeightAverage::state)
+            .unwrap_or_default(),
+    );
+    state
 }
 
 fn epoch_metrics(s: &EpochSummary) -> std::collections::BTreeMap<String, f64> {

@@ -81,10 +81,13 @@ fn replay_training(state: &mut AppState, results: &RunResults) {
     for summary in o.splits.iter().flat_map(|s| s.history.clone()) {
         state.apply_event(Event::Epoch { job: 1, summary });
     }
-    let best = o.splits.first().map_or(0, |s| s.best_epoch);
+    let epochs = o
+        .splits
+        .first()
+        .map_or_else(|| "best epoch 0".into(), |s| s.checkpoint_epochs());
     state.apply_event(Event::Finished {
         job: 1,
-        summary: format!("trained {} (best epoch {best})", o.name),
+        summary: format!("trained {} ({epochs})", o.name),
     });
 }
 
