@@ -22,6 +22,7 @@ import glob
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -173,7 +174,13 @@ def main():
     os.makedirs(a.cache, exist_ok=True)
     pooled = {}
     for run in a.runs:
-        files = sorted(glob.glob(os.path.join(run, "training_*-cv.json")))
+        # melxai's order: seed-major, the recipe's own size before extra
+        # sizes (`-<size>px`). The ensemble's temperature is cross-fitted on
+        # the first repetition's folds, so the order matters (file names
+        # alone sort `-r1-` before a `-swa10-cv` first repetition).
+        files = sorted(glob.glob(os.path.join(run, "training_*-cv.json")),
+                       key=lambda f: (json.load(open(f))["config"]["seed"],
+                                      re.search(r"-\d+px-", os.path.basename(f)) is not None))
         if not files:
             sys.exit(f"{run}: no training_*-cv.json (a --batch run with [batch] folds >= 2)")
         for source, label in sources(files[0], a.tta):

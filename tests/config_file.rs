@@ -385,38 +385,40 @@ fn default_checkpoint_prefers_the_train_run_then_the_batch_reference() {
     config.train.name = "run".into();
     config.batch.models[0].name = "ref".into();
     assert_eq!(config.default_checkpoint(), None);
-    let order = [
-        "ref.safetensors",
-        "ref-cv.ensemble.toml",
-        "run.safetensors",
-        "run.ensemble.toml",
-    ];
-    for file in order {
-        std::fs::write(w.join(file), "").unwrap();
-        assert_eq!(config.default_checkpoint(), Some(w.join(file)), "{file}");
-    }
-    for file in order {
-        std::fs::remove_file(w.join(file)).unwrap();
-    }
+    // Files appear one by one, each preferred to all before it; then go.
+    let preferred_in_order = |config: &Config, order: &[&str]| {
+        for file in order {
+            std::fs::write(w.join(file), "").unwrap();
+            assert_eq!(config.default_checkpoint(), Some(w.join(file)), "{file}");
+        }
+        for file in order {
+            std::fs::remove_file(w.join(file)).unwrap();
+        }
+    };
+    preferred_in_order(
+        &config,
+        &[
+            "ref.safetensors",
+            "ref-cv.ensemble.toml",
+            "run.safetensors",
+            "run.ensemble.toml",
+        ],
+    );
     // Under weight averaging `--batch` names the reference `ref-swa10`; its
     // files come first, then those of an older best-epoch run.
     config.train.swa_epochs = 10;
     config.train.patience = 0;
-    let order = [
-        "ref.safetensors",
-        "ref-swa10.safetensors",
-        "ref-cv.ensemble.toml",
-        "ref-swa10-cv.ensemble.toml",
-        "run.safetensors",
-    ];
-    for file in order {
-        std::fs::write(w.join(file), "").unwrap();
-        assert_eq!(config.default_checkpoint(), Some(w.join(file)), "{file}");
-    }
+    preferred_in_order(
+        &config,
+        &[
+            "ref.safetensors",
+            "ref-swa10.safetensors",
+            "ref-cv.ensemble.toml",
+            "ref-swa10-cv.ensemble.toml",
+            "run.safetensors",
+        ],
+    );
     // A reference model given as a checkpoint is opened from its path.
-    for file in order {
-        std::fs::remove_file(w.join(file)).unwrap();
-    }
     let given = w.join("elsewhere.safetensors");
     std::fs::write(&given, "").unwrap();
     config.batch.models[0].checkpoint = Some(given.clone());

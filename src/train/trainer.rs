@@ -615,9 +615,13 @@ fn train_split(
         let s = score(cfg.monitor, &summary);
         if let Some(avg) = average.as_mut() {
             if avg.covers(epoch) {
-                // The mean so far is the run's checkpoint, scored on the
-                // validation split like a best epoch would be.
                 avg.add(&model)?;
+            }
+            // Once the last epoch is in it, the mean is the run's checkpoint,
+            // scored on the validation split like a best epoch. Until then
+            // the `-last` resume point carries it: no checkpoint write per
+            // epoch (on a GPU an epoch takes about as long as one).
+            if avg.covers(epoch) && epoch == cfg.epochs {
                 let averaged = avg.count();
                 avg.with_mean(&mut model, |m| {
                     let val = predict_rows(m, ctx.cache, &split.val, 32, false)?;
