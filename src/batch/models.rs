@@ -28,13 +28,12 @@ pub(super) fn train_spec(
     base: &TrainConfig,
     folds: usize,
 ) -> Result<(PathBuf, RunOutcome)> {
-    let mut cfg = base.clone();
-    let stem = base.batch_stem(&spec.name);
-    cfg.name = if folds >= 2 {
-        format!("{stem}-cv")
-    } else {
-        stem
+    let run_name = |stem: &str| match folds {
+        0 | 1 => stem.to_string(),
+        _ => format!("{stem}-cv"),
     };
+    let mut cfg = base.clone();
+    cfg.name = run_name(&base.batch_stem(&spec.name));
     cfg.arch = spec.arch.clone();
     cfg.seed = spec.seed;
     cfg.folds = folds;
@@ -50,11 +49,7 @@ pub(super) fn train_spec(
         },
     )?
     .outcome;
-    outcome.name = if folds >= 2 {
-        format!("{}-cv", spec.name)
-    } else {
-        spec.name.clone()
-    };
+    outcome.name = run_name(&spec.name);
     let path = outcome.splits[0].checkpoint.clone();
     crate::files::write_bytes(
         &file,
@@ -118,20 +113,14 @@ pub(super) fn load_spec(
     let cache = ImageCache::build(&samples, meta.input_size)?;
     let val_rows: Vec<usize> = (0..val.len()).collect();
     let test_rows: Vec<usize> = (val.len()..samples.len()).collect();
-    let best_epoch = meta.progress.as_ref().map_or(0, |p| p.best_epoch);
-    // A weight-averaged checkpoint records how many epochs its mean holds.
-    let averaged_from = meta
-        .metrics
-        .get("swa_epochs_averaged")
-        .map(|&n| (best_epoch + 1).saturating_sub(n as usize));
     let outcome = RunOutcome {
         name: spec.name.clone(),
         config: TrainConfig::from_table(&meta.training).unwrap_or_else(|_| base.clone()),
         splits: vec![SplitOutcome {
             checkpoint: checkpoint.to_path_buf(),
             fold: None,
-            best_epoch,
-            averaged_from,
+            best_epoch: meta.progress.as_ref().map_or(0, |p| p.best_epoch),
+            averaged_from: crate::train::trainer::averaged_from(&meta),
             history: Vec::new(),
             val: evaluate(
                 &mut r.ctx(),

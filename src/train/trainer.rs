@@ -596,20 +596,24 @@ fn train_split(
             report(p);
         }
         let train_seconds = t0.elapsed().as_secs_f64();
-        let val = predict_rows(&model, ctx.cache, &split.val, 32, false)?;
-        let val_metrics = metrics(&val, ctx.positive, 1.0)?;
-        let summary = EpochSummary {
-            fold,
-            epoch,
-            epochs: cfg.epochs,
-            train_loss: loss_sum / seen.max(1) as f64,
-            val_loss: weighted_cross_entropy(&val, &class_weights),
-            val_balanced_accuracy: val_metrics.balanced_accuracy,
-            val_auroc: val_metrics.auroc,
-            learning_rate: lr,
-            seconds: t0.elapsed().as_secs_f64(),
-            images_per_second: seen as f64 / train_seconds.max(1e-9),
-        };
+        let summary = validated(
+            &model,
+            ctx,
+            &split.val,
+            &class_weights,
+            EpochSummary {
+                fold,
+                epoch,
+                epochs: cfg.epochs,
+                train_loss: loss_sum / seen.max(1) as f64,
+                val_loss: f64::NAN,
+                val_balanced_accuracy: f64::NAN,
+                val_auroc: f64::NAN,
+                learning_rate: lr,
+                seconds: t0.elapsed().as_secs_f64(),
+                images_per_second: seen as f64 / train_seconds.max(1e-9),
+            },
+        )?;
         progress.epochs_done = epoch;
         epochs_run += 1;
         let s = score(cfg.monitor, &summary);
@@ -617,38 +621,30 @@ fn train_split(
             if avg.covers(epoch) {
                 avg.add(&model)?;
             }
-            // Once the last epoch is in it, the mean is the run's checkpoint,
-            // scored on the validation split like a best epoch. Until then
-            // the `-last` resume point carries it: no checkpoint write per
-            // epoch (on a GPU an epoch takes about as long as one).
-            if avg.covers(epoch) && epoch == cfg.epochs {
-                let averaged = avg.count();
+            // After the last epoch the mean is the run's checkpoint, scored
+            // on the validation split like a best epoch. Until then the
+            // `-last` resume point carries it: no checkpoint write per epoch
+            // (on a GPU an epoch takes about as long as one).
+            if epoch == cfg.epochs {
+                let averaged = (EPOCHS_AVERAGED, avg.count() as f64);
                 avg.with_mean(&mut model, |m| {
-                    let val = predict_rows(m, ctx.cache, &split.val, 32, false)?;
-                    let vm = metrics(&val, ctx.positive, 1.0)?;
-                    let mean = EpochSummary {
-                        val_loss: weighted_cross_entropy(&val, &class_weights),
-                        val_balanced_accuracy: vm.balanced_accuracy,
-                        val_auroc: vm.auroc,
-                        ..summary.clone()
-                    };
+                    let mean = validated(m, ctx, &split.val, &class_weights, summary.clone())?;
                     progress.best_score = score(cfg.monitor, &mean);
                     progress.best_epoch = epoch;
-                    m.meta.metrics = epoch_metrics(&mean);
-                    m.meta
-                        .metrics
-                        .insert("swa_epochs_averaged".into(), averaged as f64);
-                    m.meta.progress = Some(progress.clone());
-                    m.save(&best_path(&dir, name)).map(|_| ())
+                    save_best(m, &mean, &progress, Some(averaged), &best_path(&dir, name))
                 })?;
             }
         } else if s > progress.best_score || progress.best_epoch == 0 {
             progress.best_score = s;
             progress.best_epoch = epoch;
             since_best = 0;
-            model.meta.metrics = epoch_metrics(&summary);
-            model.meta.progress = Some(progress.clone());
-            model.save(&best_path(&dir, name))?;
+            save_best(
+                &mut model,
+                &summary,
+                &progress,
+                None,
+                &best_path(&dir, name),
+            )?;
         } else {
             since_best += 1;
         }
@@ -753,6 +749,55 @@ fn resume_state(opt: &AdamW, average: &Option<WeightAverage>) -> Vec<(String, Te
             .unwrap_or_default(),
     );
     state
+}
+
+/// `summary` with the validation loss, balanced accuracy and AUROC of
+/// `model` on the `rows` of the validation split.
+fn validated(
+    model: &Classifier,
+    ctx: &TrainContext,
+    rows: &[usize],
+    class_weights: &[f64],
+    summary: EpochSummary,
+) -> Result<EpochSummary> {
+    let val = predict_rows(model, ctx.cache, rows, 32, false)?;
+    let m = metrics(&val, ctx.positive, 1.0)?;
+    Ok(EpochSummary {
+        val_loss: weighted_cross_entropy(&val, class_weights),
+        val_balanced_accuracy: m.balanced_accuracy,
+        val_auroc: m.auroc,
+        ..summary
+    })
+}
+
+/// Writes `model` as the run's checkpoint, with the validation figures of
+/// `summary` (and `extra`, e.g. how many epochs a mean holds) and `progress`
+/// in its metadata.
+fn save_best(
+    model: &mut Classifier,
+    summary: &EpochSummary,
+    progress: &TrainingProgress,
+    extra: Option<(&str, f64)>,
+    path: &Path,
+) -> Result<()> {
+    model.meta.metrics = epoch_metrics(summary);
+    if let Some((key, value)) = extra {
+        model.meta.metrics.insert(key.into(), value);
+    }
+    model.meta.progress = Some(progress.clone());
+    model.save(path).map(|_| ())
+}
+
+/// Checkpoint metric: how many epochs a weight-averaged checkpoint's mean holds.
+const EPOCHS_AVERAGED: &str = "swa_epochs_averaged";
+
+/// The first epoch in a weight-averaged checkpoint's mean, from the count
+/// its metadata records (`None` for a best-epoch checkpoint).
+pub fn averaged_from(meta: &checkpoint::CheckpointMeta) -> Option<usize> {
+    let last = meta.progress.as_ref().map_or(0, |p| p.best_epoch);
+    meta.metrics
+        .get(EPOCHS_AVERAGED)
+        .map(|&n| (last + 1).saturating_sub(n as usize))
 }
 
 fn epoch_metrics(s: &EpochSummary) -> std::collections::BTreeMap<String, f64> {

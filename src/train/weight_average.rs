@@ -127,14 +127,13 @@ impl WeightAverage {
             return Ok(());
         }
         let device = model.vs.device();
+        let saved: std::collections::HashMap<&str, &Tensor> = state
+            .iter()
+            .filter_map(|(k, t)| k.strip_prefix(PREFIX).map(|n| (n, t)))
+            .collect();
         let mut mean = Vec::new();
         for (name, w) in sorted_variables(model) {
-            let key = format!("{PREFIX}{name}");
-            let t = state
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, t)| t)
-                .ok_or_else(|| {
+            let t = saved.get(name.as_str()).ok_or_else(|| {
                     Error::Other(format!(
                         "the saved weight average lacks '{name}' ({count} epoch(s) averaged before the interruption)"
                     ))
