@@ -301,10 +301,11 @@ impl Config {
             // As `--batch` names them under this recipe, then as it named
             // them before weight averaging.
             let stems = [
-                self.train.batch_stem(&reference.name),
+                self.train.batch_stem(&reference.name, false),
                 reference.name.clone(),
             ];
-            for stem in &stems {
+            let fold_stem = self.train.batch_stem(&reference.name, true);
+            for stem in std::iter::once(&fold_stem).chain(&stems) {
                 candidates.push(crate::ensemble::ensemble_path(dir, &format!("{stem}-cv")));
             }
             match &reference.checkpoint {

@@ -61,13 +61,23 @@ pub struct EpochSummary {
     pub epoch: usize,
     pub epochs: usize,
     pub train_loss: f64,
+    /// NaN (JSON `null`) when the run holds no validation images.
+    #[serde(deserialize_with = "null_as_nan")]
     pub val_loss: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub val_balanced_accuracy: f64,
+    #[serde(deserialize_with = "null_as_nan")]
     pub val_auroc: f64,
     pub learning_rate: f64,
     pub seconds: f64,
     /// Training throughput this epoch.
     pub images_per_second: f64,
+}
+
+/// serde_json writes NaN as `null`; read it back as NaN, so that a history
+/// without validation figures survives a resume.
+fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// A heatmap for one sample and method, ready to draw.

@@ -511,3 +511,86 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     assert_eq!(meta.metrics.get("swa_epochs_averaged"), Some(&2.0));
     assert!(rep.join("report.md").exists());
 }
+
+/// `[train] fold_val_fraction = 0`: `--batch` trains the cross-validation's
+/// folds on all their non-test images under their own name
+/// (`<name>-swa<N>-val0-cv`, so an earlier run whose folds held validation
+/// images is neither reused nor refused), writes their ensemble, and keeps
+/// the single model's validation split (it calibrates on it).
+#[test]
+fn batch_trains_folds_without_validation_under_their_own_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let weights = tiny_project(root);
+    std::fs::write(
+        root.join("config.toml"),
+        format!(
+            r#"
+device = "cpu"
+[data]
+root = "{data}"
+[model]
+weights_dir = "{weights}"
+[train]
+epochs = 1
+batch_size = 8
+input_size = 32
+patience = 0
+swa_epochs = 1
+fold_val_fraction = 0.0
+[batch]
+run_name = "nv"
+folds = 2
+methods = ["gradcam"]
+screenshots = false
+explain_ensemble = false
+bootstrap_samples = 200
+models = [{{ name = "a", arch = "lite0", seed = 1 }}]
+"#,
+            data = root.join("data").display(),
+            weights = weights.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_melxai"))
+        .args(["--batch", "--json"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "batch failed: {stderr}");
+    assert!(stderr.contains("no validation images"), "{stderr}");
+    for f in 0..2 {
+        let meta =
+            melxai::model::checkpoint::read_meta(&weights.join(format!("a-swa1-val0-cv-fold{f}")))
+                .unwrap();
+        let split = meta.split.unwrap();
+        assert!(split.val.is_empty(), "fold {f}");
+        assert_eq!(split.train.len() + split.test.len(), 20, "fold {f}");
+    }
+    assert!(weights.join("a-swa1-val0-cv.ensemble.toml").exists());
+    assert!(!weights.join("a-swa1-cv-fold0.safetensors").exists());
+    let single = melxai::model::checkpoint::read_meta(&weights.join("a-swa1")).unwrap();
+    assert!(
+        !single.split.unwrap().val.is_empty(),
+        "the single model keeps validation"
+    );
+
+    let rep = root.join("reports/nv");
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(rep.join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(metrics["metrics"]["cross_validation"]["pooled"]["n"], 20);
+    let md = std::fs::read_to_string(rep.join("report.md")).unwrap();
+    assert!(!md.to_lowercase().contains("nan"), "{md}");
+    // The training record keeps the `[batch]` name and null validation figures.
+    let training: Value = serde_json::from_str(
+        &std::fs::read_to_string(rep.join("training_a-swa1-val0-cv.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(training["name"], "a-cv");
+    let epoch = &training["splits"][0]["history"][0];
+    assert!(
+        epoch["val_loss"].is_null() && epoch["train_loss"].is_number(),
+        "{epoch}"
+    );
+}

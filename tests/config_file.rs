@@ -181,6 +181,14 @@ fn out_of_range_numbers_are_rejected_with_their_key_and_range() {
             &["[train] patience", "8", "0 when swa_epochs is set"],
         ),
         (
+            "[train]\nfold_val_fraction = 0.0\n",
+            &["[train] fold_val_fraction", "above 0 when swa_epochs is 0"],
+        ),
+        (
+            "[train]\nfold_val_fraction = 1.0\n",
+            &["[train] fold_val_fraction", "[0, 1)"],
+        ),
+        (
             "[train]\ngrad_clip = -1.0\n",
             &["[train] grad_clip", ">= 0"],
         ),
@@ -418,6 +426,21 @@ fn default_checkpoint_prefers_the_train_run_then_the_batch_reference() {
             "run.safetensors",
         ],
     );
+    // Folds trained without validation images: `ref-swa10-val0-cv`, before
+    // the fold ensemble of a run with validation (the single model keeps
+    // its name: `fold_val_fraction` changes only the folds).
+    config.train.fold_val_fraction = Some(0.0);
+    preferred_in_order(
+        &config,
+        &[
+            "ref-swa10.safetensors",
+            "ref-swa10-cv.ensemble.toml",
+            "ref-swa10-val0-cv.ensemble.toml",
+            "run.safetensors",
+        ],
+    );
+    assert_eq!(config.train.batch_stem("ref", false), "ref-swa10");
+    assert_eq!(config.train.batch_stem("ref", true), "ref-swa10-val0");
     // A reference model given as a checkpoint is opened from its path.
     let given = w.join("elsewhere.safetensors");
     std::fs::write(&given, "").unwrap();

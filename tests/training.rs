@@ -335,3 +335,65 @@ fn weight_averaging_is_the_mean_of_the_last_epochs_and_resumes_exactly() {
         "{text}"
     );
 }
+
+/// `fold_val_fraction = 0` under weight averaging: every fold trains on all
+/// its non-test images, the epochs carry no validation figures (NaN, `null`
+/// in the saved history, which a resume reads back), and the checkpoint
+/// records an empty validation split.
+#[test]
+fn folds_without_validation_train_on_every_non_test_image_and_resume() {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let cache = data(dir.path());
+    let cfg = TrainConfig {
+        swa_epochs: 2,
+        folds: 3,
+        fold_val_fraction: Some(0.0),
+        ..config("nv", 2)
+    };
+    let w = dir.path().join("w");
+    // Cancelled in fold 0's second epoch: the history saved after epoch 1
+    // has no validation figures and must survive the resume.
+    let err = run(&cfg, &cache, &w, false, Some((2, 1))).unwrap_err();
+    assert!(matches!(err, melxai::Error::Cancelled), "{err}");
+    let saved = std::fs::read_to_string(w.join("nv-fold0-last-history.json")).unwrap();
+    assert!(saved.contains("\"val_loss\":null"), "{saved}");
+    let out = run(&cfg, &cache, &w, true, None).unwrap();
+    assert_eq!(out.splits.len(), 3);
+    for (f, s) in out.splits.iter().enumerate() {
+        assert!(s.val.is_empty(), "fold {f} predicted validation images");
+        assert_eq!(
+            s.history.len(),
+            2,
+            "fold {f}: history kept across the resume"
+        );
+        assert!(s
+            .history
+            .iter()
+            .all(|e| e.val_loss.is_nan() && e.train_loss.is_finite()));
+        assert_eq!(s.averaged_from, Some(1));
+        let meta = melxai::model::checkpoint::read_meta(&s.checkpoint).unwrap();
+        let split = meta.split.unwrap();
+        assert!(split.val.is_empty());
+        assert_eq!(split.train.len() + split.test.len(), 24);
+        assert_eq!(split.test.len(), s.test.len());
+        assert!(!meta.metrics.contains_key("val_loss"), "{:?}", meta.metrics);
+        assert_eq!(
+            meta.training
+                .get("fold_val_fraction")
+                .and_then(|v| v.as_float()),
+            Some(0.0)
+        );
+    }
+    let cv = out.cross_validation.expect("k-fold summary");
+    assert_eq!(cv.pooled.n, 24);
+
+    // Without weight averaging nothing could pick the best epoch.
+    let err = TrainConfig {
+        swa_epochs: 0,
+        ..cfg.clone()
+    }
+    .validate()
+    .unwrap_err();
+    assert_eq!(err.key, "fold_val_fraction");
+}

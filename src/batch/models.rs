@@ -17,8 +17,8 @@ use crate::progress::Event;
 use crate::train::{RunOutcome, SplitOutcome, TrainConfig};
 
 /// Trains `spec` with `base` (k folds when `folds >= 2`, named `<name>-cv`;
-/// its files `<name>-swa<N>[-cv]` under weight averaging, so that a finished
-/// run of the best-epoch recipe is never reused, nor refused, by name) and
+/// its files `<name>-swa<N>[-val0][-cv]` under weight averaging, so that a
+/// finished run of another recipe is never reused, nor refused, by name) and
 /// writes `training_<file name>.json`. The outcome keeps the `[batch]` name
 /// (`outcome.config.name` is the file name).
 pub(super) fn train_spec(
@@ -33,7 +33,7 @@ pub(super) fn train_spec(
         _ => format!("{stem}-cv"),
     };
     let mut cfg = base.clone();
-    cfg.name = run_name(&base.batch_stem(&spec.name));
+    cfg.name = run_name(&base.batch_stem(&spec.name, folds >= 2));
     cfg.arch = spec.arch.clone();
     cfg.seed = spec.seed;
     cfg.folds = folds;

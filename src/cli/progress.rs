@@ -59,14 +59,19 @@ impl EventSink for CliProgress {
                     .fold
                     .map(|(f, k)| format!("fold {}/{k} ", f + 1))
                     .unwrap_or_default();
+                let val = if summary.val_loss.is_nan() {
+                    "no validation images".to_string()
+                } else {
+                    format!(
+                        "val loss {:.4}  val bal.acc {:.3}  val AUROC {:.3}",
+                        summary.val_loss, summary.val_balanced_accuracy, summary.val_auroc
+                    )
+                };
                 self.line(&format!(
-                    "{fold}epoch {:>3}/{}  train loss {:.4}  val loss {:.4}  val bal.acc {:.3}  val AUROC {:.3}  lr {:.2e}  {:.1}s ({:.1} img/s)",
+                    "{fold}epoch {:>3}/{}  train loss {:.4}  {val}  lr {:.2e}  {:.1}s ({:.1} img/s)",
                     summary.epoch,
                     summary.epochs,
                     summary.train_loss,
-                    summary.val_loss,
-                    summary.val_balanced_accuracy,
-                    summary.val_auroc,
                     summary.learning_rate,
                     summary.seconds,
                     summary.images_per_second

@@ -39,9 +39,16 @@ pub struct TrainArgs {
     pub input_size: Option<i64>,
     /// Checkpoint = mean of the weights after each of the last N epochs
     /// (stochastic weight averaging; [train] swa_epochs). Turns early
-    /// stopping off; 0 = the best epoch, with early stopping as configured.
+    /// stopping off; 0 = the best epoch, with early stopping as configured
+    /// (and folds that hold validation images again when
+    /// fold_val_fraction is 0).
     #[arg(long, value_name = "N")]
     pub swa_epochs: Option<usize>,
+    /// Validation fraction inside each fold of --folds ([train]
+    /// fold_val_fraction); 0 trains each fold on all its non-test images
+    /// (needs weight averaging).
+    #[arg(long, value_name = "F")]
+    pub fold_val_fraction: Option<f64>,
     /// Mixed precision of the forward passes: fp32, bf16 or fp16 (overrides [train] precision).
     #[arg(long)]
     pub precision: Option<melxai::model::precision::Precision>,
@@ -71,6 +78,7 @@ const TRAIN_FLAGS: &[(&str, &str)] = &[
     ("name", "--name"),
     ("input_size", "--input-size"),
     ("swa_epochs", "--swa-epochs"),
+    ("fold_val_fraction", "--fold-val-fraction"),
 ];
 
 pub fn train_config(config: &Config, args: &TrainArgs) -> Result<TrainConfig> {
@@ -103,7 +111,12 @@ pub fn train_config(config: &Config, args: &TrainArgs) -> Result<TrainConfig> {
         cfg.swa_epochs = v;
         if v > 0 {
             cfg.patience = 0;
+        } else if cfg.fold_val_fraction == Some(0.0) {
+            cfg.fold_val_fraction = None;
         }
+    }
+    if let Some(v) = args.fold_val_fraction {
+        cfg.fold_val_fraction = Some(v);
     }
     if let Some(v) = args.precision {
         cfg.precision = v;

@@ -56,6 +56,13 @@ pub struct TrainConfig {
     pub test_fraction: f64,
     /// Fraction of the non-test samples used for validation.
     pub val_fraction: f64,
+    /// Validation fraction inside each fold of a k-fold run (absent = the
+    /// `val_fraction`). 0 trains every fold on all its non-test images:
+    /// under weight averaging validation picks nothing, and the fold
+    /// ensemble's temperature and operating point come from out-of-fold
+    /// predictions. Needs `swa_epochs > 0`. Absent from recipes that do not set it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fold_val_fraction: Option<f64>,
     /// k for stratified k-fold cross-validation (0 or 1 = one train/val/test split).
     pub folds: usize,
     /// Override of the input size in pixels (square); default: the architecture's.
@@ -105,6 +112,7 @@ impl Default for TrainConfig {
             seed: 42,
             test_fraction: 0.15,
             val_fraction: 0.15,
+            fold_val_fraction: None,
             folds: 0,
             input_size: None,
             pretrained: true,
@@ -139,11 +147,24 @@ impl TrainConfig {
     /// `<name>-swa<N>` under weight averaging, else `name`, so that a
     /// finished best-epoch run is never reused (nor refused) for an averaged
     /// one, or the other way round.
-    pub fn batch_stem(&self, name: &str) -> String {
-        match self.swa_epochs {
+    ///
+    /// A k-fold run (`folds = true`) whose folds hold no validation images
+    /// is `<name>-swa<N>-val0`: its folds' splits differ from a run with
+    /// validation, which the name would otherwise reuse and refuse.
+    pub fn batch_stem(&self, name: &str, folds: bool) -> String {
+        let mut stem = match self.swa_epochs {
             0 => name.to_string(),
             n => format!("{name}-swa{n}"),
+        };
+        if folds && self.fold_val_fraction() == 0.0 {
+            stem.push_str("-val0");
         }
+        stem
+    }
+
+    /// The validation fraction of a fold's non-test images.
+    pub fn fold_val_fraction(&self) -> f64 {
+        self.fold_val_fraction.unwrap_or(self.val_fraction)
     }
 
     /// Reads a `[train]` table (a checkpoint's recorded recipe; config.toml
@@ -189,6 +210,19 @@ impl TrainConfig {
         }
         check::open_fraction("test_fraction", self.test_fraction)?;
         check::open_fraction("val_fraction", self.val_fraction)?;
+        if let Some(v) = self.fold_val_fraction {
+            if !(v.is_finite() && (0.0..1.0).contains(&v)) {
+                return Err(OutOfRange::new("fold_val_fraction", v, "in [0, 1)"));
+            }
+            // Without validation images nothing can pick a best epoch.
+            if v == 0.0 && self.swa_epochs == 0 {
+                return Err(OutOfRange::new(
+                    "fold_val_fraction",
+                    v,
+                    "above 0 when swa_epochs is 0 (the best epoch is picked on the validation images)",
+                ));
+            }
+        }
         check::half_open_fraction("target_sensitivity", self.target_sensitivity)?;
         if let Some(size) = self.input_size {
             let (lo, hi) = INPUT_SIZE_RANGE;

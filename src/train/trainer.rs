@@ -219,7 +219,7 @@ pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
     let mut splits = Vec::new();
     let cross_validation = if cfg.folds >= 2 {
         for fold in 0..cfg.folds {
-            let split = fold_split(labels, cfg.folds, fold, cfg.val_fraction, cfg.seed)?;
+            let split = fold_split(labels, cfg.folds, fold, cfg.fold_val_fraction(), cfg.seed)?;
             let name = format!("{}-fold{}", cfg.name, fold);
             splits.push(train_split(
                 cfg,
@@ -360,7 +360,8 @@ fn train_split(
     split: Split,
     fold: Option<(usize, usize)>,
 ) -> Result<SplitOutcome> {
-    if split.train.is_empty() || split.val.is_empty() {
+    // Weight averaging needs no validation images (they only score the mean).
+    if split.train.is_empty() || (split.val.is_empty() && cfg.swa_epochs == 0) {
         return Err(Error::Dataset(format!(
             "split too small: {} training and {} validation images",
             split.train.len(),
@@ -752,7 +753,8 @@ fn resume_state(opt: &AdamW, average: &Option<WeightAverage>) -> Vec<(String, Te
 }
 
 /// `summary` with the validation loss, balanced accuracy and AUROC of
-/// `model` on the `rows` of the validation split.
+/// `model` on the `rows` of the validation split (left NaN when there are
+/// none: a fold trained without validation under weight averaging).
 fn validated(
     model: &Classifier,
     ctx: &TrainContext,
@@ -760,6 +762,9 @@ fn validated(
     class_weights: &[f64],
     summary: EpochSummary,
 ) -> Result<EpochSummary> {
+    if rows.is_empty() {
+        return Ok(summary);
+    }
     let val = predict_rows(model, ctx.cache, rows, 32, false)?;
     let m = metrics(&val, ctx.positive, 1.0)?;
     Ok(EpochSummary {

@@ -145,7 +145,12 @@ fn render_charts(theme: &Theme, t: &TrainingState, charts: Rect, buf: &mut Buffe
     let [left, right] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(charts);
     let pts = |f: fn(&crate::progress::EpochSummary) -> f64| -> Vec<(f64, f64)> {
-        t.history.iter().map(|e| (e.epoch as f64, f(e))).collect()
+        // NaN: a fold trained without validation images.
+        t.history
+            .iter()
+            .map(|e| (e.epoch as f64, f(e)))
+            .filter(|p| p.1.is_finite())
+            .collect()
     };
     let train_loss = pts(|e| e.train_loss);
     let val_loss = pts(|e| e.val_loss);
