@@ -32,6 +32,17 @@ fn tiny_project(root: &std::path::Path) -> std::path::PathBuf {
     weights
 }
 
+/// Writes `root/config.toml`: CPU, the tiny project's data and weights, then
+/// `sections` (`[train]`, `[batch]`, ...).
+fn write_config(root: &std::path::Path, weights: &std::path::Path, sections: &str) {
+    let head = format!(
+        "device = \"cpu\"\n[data]\nroot = \"{}\"\n[model]\nweights_dir = \"{}\"\n",
+        root.join("data").display(),
+        weights.display()
+    );
+    std::fs::write(root.join("config.toml"), head + sections).unwrap();
+}
+
 #[test]
 fn batch_writes_a_complete_report_and_reuses_finished_work() {
     let dir = tempfile::tempdir().unwrap();
@@ -438,16 +449,10 @@ fn batch_stops_on_ctrl_c_keeps_finished_work_and_exits_130() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let weights = tiny_project(root);
-    std::fs::write(
-        root.join("config.toml"),
-        format!(
-            r#"
-device = "cpu"
-[data]
-root = "{data}"
-[model]
-weights_dir = "{weights}"
-[train]
+    write_config(
+        root,
+        &weights,
+        r#"[train]
 epochs = 2
 batch_size = 8
 input_size = 32
@@ -458,13 +463,9 @@ run_name = "stopped"
 folds = 0
 methods = ["gradcam"]
 screenshots = false
-models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lite0", seed = 2 }}]
+models = [{ name = "a", arch = "lite0", seed = 1 }, { name = "b", arch = "lite0", seed = 2 }]
 "#,
-            data = root.join("data").display(),
-            weights = weights.display()
-        ),
-    )
-    .unwrap();
+    );
     let mut child = Command::new(env!("CARGO_BIN_EXE_melxai"))
         .args(["--batch", "--json"])
         .current_dir(root)
@@ -522,16 +523,10 @@ fn batch_trains_folds_without_validation_under_their_own_name() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let weights = tiny_project(root);
-    std::fs::write(
-        root.join("config.toml"),
-        format!(
-            r#"
-device = "cpu"
-[data]
-root = "{data}"
-[model]
-weights_dir = "{weights}"
-[train]
+    write_config(
+        root,
+        &weights,
+        r#"[train]
 epochs = 1
 batch_size = 8
 input_size = 32
@@ -545,13 +540,9 @@ methods = ["gradcam"]
 screenshots = false
 explain_ensemble = false
 bootstrap_samples = 200
-models = [{{ name = "a", arch = "lite0", seed = 1 }}]
+models = [{ name = "a", arch = "lite0", seed = 1 }]
 "#,
-            data = root.join("data").display(),
-            weights = weights.display()
-        ),
-    )
-    .unwrap();
+    );
     let out = Command::new(env!("CARGO_BIN_EXE_melxai"))
         .args(["--batch", "--json"])
         .current_dir(root)

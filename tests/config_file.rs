@@ -54,7 +54,10 @@ fn shipped_config_parses_into_every_section() {
     // Weight averaging, with folds trained on all their non-test images.
     assert_eq!(config.train.swa_epochs, 10);
     assert_eq!(config.train.fold_val_fraction(), 0.0);
-    assert!(config.train.val_fraction > 0.0, "single models calibrate on it");
+    assert!(
+        config.train.val_fraction > 0.0,
+        "single models calibrate on it"
+    );
     melxai::tui::KeyMap::default()
         .with_table(&config.tui.keys)
         .expect("[tui.keys]");
