@@ -32,15 +32,20 @@ fn tiny_project(root: &std::path::Path) -> std::path::PathBuf {
     weights
 }
 
-/// Writes `root/config.toml`: CPU, the tiny project's data and weights, then
-/// `sections` (`[train]`, `[batch]`, ...).
-fn write_config(root: &std::path::Path, weights: &std::path::Path, sections: &str) {
+/// A tiny project in a fresh temporary folder whose `config.toml` is CPU,
+/// its data and weights, then `sections` (`[train]`, `[batch]`, ...).
+/// Returns the folder (kept alive by the caller) and the weights folder.
+fn tiny_project_with_config(sections: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let weights = tiny_project(root);
     let head = format!(
         "device = \"cpu\"\n[data]\nroot = \"{}\"\n[model]\nweights_dir = \"{}\"\n",
         root.join("data").display(),
         weights.display()
     );
     std::fs::write(root.join("config.toml"), head + sections).unwrap();
+    (dir, weights)
 }
 
 #[test]
@@ -446,12 +451,7 @@ models = {models}
 /// them) and exits 130.
 #[test]
 fn batch_stops_on_ctrl_c_keeps_finished_work_and_exits_130() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let weights = tiny_project(root);
-    write_config(
-        root,
-        &weights,
+    let (dir, weights) = tiny_project_with_config(
         r#"[train]
 epochs = 2
 batch_size = 8
@@ -466,6 +466,7 @@ screenshots = false
 models = [{ name = "a", arch = "lite0", seed = 1 }, { name = "b", arch = "lite0", seed = 2 }]
 "#,
     );
+    let root = dir.path();
     let mut child = Command::new(env!("CARGO_BIN_EXE_melxai"))
         .args(["--batch", "--json"])
         .current_dir(root)
@@ -520,12 +521,7 @@ models = [{ name = "a", arch = "lite0", seed = 1 }, { name = "b", arch = "lite0"
 /// the single model's validation split (it calibrates on it).
 #[test]
 fn batch_trains_folds_without_validation_under_their_own_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let weights = tiny_project(root);
-    write_config(
-        root,
-        &weights,
+    let (dir, weights) = tiny_project_with_config(
         r#"[train]
 epochs = 1
 batch_size = 8
@@ -543,6 +539,7 @@ bootstrap_samples = 200
 models = [{ name = "a", arch = "lite0", seed = 1 }]
 "#,
     );
+    let root = dir.path();
     let out = Command::new(env!("CARGO_BIN_EXE_melxai"))
         .args(["--batch", "--json"])
         .current_dir(root)

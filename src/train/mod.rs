@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod optimizer;
+mod outcome;
 mod resume_point;
 pub mod schedule;
 pub mod trainer;
