@@ -298,8 +298,9 @@ impl Config {
             dir.join(format!("{name}.safetensors")),
         ];
         if let Some(reference) = self.batch.models.first() {
-            // As `--batch` names them under this recipe, then as it named
-            // them before weight averaging.
+            // As `--batch` names them under this recipe (the fold ensemble
+            // with `-val0` when its folds hold no validation images), then
+            // as it named them before weight averaging.
             let stems = [
                 self.train.batch_stem(&reference.name, false),
                 reference.name.clone(),
