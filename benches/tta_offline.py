@@ -13,7 +13,9 @@ run folders are also pooled into one ensemble (e.g. 224 px and 320 px
 repetitions). An independent re-implementation of src/repeated_cv.rs: mean
 of the repetitions' probabilities, one temperature cross-fitted on the first
 repetition's folds, ECE over 15 equal-width bins of the top-label confidence,
-AURC as the mean selective risk (`--combine logit`: the mean of logits instead), seed-to-seed |dp| between repetitions and
+AURC as the mean selective risk, the ECE a perfectly calibrated model would
+score on the ensemble's confidences and the share of such draws at or above
+the observed ECE (consistency resampling; `--combine logit`: the mean of logits instead), seed-to-seed |dp| between repetitions and
 between the ensembles of two halves that share no seed. On plain predictions it
 reproduces melxai's metrics.json `ensemble` numbers to the printed digits.
 """
@@ -126,6 +128,21 @@ def metrics(lp, lab, positive=0):
                 brier=np.mean((pp - y) ** 2), nll=nll(lp, lab), aurc=aurc)
 
 
+def ece_if_calibrated(lp, lab, draws=20000, seed=0):
+    """Consistency resampling (src/calibrate/consistency.rs, re-implemented):
+    the 15-bin ECE of outcomes drawn as Bernoulli(top-label confidence), i.e.
+    what a perfectly calibrated model scores on these confidences; returns
+    its mean and the share of draws at or above the observed ECE."""
+    conf = np.exp(lp).max(1)
+    bins = np.minimum((conf * 15).astype(int), 14)
+    onehot = (bins[:, None] == np.arange(15)[None, :]).astype(float)
+    rng = np.random.default_rng(seed)
+    correct = rng.random((draws, len(conf))) < conf[None, :]
+    ece = np.abs((correct - conf[None, :]) @ onehot).sum(1) / len(conf)
+    observed = metrics(lp, lab)["ece"]
+    return ece.mean(), (1 + np.sum(ece >= observed)) / (1 + draws)
+
+
 def evaluate(reps, combine="prob"):
     ids = sorted(reps[0][2])
     lab = np.array([reps[0][2][i] for i in ids])
@@ -140,7 +157,9 @@ def evaluate(reps, combine="prob"):
         p = np.mean([np.exp(lps[i]) for i in idx], 0)
         return cross_fit(np.log(p), lab, folds[0])
 
-    ens = metrics(ensemble(range(len(reps))), lab)
+    ens_lp = ensemble(range(len(reps)))
+    ens = metrics(ens_lp, lab)
+    ens["ece_if_calibrated"], ens["ece_p"] = ece_if_calibrated(ens_lp, lab)
     pos = [np.exp(c)[:, 0] for c in cal]
     d_single = np.mean([np.mean(abs(a - b)) for a, b in itertools.combinations(pos, 2)]) if len(reps) > 1 else np.nan
     # Halves that share no seed (a seed at several input sizes stays in one),

@@ -406,7 +406,7 @@ impl Default for BootstrapOptions {
 
 /// Linear-interpolated quantile of sorted data (NumPy's default method).
 /// `q` in [0, 1]; `sorted` must be non-empty.
-fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
+pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
     let Some(&last) = sorted.last() else {
         return f64::NAN;
     };

@@ -35,6 +35,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::calibrate::scaling as cal;
+use crate::calibrate::{ece_consistency, EceConsistency};
 use crate::ensemble::combine::{log_mean_probabilities_f64, log_softmax};
 use crate::error::{Error, Result};
 use crate::eval::EvalRow;
@@ -125,6 +126,9 @@ pub struct EnsembleEvaluation {
     /// After the cross-fitted temperature (the numbers reported).
     pub calibrated: MetricSet,
     pub intervals: MetricIntervals,
+    /// The calibrated ECE next to what perfectly calibrated outcomes score on
+    /// the same confidences (`opts.bootstrap` resamples).
+    pub ece_if_calibrated: EceConsistency,
     /// Per fold of the first repetition: the temperature applied to it.
     pub temperatures: Vec<f64>,
     pub risk_coverage: RiskCoverage,
@@ -485,7 +489,7 @@ pub fn evaluate(reps: &[Repetition], opts: &RepeatedCvOptions) -> Result<Repeate
     let ens_probs: Vec<Vec<f64>> = ens
         .log_probs
         .iter()
-        .map(|r| r.iter().map(|v| v.exp()).collect())
+        .map(|r| r.iter().map(|v| v.exp().clamp(0.0, 1.0)).collect())
         .collect();
     let (confidence, correct) = cal::confidences_and_correct(&ens_probs, &labels)
         .map_err(|e| Error::Other(format!("evaluation: {e}")))?;
@@ -511,6 +515,8 @@ pub fn evaluate(reps: &[Repetition], opts: &RepeatedCvOptions) -> Result<Repeate
             metric_set(&pick(&ens.log_probs, idx), &pick(&labels, idx), positive).ok()
         })?,
         calibrated: calibrated_set,
+        ece_if_calibrated: ece_consistency(&confidence, &correct, ECE_BINS, &opts.bootstrap)
+            .map_err(|e| Error::Other(format!("ECE consistency: {e}")))?,
         temperatures: ens.temperatures.clone(),
         risk_coverage: risk_coverage(&confidence, &correct)
             .map_err(|e| Error::Other(format!("risk-coverage: {e}")))?,

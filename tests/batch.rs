@@ -149,6 +149,18 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     }
     let ci = e["auroc_ci"].as_array().unwrap();
     assert!(ci[0].as_f64().unwrap() <= ci[1].as_f64().unwrap());
+    // The ECE perfectly calibrated outcomes reach on the same confidences.
+    let floor = &e["ece_if_calibrated"];
+    assert_eq!(floor["observed"], e["ece"]);
+    let expected = floor["expected"].as_f64().unwrap();
+    assert!(expected > 0.0 && expected < 0.5, "{floor}");
+    assert!(floor["low"].as_f64().unwrap() <= floor["high"].as_f64().unwrap());
+    let p = floor["p_value"].as_f64().unwrap();
+    assert!(p > 0.0 && p <= 1.0, "{floor}");
+    assert!(md.contains("a perfectly calibrated ensemble with the same confidences would score"));
+    let after = &metrics["metrics"]["model:a"]["calibration"]["results"][0]["after_ci"];
+    assert!(after["ece_if_calibrated"]["expected"].as_f64().unwrap() > 0.0);
+    assert!(md.contains("(perfectly calibrated: "), "{md}");
     // Seed 1 at both sizes against seed 2 at both sizes.
     let halves = e["seed_abs_diff"].as_f64().expect("two halves of two");
     assert!((0.0..1.0).contains(&halves), "{halves}");

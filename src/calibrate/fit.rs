@@ -79,6 +79,27 @@ pub fn before_after(
     })
 }
 
+impl BeforeAfter {
+    /// One side's report as JSON (`after`: scaled), with the ECE perfectly
+    /// calibrated outcomes would score under `ece_if_calibrated`: what the
+    /// TUI's calibration pane reads.
+    pub fn side_json(&self, after: bool) -> Result<serde_json::Value> {
+        let (report, ci) = if after {
+            (&self.after, &self.after_ci)
+        } else {
+            (&self.before, &self.before_ci)
+        };
+        let mut v = serde_json::to_value(report).map_err(err)?;
+        if let Some(o) = v.as_object_mut() {
+            o.insert(
+                "ece_if_calibrated".into(),
+                serde_json::to_value(ci.ece_if_calibrated).map_err(err)?,
+            );
+        }
+        Ok(v)
+    }
+}
+
 /// Single split: fit on `val`, report on `test` (and on `val`, marked in-sample).
 pub fn fit_split(
     val: &[&EvalRow],

@@ -707,6 +707,9 @@ pub struct CalibrationBootstrap {
     pub brier: Interval,
     /// Mean NLL.
     pub nll: Interval,
+    /// The equal-width ECE that perfectly calibrated outcomes reach on these
+    /// confidences, and how often they reach the observed one.
+    pub ece_if_calibrated: super::consistency::EceConsistency,
     /// Number of samples.
     pub n: usize,
     /// Present when `n < SMALL_SAMPLE_THRESHOLD`.
@@ -718,7 +721,8 @@ pub struct CalibrationBootstrap {
 /// per resample, so the intervals reflect test-set sampling noise only).
 ///
 /// All three statistics use the same seed and never produce NaN, so they are
-/// computed on the same (paired) resamples.
+/// computed on the same (paired) resamples. `ece_if_calibrated` draws
+/// `opts.n_resamples` perfectly calibrated outcomes with the same seed.
 ///
 /// Errors as [`calibration_report`] and [`bootstrap_statistic`].
 pub fn calibration_bootstrap(
@@ -762,6 +766,12 @@ pub fn calibration_bootstrap(
         ece: ece_ci,
         brier: mean_ci(&pos_sq_err)?,
         nll: mean_ci(&ps.nll)?,
+        ece_if_calibrated: super::consistency::ece_consistency(
+            &ps.conf,
+            &ps.correct,
+            config.n_bins,
+            opts,
+        )?,
         n,
         small_sample_warning: small_sample_warning(n, config.n_bins),
     })

@@ -143,6 +143,18 @@ fn print_outcome(o: &CalibrationOutcome) {
         row("ECE (15 bins)", |c| c.ece, |c| &c.ece);
         row("Brier", |c| c.brier, |c| &c.brier);
         row("NLL", |c| c.nll, |c| &c.nll);
+        let (b, a) = (
+            &r.before_ci.ece_if_calibrated,
+            &r.after_ci.ece_if_calibrated,
+        );
+        println!(
+            "  {:<14} {:>7.4} [{:.3}, {:.3}] {:>7.4} [{:.3}, {:.3}]",
+            "ECE if calib.", b.expected, b.low, b.high, a.expected, a.low, a.high
+        );
+        println!(
+            "  {:<14} {:>7.2} {:>22.2}",
+            "  p (ECE)", b.p_value, a.p_value
+        );
         println!(
             "  {:<14} {:>7.4} {:>22.4}",
             "adaptive ECE", r.before.adaptive_ece, r.after.adaptive_ece

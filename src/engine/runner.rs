@@ -314,13 +314,12 @@ impl PipelineRunner {
             m.meta.temperature = outcome.fit.temperature;
         }
         let shown = &outcome.results[0];
-        let json = |r| serde_json::to_value(r).map_err(|e| Error::Other(e.to_string()));
         ctx.sink.send(Event::Calibration {
             job: ctx.job,
             model: p.name,
             temperature: outcome.fit.temperature,
-            before: json(&shown.before)?,
-            after: json(&shown.after)?,
+            before: shown.side_json(false)?,
+            after: shown.side_json(true)?,
         });
         Ok(format!(
             "temperature {:.3} fitted on {} validation images; {}: ECE {:.3} -> {:.3}",

@@ -99,15 +99,18 @@ fn steps_section(md: &mut String, steps: &[StepRecord]) {
     }
 }
 
-/// "ECE a → b, Brier a → b, NLL a → b" of the first evaluation of `c`.
+/// "ECE a → b (perfectly calibrated: e, p = …), Brier a → b, NLL a → b" of
+/// the first evaluation of `c`.
 fn calibration_change(c: &CalibrationOutcome) -> String {
     let Some(r) = c.results.first() else {
         return "no evaluation".into();
     };
     format!(
-        "ECE {} → {}, Brier {} → {}, NLL {} → {}",
+        "ECE {} → {} (perfectly calibrated: {}, p = {:.2}), Brier {} → {}, NLL {} → {}",
         num(r.before.ece),
         num(r.after.ece),
+        num(r.after_ci.ece_if_calibrated.expected),
+        r.after_ci.ece_if_calibrated.p_value,
         num(r.before.brier),
         num(r.after.brier),
         num(r.before.nll),
@@ -266,6 +269,24 @@ fn ensemble_section(md: &mut String, e: &EnsembleReport) {
              the \"without TTA\" rows are the same models' plain predictions, evaluated the same way."
         );
     }
+    let c = &e.ece_if_calibrated;
+    let _ = writeln!(
+        md,
+        "\nECE is biased upwards on few images: a perfectly calibrated ensemble with the same confidences would score {} \
+         ({} % of {} draws in {}); {} % of those draws reach the observed {} (p = {}: {}).",
+        num(c.expected),
+        (c.level * 100.0).round(),
+        c.resamples,
+        range([c.low, c.high]),
+        (c.p_value * 100.0).round(),
+        num(c.observed),
+        format_args!("{:.2}", c.p_value),
+        if c.p_value < 0.05 {
+            "miscalibration beyond sampling noise"
+        } else {
+            "not distinguishable from perfect calibration at this sample size"
+        }
+    );
     let opt = |v: Option<f64>, need: &str| v.map_or(format!("— (needs {need})"), num);
     let _ = writeln!(
         md,

@@ -138,6 +138,9 @@ pub struct EnsembleReport {
     /// 15 equal-width bins.
     pub ece: f64,
     pub ece_ci: [f64; 2],
+    /// What perfectly calibrated outcomes score on the same confidences:
+    /// ECE on 170 images is biased upwards, this is its floor here.
+    pub ece_if_calibrated: crate::calibrate::EceConsistency,
     pub brier: f64,
     pub brier_ci: [f64; 2],
     pub nll: f64,
@@ -241,6 +244,7 @@ impl EnsembleReport {
             balanced_accuracy_ci: ci(&iv.balanced_accuracy),
             ece: m.ece,
             ece_ci: ci(&iv.ece),
+            ece_if_calibrated: e.ece_if_calibrated,
             brier: m.brier,
             brier_ci: ci(&iv.brier),
             nll: m.nll,

@@ -139,13 +139,12 @@ fn replay_predictions(state: &mut AppState, results: &RunResults) {
         rows,
     });
     if let Some(shown) = calibration.results.first() {
-        let json = |v| serde_json::to_value(v).unwrap_or_default();
         state.apply_event(Event::Calibration {
             job: 3,
             model,
             temperature: calibration.fit.temperature,
-            before: json(&shown.before),
-            after: json(&shown.after),
+            before: shown.side_json(false).unwrap_or_default(),
+            after: shown.side_json(true).unwrap_or_default(),
         });
     }
 }

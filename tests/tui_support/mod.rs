@@ -128,8 +128,10 @@ pub fn evaluation_events() -> Vec<Event> {
             job: 3,
             model: "lite0-run1".into(),
             temperature: 1.734,
-            before: json!({"ece": 0.121, "adaptive_ece": 0.118, "mce": 0.31, "brier": 0.182, "nll": 0.55, "bins": bins(0.15)}),
-            after: json!({"ece": 0.043, "adaptive_ece": 0.05, "mce": 0.12, "brier": 0.161, "nll": 0.47, "bins": bins(0.03)}),
+            before: json!({"ece": 0.121, "adaptive_ece": 0.118, "mce": 0.31, "brier": 0.182, "nll": 0.55, "bins": bins(0.15),
+                "ece_if_calibrated": {"expected": 0.094, "p_value": 0.31}}),
+            after: json!({"ece": 0.043, "adaptive_ece": 0.05, "mce": 0.12, "brier": 0.161, "nll": 0.47, "bins": bins(0.03),
+                "ece_if_calibrated": {"expected": 0.088, "p_value": 0.83}}),
         },
     ]
 }

@@ -180,9 +180,17 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             )),
         ])
     };
+    // Reference numbers: lower is not better, so no highlight.
+    let plain_row = |name: &str, b: Option<f64>, a: Option<f64>| {
+        Row::new(
+            [name.to_string(), fmt3(b), fmt3(a)].map(|t| Cell::from(Span::styled(t, theme.text))),
+        )
+    };
     let (b, a) = (&cal.before, &cal.after);
     let rows = vec![
         row("ECE", b.ece, a.ece),
+        plain_row("ECE if ideal", b.ece_if_calibrated, a.ece_if_calibrated),
+        plain_row("  p (ECE)", b.ece_p_value, a.ece_p_value),
         row("adaptive ECE", b.adaptive_ece, a.adaptive_ece),
         row("MCE", b.mce, a.mce),
         row("Brier", b.brier, a.brier),

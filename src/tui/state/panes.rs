@@ -79,6 +79,10 @@ pub struct CalibrationMetrics {
     pub mce: Option<f64>,
     pub brier: Option<f64>,
     pub nll: Option<f64>,
+    /// Mean ECE of perfectly calibrated outcomes on the same confidences
+    /// (the small-sample floor) and the p-value of the observed ECE.
+    pub ece_if_calibrated: Option<f64>,
+    pub ece_p_value: Option<f64>,
     pub bins: Vec<ReliabilityBin>,
 }
 
@@ -107,6 +111,12 @@ impl CalibrationMetrics {
             mce: num("mce"),
             brier: num("brier"),
             nll: num("nll"),
+            ece_if_calibrated: v
+                .pointer("/ece_if_calibrated/expected")
+                .and_then(Value::as_f64),
+            ece_p_value: v
+                .pointer("/ece_if_calibrated/p_value")
+                .and_then(Value::as_f64),
             bins,
         }
     }
