@@ -673,3 +673,56 @@ fn eval_json_with_an_ensemble_carries_uncertainty_and_decisions() {
         assert_eq!(r["decision"], want, "{r}");
     }
 }
+
+#[test]
+fn heavy_models_are_evaluated_in_small_chunks_so_cancel_is_prompt() {
+    use melxai::ensemble::tta::TtaSetting;
+    use melxai::jobs::evaluate::{chunk_size, evaluate, EvaluateJob, EVAL_BATCH_SIZE};
+    use melxai::jobs::JobContext;
+    use melxai::progress::{CancelToken, Event};
+
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let stems = three_members(dir.path());
+    let path = write_ensemble(dir.path(), "e", &stems, MeanLogits, 1.0, "test").unwrap();
+    let mut ensemble = Model::load(&path, Device::Cpu).unwrap();
+    let mut single = Model::load(&stems[0], Device::Cpu).unwrap();
+    // Forward passes per image: 1, 8, 3 and 24.
+    assert_eq!(chunk_size(&single, Device::Cpu), EVAL_BATCH_SIZE);
+    assert_eq!(chunk_size(&ensemble, Device::Cpu), EVAL_BATCH_SIZE / 3);
+    single.set_tta(TtaSetting::On);
+    ensemble.set_tta(TtaSetting::On);
+    assert_eq!(chunk_size(&single, Device::Cpu), 4);
+    assert_eq!(chunk_size(&ensemble, Device::Cpu), 4);
+    assert_eq!(chunk_size(&ensemble, Device::Cuda(0)), EVAL_BATCH_SIZE);
+
+    common::dataset::make(&dir.path().join("data"), 12, 40);
+    let scan = melxai::data::scan::scan(&dir.path().join("data"), true).unwrap();
+    let cache = melxai::data::cache::ImageCache::build(&scan.samples, [SIDE, SIDE]).unwrap();
+    let rows: Vec<usize> = (0..cache.ids.len()).collect();
+    let config = melxai::config::Config::default();
+    let cancel = CancelToken::new();
+    // Cancel when the first chunk reports: the job stops at the next check.
+    let mut reported = Vec::new();
+    let mut sink = |e: Event| {
+        if let Event::Progress { done, .. } = e {
+            reported.push(done);
+            cancel.cancel();
+        }
+    };
+    let mut ctx = JobContext {
+        config: &config,
+        device: Device::Cpu,
+        sink: &mut sink,
+        cancel: &cancel,
+        job: 0,
+    };
+    let job = EvaluateJob {
+        model: &ensemble,
+        cache: &cache,
+        rows: &rows,
+    };
+    let err = evaluate(&mut ctx, job).unwrap_err();
+    assert!(matches!(err, melxai::Error::Cancelled), "{err}");
+    assert_eq!(reported, [4], "24 images, 4 before the cancel");
+}
