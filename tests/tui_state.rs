@@ -538,3 +538,45 @@ fn triage_round_trip_toml_and_json() {
     std::fs::write(dir.path().join("bad.toml"), "samples = 3").unwrap();
     assert!(triage::load(&dir.path().join("bad.toml")).is_err());
 }
+
+#[test]
+fn results_of_an_ensemble_keep_its_manifest_as_the_checkpoint() {
+    let mut s = fresh();
+    s.set_weights_dir(PathBuf::from("weights"));
+    let manifest = PathBuf::from("weights/e-cv.ensemble.toml");
+    s.set_checkpoint(manifest.clone());
+    assert_eq!(s.model(), Some("e-cv"));
+    // Predictions name the model, not the file: `r` and `e` must still use
+    // the manifest, not a `weights/e-cv` checkpoint that does not exist.
+    s.apply_event(Event::Predictions {
+        job: 1,
+        model: "e-cv".into(),
+        rows: Vec::new(),
+    });
+    assert_eq!(s.checkpoint(), Some(manifest.as_path()));
+    assert_eq!(
+        s.update(Action::Evaluate),
+        [
+            Request::Evaluate {
+                checkpoint: manifest.clone()
+            },
+            Request::Calibrate {
+                checkpoint: manifest
+            }
+        ]
+    );
+    // Another model's results move to it.
+    s.apply_event(Event::Finished {
+        job: 1,
+        summary: String::new(),
+    });
+    s.apply_event(Event::Predictions {
+        job: 2,
+        model: "lite0-new".into(),
+        rows: Vec::new(),
+    });
+    assert_eq!(
+        s.checkpoint(),
+        Some(PathBuf::from("weights/lite0-new").as_path())
+    );
+}

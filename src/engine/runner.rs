@@ -290,27 +290,50 @@ impl PipelineRunner {
         ))
     }
 
+    /// Fits the temperature: for the fold ensemble of a cross-validation,
+    /// cross-fitted on its members' out-of-fold predictions as at training
+    /// (its recorded split holds no image every member left out); otherwise
+    /// on the checkpoint's validation split, reported on its test split.
     fn calibrate(&mut self, ctx: &mut JobContext, path: &Path) -> Result<String> {
         let p = self.predict_all(ctx, path)?;
         let positive = self.positive(ctx)?;
+        let key = checkpoint::tensors_path(path);
+        let folds = self
+            .models
+            .get(&key)
+            .and_then(|m| m.out_of_fold_rows(&p.rows));
         let pick = |part: &str| -> Vec<&EvalRow> {
             p.rows
                 .iter()
                 .filter(|r| p.split_of.get(&r.id).map(String::as_str) == Some(part))
                 .collect()
         };
-        let outcome = calibrate(
-            ctx,
-            CalibrateJob {
-                data: CalibrationData::Split {
+        let (data, store_in) = match &folds {
+            Some(folds) => (CalibrationData::CrossValidated { folds }, Vec::new()),
+            None => (
+                CalibrationData::Split {
                     val: pick("val"),
                     test: pick("test"),
                 },
+                vec![path.to_path_buf()],
+            ),
+        };
+        let outcome = calibrate(
+            ctx,
+            CalibrateJob {
+                data,
                 positive,
-                store_in: vec![path.to_path_buf()],
+                store_in,
             },
         )?;
-        if let Some(m) = self.models.get_mut(&checkpoint::tensors_path(path)) {
+        if folds.is_some() {
+            crate::ensemble::manifest::store_temperature(
+                path,
+                outcome.fit.temperature,
+                &format!("out_of_fold ({} images, pooled)", outcome.fitted_n),
+            )?;
+        }
+        if let Some(m) = self.models.get_mut(&key) {
             m.meta.temperature = outcome.fit.temperature;
         }
         let shown = &outcome.results[0];
@@ -322,10 +345,15 @@ impl PipelineRunner {
             after: shown.side_json(true)?,
         });
         Ok(format!(
-            "temperature {:.3} fitted on {} validation images; {}: ECE {:.3} -> {:.3}",
+            "temperature {:.3} fitted on {} {} predictions; {}: ECE {:.3} -> {:.3}",
             outcome.fit.temperature,
             outcome.fitted_n,
-            shown.evaluated_on,
+            match outcome.fitted_on.as_str() {
+                "val" => "validation",
+                "out_of_fold" => "out-of-fold",
+                other => other,
+            },
+            shown.evaluated_on.replace('_', "-"),
             shown.before.ece,
             shown.after.ece
         ))

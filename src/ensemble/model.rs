@@ -76,6 +76,47 @@ impl Model {
         self.tta = setting.for_model(self.fitted_with_tta());
     }
 
+    /// For an ensemble of the k fold models of one cross-validation (every
+    /// member records a non-empty test split and no image is held out by two
+    /// of them): per member, its held-out rows of `rows` with that member's
+    /// own logits. These are the out-of-fold predictions the ensemble's
+    /// temperature is fitted on; the ensemble's combined output on them is
+    /// not out of fold (the other members trained on those images). `rows`
+    /// must carry the members' logits (an ensemble's evaluation does).
+    /// `None` for one network or any other ensemble.
+    pub fn out_of_fold_rows(
+        &self,
+        rows: &[crate::eval::EvalRow],
+    ) -> Option<Vec<Vec<crate::eval::EvalRow>>> {
+        if !self.is_ensemble() {
+            return None;
+        }
+        let mut held_out_by = std::collections::HashMap::new();
+        for (j, m) in self.members.iter().enumerate() {
+            let test = &m.meta.split.as_ref()?.test;
+            if test.is_empty() {
+                return None;
+            }
+            for id in test {
+                if held_out_by.insert(id.as_str(), j).is_some() {
+                    return None;
+                }
+            }
+        }
+        let mut folds = vec![Vec::new(); self.members.len()];
+        for r in rows {
+            if let Some(&j) = held_out_by.get(r.id.as_str()) {
+                folds[j].push(crate::eval::EvalRow {
+                    id: r.id.clone(),
+                    label: r.label,
+                    logits: r.members.get(j)?.clone(),
+                    members: Vec::new(),
+                });
+            }
+        }
+        folds.iter().all(|f| !f.is_empty()).then_some(folds)
+    }
+
     pub fn is_ensemble(&self) -> bool {
         self.manifest.is_some()
     }

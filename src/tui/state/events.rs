@@ -185,6 +185,16 @@ impl AppState {
             return;
         }
         self.model = Some(model.to_string());
+        // Results name the model, not its file: an ensemble's name is its
+        // manifest's without `.ensemble.toml`, so keep the checkpoint that
+        // already is this model rather than guessing a file that may not exist.
+        if self
+            .checkpoint
+            .as_deref()
+            .is_some_and(|c| checkpoint_name(c) == model)
+        {
+            return;
+        }
         let path = Path::new(model);
         self.checkpoint = Some(
             if path.components().count() > 1 || path.extension().is_some() {

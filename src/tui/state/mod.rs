@@ -151,10 +151,7 @@ impl AppState {
 
     /// Sets the checkpoint used by explain/evaluate (e.g. the newest one on disk at start).
     pub fn set_checkpoint(&mut self, path: PathBuf) {
-        self.model = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .or(self.model.take());
+        self.model = Some(checkpoint_name(&path));
         self.checkpoint = Some(path);
     }
 
@@ -451,4 +448,20 @@ impl AppState {
     pub fn tick_count(&self) -> u64 {
         self.tick
     }
+}
+
+/// The model name a checkpoint path stands for: `x` for `dir/x`,
+/// `dir/x.safetensors`, `dir/x.toml` and `dir/x.ensemble.toml`.
+pub(crate) fn checkpoint_name(path: &Path) -> String {
+    if let Some(name) = crate::ensemble::manifest::name_of(path) {
+        return name;
+    }
+    let file = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
+    file.strip_suffix(".safetensors")
+        .or_else(|| file.strip_suffix(".toml"))
+        .unwrap_or(file)
+        .to_string()
 }

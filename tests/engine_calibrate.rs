@@ -1,0 +1,87 @@
+//! The pipeline runner's calibrate request (the TUI's `r`) on the fold
+//! ensemble of a cross-validation: its recorded split holds no image every
+//! member left out, so the temperature is cross-fitted on the members'
+//! out-of-fold predictions, as at training, and stored in the manifest.
+
+mod common;
+
+use melxai::config::Config;
+use melxai::engine::runner::PipelineRunner;
+use melxai::engine::{JobRunner, Request};
+use melxai::progress::{CancelToken, Event};
+
+#[test]
+fn calibrating_a_fold_ensemble_refits_on_its_out_of_fold_predictions() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    common::dataset::make(&root.join("data"), 10, 40);
+    let weights = root.join("weights");
+    std::fs::create_dir_all(&weights).unwrap();
+    let f = "efficientnet-lite0-imagenet.safetensors";
+    std::os::unix::fs::symlink(common::weights_dir().join(f), weights.join(f)).unwrap();
+    let config_path = root.join("config.toml");
+    std::fs::write(
+        &config_path,
+        format!(
+            "device = \"cpu\"\n[data]\nroot = \"{}\"\n[model]\nweights_dir = \"{}\"\n\
+             [train]\nname = \"e\"\nepochs = 1\nbatch_size = 8\ninput_size = 32\npatience = 0\n\
+             folds = 2\ntta = false\n[predict]\ntta = false\n",
+            root.join("data").display(),
+            weights.display()
+        ),
+    )
+    .unwrap();
+    let config = Config::load(&config_path, true).unwrap();
+    let mut runner = PipelineRunner::new(config);
+    let cancel = CancelToken::new();
+    let mut events = Vec::new();
+    let train = Request::Train {
+        name: None,
+        epochs: None,
+        excluded: Vec::new(),
+    };
+    runner
+        .run(1, train, &mut |e| events.push(e), &cancel)
+        .unwrap();
+    let manifest_path = weights.join("e.ensemble.toml");
+    let trained = melxai::ensemble::manifest::read(&manifest_path).unwrap();
+    assert_eq!(
+        trained.temperature_fitted_on,
+        "out_of_fold (20 images, pooled)"
+    );
+
+    // Forget the fitted temperature: calibrating must find it again.
+    melxai::ensemble::manifest::store_temperature(&manifest_path, 1.0, "nothing").unwrap();
+    events.clear();
+    let calibrate = Request::Calibrate {
+        checkpoint: manifest_path.clone(),
+    };
+    let summary = runner
+        .run(2, calibrate, &mut |e| events.push(e), &cancel)
+        .unwrap();
+    assert!(
+        summary.contains("fitted on 20 out-of-fold predictions"),
+        "{summary}"
+    );
+    let refit = melxai::ensemble::manifest::read(&manifest_path).unwrap();
+    assert_eq!(
+        refit.temperature_fitted_on,
+        "out_of_fold (20 images, pooled)"
+    );
+    // Same members, same images, no TTA: the same fit up to batch numerics.
+    assert!(
+        (refit.temperature - trained.temperature).abs() < 1e-4 * trained.temperature,
+        "{} vs {}",
+        refit.temperature,
+        trained.temperature
+    );
+    let after = events
+        .iter()
+        .find_map(|e| match e {
+            Event::Calibration { after, .. } => Some(after.clone()),
+            _ => None,
+        })
+        .expect("a Calibration event");
+    assert!(after["ece_if_calibrated"]["expected"].as_f64().unwrap() > 0.0);
+    assert_eq!(after["n"], 20);
+}
