@@ -1,7 +1,8 @@
 //! The pipeline runner's calibrate request (the TUI's `r`) on the fold
 //! ensemble of a cross-validation: its recorded split holds no image every
 //! member left out, so the temperature is cross-fitted on the members'
-//! out-of-fold predictions, as at training, and stored in the manifest.
+//! out-of-fold predictions, as at training, and stored in the manifest;
+//! evaluating and then calibrating predicts once.
 
 mod common;
 
@@ -84,4 +85,50 @@ fn calibrating_a_fold_ensemble_refits_on_its_out_of_fold_predictions() {
         .expect("a Calibration event");
     assert!(after["ece_if_calibrated"]["expected"].as_f64().unwrap() > 0.0);
     assert_eq!(after["n"], 20);
+
+    // `r` = evaluate, then calibrate: the second predicts nothing again.
+    // The calibration above rewrote the manifest, so evaluating predicts anew.
+    let predicted = |events: &[Event]| {
+        events
+            .iter()
+            .filter(
+                |e| matches!(e, Event::Progress { stage, .. } if stage.starts_with("predicting")),
+            )
+            .count()
+    };
+    events.clear();
+    let evaluate = Request::Evaluate {
+        checkpoint: manifest_path.clone(),
+    };
+    runner
+        .run(3, evaluate, &mut |e| events.push(e), &cancel)
+        .unwrap();
+    assert!(
+        predicted(&events) > 0,
+        "evaluating after a calibration predicts"
+    );
+    events.clear();
+    let calibrate = Request::Calibrate {
+        checkpoint: manifest_path.clone(),
+    };
+    runner
+        .run(4, calibrate, &mut |e| events.push(e), &cancel)
+        .unwrap();
+    assert_eq!(
+        predicted(&events),
+        0,
+        "the evaluation's predictions are reused"
+    );
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::Calibration { .. })));
+    // The manifest changed again: nothing stale is served.
+    events.clear();
+    let evaluate = Request::Evaluate {
+        checkpoint: manifest_path,
+    };
+    runner
+        .run(5, evaluate, &mut |e| events.push(e), &cancel)
+        .unwrap();
+    assert!(predicted(&events) > 0);
 }
