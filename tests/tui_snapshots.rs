@@ -366,3 +366,30 @@ fn overlay_blends_heatmap_over_photo() {
         .iter()
         .any(|r| r.key.kind == ImageKind::Heatmap("gradcam".into())));
 }
+
+#[test]
+fn risk_coverage_leaves_out_images_the_model_trained_on() {
+    let mut s = fresh();
+    for ev in evaluation_events() {
+        s.apply_event(ev);
+    }
+    let text = pane(&s, Pane::Calibration, 100, 40);
+    assert!(text.contains("risk–coverage · AURC"), "{text}");
+    assert!(text.contains("n 6"), "{text}");
+    // The same predictions, every image a training image (a fold ensemble's
+    // members trained on nearly all): no in-sample curve.
+    let rows = predictions()
+        .into_iter()
+        .map(|mut p| {
+            p.split = "train".into();
+            p
+        })
+        .collect();
+    s.apply_event(melxai::progress::Event::Predictions {
+        job: 4,
+        model: "lite0-run1".into(),
+        rows,
+    });
+    let text = pane(&s, Pane::Calibration, 100, 40);
+    assert!(!text.contains("risk–coverage"), "{text}");
+}

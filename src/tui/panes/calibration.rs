@@ -30,13 +30,17 @@ use crate::tui::theme::{Theme, ThemeKind};
 /// Rows the diagram area needs before the risk–coverage chart gets half.
 const RISK_COVERAGE_MIN_HEIGHT: u16 = 16;
 
-/// The risk–coverage curve of the images with a prediction (confidence =
-/// calibrated top-label probability), or `None` without predictions.
+/// The risk–coverage curve of the images predicted by a model that did not
+/// train on them (confidence = calibrated top-label probability), or `None`
+/// without such predictions. Training images would make the curve and its
+/// AURC in-sample: a fold ensemble's members trained on nearly every image,
+/// and its 170 "predictions" scored AURC 0.002 against 0.044 out of fold.
 fn predicted_risk_coverage(state: &AppState) -> Option<RiskCoverage> {
     let (confidence, correct): (Vec<f64>, Vec<bool>) = state
         .rows()
         .iter()
         .filter_map(|r| r.prediction.as_ref())
+        .filter(|p| p.split != "train")
         .map(|p| (p.probability.max(1.0 - p.probability), p.correct()))
         .unzip();
     risk_coverage(&confidence, &correct).ok()
