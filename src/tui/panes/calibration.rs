@@ -1,8 +1,8 @@
 //! Calibration before and after temperature scaling: the scalar metrics
 //! (ECE, adaptive ECE, MCE, Brier, NLL) and a reliability view, so one can
 //! see whether the probabilities shown in the list can be taken at face value;
-//! below it, when there is room, the risk–coverage curve of the predicted
-//! images and its AURC (how well the model's confidence ranks its own errors:
+//! below it, when there is room, the risk–coverage curve of the held-out
+//! predicted images and its AURC (how well the model's confidence ranks its own errors:
 //! what error rate remains when the least certain cases are referred).
 //!
 //! The reliability view is a bar per confidence bin with its sample count,
