@@ -726,3 +726,25 @@ fn heavy_models_are_evaluated_in_small_chunks_so_cancel_is_prompt() {
     assert!(matches!(err, melxai::Error::Cancelled), "{err}");
     assert_eq!(reported, [4], "24 images, 4 before the cancel");
 }
+
+#[test]
+fn explaining_an_ensemble_stops_between_members_when_cancelled() {
+    use melxai::ensemble::explain::explain_with_agreement;
+    use melxai::explain::{ExplainConfig, Method};
+    use melxai::progress::CancelToken;
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let stems = three_members(dir.path());
+    let path = write_ensemble(dir.path(), "e", &stems, MeanLogits, 1.0, "").unwrap();
+    let m = Model::load(&path, Device::Cpu).unwrap();
+    let x = input().squeeze_dim(0);
+    let cfg = ExplainConfig::default();
+    let token = CancelToken::new();
+    let (e, agreement) =
+        explain_with_agreement(&m, &x, Method::GradCam, &cfg, Some(&token)).unwrap();
+    assert_eq!(e.method, Method::GradCam);
+    assert!(agreement.is_some());
+    token.cancel();
+    let err = explain_with_agreement(&m, &x, Method::GradCam, &cfg, Some(&token)).unwrap_err();
+    assert!(matches!(err, melxai::Error::Cancelled), "{err}");
+}

@@ -140,7 +140,7 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
         let rgb = tensor_to_rgb(&denormalise(&x, &model.meta.normalisation))?;
         for &method in &methods {
             // An ensemble: the combined map, and how far its members' maps agree.
-            let (e, agreement) = explain_with_agreement(&model, &x, method, &cfg)
+            let (e, agreement) = explain_with_agreement(&model, &x, method, &cfg, None)
                 .with_context(|| format!("{} on {}", method.label(), input.display()))?;
             let files = output::write(&e, &rgb, &args.out, stem)?;
             let faith = if args.faithfulness {

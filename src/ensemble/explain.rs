@@ -33,6 +33,7 @@ use crate::error::{Error, Result};
 use crate::explain::integrated_gradients::{self, Integration};
 use crate::explain::split::MemberAgreement;
 use crate::explain::{explain, heatmap, ExplainConfig, Explanation, Method};
+use crate::progress::CancelToken;
 
 /// Explains `input` `(3,H,W)` (normalised) under `model` with `method`;
 /// for one checkpoint this is [`crate::explain::explain`]. TTA does not
@@ -58,6 +59,21 @@ pub fn member_explanations(
     method: Method,
     cfg: &ExplainConfig,
 ) -> Result<(Option<Explanation>, Vec<Explanation>)> {
+    member_explanations_cancellable(model, input, method, cfg, None)
+}
+
+/// [`member_explanations`], checking `cancel` before each member's map and
+/// before the combined one: one method on an ensemble of five is six
+/// explanations (seconds each on a CPU), and quitting waits for the one in
+/// flight, not for all of them.
+pub fn member_explanations_cancellable(
+    model: &Model,
+    input: &Tensor,
+    method: Method,
+    cfg: &ExplainConfig,
+    cancel: Option<&CancelToken>,
+) -> Result<(Option<Explanation>, Vec<Explanation>)> {
+    let check = || cancel.map_or(Ok(()), CancelToken::check);
     let t0 = Instant::now();
     let target = match cfg.target {
         Some(t) => t,
@@ -79,11 +95,15 @@ pub fn member_explanations(
     let members: Vec<Explanation> = model
         .members()
         .iter()
-        .map(|m| explain(m, input, method, &fixed))
+        .map(|m| {
+            check()?;
+            explain(m, input, method, &fixed)
+        })
         .collect::<Result<_>>()?;
     let Some(first) = members.first() else {
         return Ok((None, members));
     };
+    check()?;
     let mut combined = match (model.combine_rule(), method) {
         (CombineRule::MeanProbabilities, Method::IntegratedGradients) => {
             ig_of_mean_probabilities(model, input, &fixed, target)?
@@ -265,17 +285,19 @@ pub fn combine_multipliers(from: &[Vec<f64>], to: &[Vec<f64>], target: usize) ->
 
 /// [`explain_model`] and, for an ensemble, how far its members' maps agree:
 /// the members' maps are made for the combined one anyway, so the agreement
-/// costs no extra network pass. `None` for one checkpoint.
+/// costs no extra network pass. `None` for one checkpoint. `cancel` is
+/// checked between an ensemble's members.
 pub fn explain_with_agreement(
     model: &Model,
     input: &Tensor,
     method: Method,
     cfg: &ExplainConfig,
+    cancel: Option<&CancelToken>,
 ) -> Result<(Explanation, Option<MemberAgreement>)> {
     if model.single().is_some() {
         return Ok((explain_model(model, input, method, cfg)?, None));
     }
-    let (combined, members) = member_explanations(model, input, method, cfg)?;
+    let (combined, members) = member_explanations_cancellable(model, input, method, cfg, cancel)?;
     let combined = combined
         .ok_or_else(|| Error::Other(format!("ensemble '{}' has no members", model.meta.name)))?;
     Ok((combined, member_agreement(&members)?))

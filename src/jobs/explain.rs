@@ -84,7 +84,8 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
             let (heatmap, target, delta, agreement) = match reused {
                 Some(found) => found,
                 None => {
-                    let (e, agreement) = explain_with_agreement(model, &x, method, job.explain)?;
+                    let (e, agreement) =
+                        explain_with_agreement(model, &x, method, job.explain, Some(ctx.cancel))?;
                     if let Some(s) = &mut store {
                         s.write(&e, &rgb, id, method, key, agreement.clone())?;
                     }
