@@ -85,7 +85,6 @@ fn exact_calibration_is_never_rejected_and_miscalibration_is() {
     let m = ece_consistency(&conf, &wrong, 15, &opts).unwrap();
     assert!((m.observed - 0.2).abs() < 1e-12);
     assert_eq!(m.p_value, 1.0 / 2001.0);
-    assert!(m.summary().contains("p = 0.00"), "{}", m.summary());
 }
 
 #[test]

@@ -35,31 +35,38 @@ fn calibrating_a_fold_ensemble_refits_on_its_out_of_fold_predictions() {
     let config = Config::load(&config_path, true).unwrap();
     let mut runner = PipelineRunner::new(config);
     let cancel = CancelToken::new();
-    let mut events = Vec::new();
-    let train = Request::Train {
-        name: None,
-        epochs: None,
-        excluded: Vec::new(),
+    // One request through the runner: its summary and the events it sent.
+    let mut run = |job, request| {
+        let mut events = Vec::new();
+        let summary = runner
+            .run(job, request, &mut |e| events.push(e), &cancel)
+            .unwrap();
+        (summary, events)
     };
-    runner
-        .run(1, train, &mut |e| events.push(e), &cancel)
-        .unwrap();
+    run(
+        1,
+        Request::Train {
+            name: None,
+            epochs: None,
+            excluded: Vec::new(),
+        },
+    );
     let manifest_path = weights.join("e.ensemble.toml");
     let trained = melxai::ensemble::manifest::read(&manifest_path).unwrap();
     assert_eq!(
         trained.temperature_fitted_on,
         "out_of_fold (20 images, pooled)"
     );
+    let calibrate = || Request::Calibrate {
+        checkpoint: manifest_path.clone(),
+    };
+    let evaluate = || Request::Evaluate {
+        checkpoint: manifest_path.clone(),
+    };
 
     // Forget the fitted temperature: calibrating must find it again.
     melxai::ensemble::manifest::store_temperature(&manifest_path, 1.0, "nothing").unwrap();
-    events.clear();
-    let calibrate = Request::Calibrate {
-        checkpoint: manifest_path.clone(),
-    };
-    let summary = runner
-        .run(2, calibrate, &mut |e| events.push(e), &cancel)
-        .unwrap();
+    let (summary, events) = run(2, calibrate());
     assert!(
         summary.contains("fitted on 20 out-of-fold predictions"),
         "{summary}"
@@ -96,24 +103,12 @@ fn calibrating_a_fold_ensemble_refits_on_its_out_of_fold_predictions() {
             )
             .count()
     };
-    events.clear();
-    let evaluate = Request::Evaluate {
-        checkpoint: manifest_path.clone(),
-    };
-    runner
-        .run(3, evaluate, &mut |e| events.push(e), &cancel)
-        .unwrap();
+    let (_, events) = run(3, evaluate());
     assert!(
         predicted(&events) > 0,
         "evaluating after a calibration predicts"
     );
-    events.clear();
-    let calibrate = Request::Calibrate {
-        checkpoint: manifest_path.clone(),
-    };
-    runner
-        .run(4, calibrate, &mut |e| events.push(e), &cancel)
-        .unwrap();
+    let (_, events) = run(4, calibrate());
     assert_eq!(
         predicted(&events),
         0,
@@ -123,12 +118,6 @@ fn calibrating_a_fold_ensemble_refits_on_its_out_of_fold_predictions() {
         .iter()
         .any(|e| matches!(e, Event::Calibration { .. })));
     // The manifest changed again: nothing stale is served.
-    events.clear();
-    let evaluate = Request::Evaluate {
-        checkpoint: manifest_path,
-    };
-    runner
-        .run(5, evaluate, &mut |e| events.push(e), &cancel)
-        .unwrap();
+    let (_, events) = run(5, evaluate());
     assert!(predicted(&events) > 0);
 }

@@ -314,7 +314,7 @@ fn ensemble_explanations_attribute_the_combined_logit() {
         .logits(&x.unsqueeze(0))
         .argmax(-1, false)
         .int64_value(&[0]) as usize;
-    let (combined, members) = member_explanations(&m, &x, Method::DeepLift, &cfg).unwrap();
+    let (combined, members) = member_explanations(&m, &x, Method::DeepLift, &cfg, None).unwrap();
     let e = combined.unwrap();
     assert_eq!(e.target, target);
     assert!(members.iter().all(|mm| mm.target == target));
@@ -427,7 +427,7 @@ fn mean_of_probabilities_explanations_attribute_the_combined_output() {
         ..ExplainConfig::default()
     };
     for method in [Method::DeepLift, Method::IntegratedGradients] {
-        let (e, members) = member_explanations(&m, &x, method, &cfg).unwrap();
+        let (e, members) = member_explanations(&m, &x, method, &cfg, None).unwrap();
         let e = e.unwrap();
         assert_eq!(e.target, target);
         assert_eq!(members.len(), 3);

@@ -38,16 +38,6 @@ pub struct EceConsistency {
     pub resamples: usize,
 }
 
-impl EceConsistency {
-    /// "expected 0.056 (0.035–0.082), p = 0.55" for tables and panes.
-    pub fn summary(&self) -> String {
-        format!(
-            "expected {:.3} ({:.3}–{:.3}), p = {:.2}",
-            self.expected, self.low, self.high, self.p_value
-        )
-    }
-}
-
 /// ECE of `(confidences, correct)` with `n_bins` equal-width bins, against
 /// `opts.n_resamples` resamples of perfectly calibrated outcomes drawn with
 /// `opts.seed`. Errors as [`ece`]; `n_resamples == 0` is refused.

@@ -170,15 +170,23 @@ pub fn fit_cross_validated(folds: &[Vec<EvalRow>], positive: usize) -> Result<Ca
     })
 }
 
-/// Stores `temperature` in a checkpoint's metadata, or in an ensemble's
-/// manifest (atomic rewrite of the .toml).
-pub fn store_temperature(path: &Path, temperature: f64) -> Result<()> {
+/// How an ensemble manifest records a temperature fitted on the pooled
+/// out-of-fold predictions of `n` images.
+pub fn out_of_fold_label(n: usize) -> String {
+    format!("out_of_fold ({n} images, pooled)")
+}
+
+/// Stores the fitted temperature of `outcome` in a checkpoint's metadata, or
+/// in an ensemble's manifest with where it was fitted (atomic rewrite of the
+/// .toml).
+pub fn store_temperature(path: &Path, outcome: &CalibrationOutcome) -> Result<()> {
+    let temperature = outcome.fit.temperature;
     if crate::ensemble::is_ensemble_path(path) {
-        return crate::ensemble::manifest::store_temperature(
-            path,
-            temperature,
-            "val (held out from every member)",
-        );
+        let fitted_on = match outcome.fitted_on.as_str() {
+            "out_of_fold" => out_of_fold_label(outcome.fitted_n),
+            _ => "val (held out from every member)".to_string(),
+        };
+        return crate::ensemble::manifest::store_temperature(path, temperature, &fitted_on);
     }
     let mut meta = read_meta(path)?;
     meta.temperature = temperature;

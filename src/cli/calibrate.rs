@@ -101,7 +101,7 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
         serde_json::to_string_pretty(&outcome)?.as_bytes(),
     )?;
     for p in &stored_in {
-        melxai::calibrate::fit::store_temperature(p, outcome.fit.temperature)?;
+        melxai::calibrate::fit::store_temperature(p, &outcome)?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);

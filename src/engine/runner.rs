@@ -75,6 +75,9 @@ struct ModelPredictions {
     operating_point: Option<crate::ensemble::OperatingPoint>,
     /// Predicted with test-time augmentation (`[predict] tta`).
     tta: bool,
+    /// For the fold ensemble of a cross-validation: each member's own
+    /// predictions of the images it held out ([`Model::out_of_fold_rows`]).
+    out_of_fold: Option<Vec<Vec<EvalRow>>>,
 }
 
 impl JobRunner for PipelineRunner {
@@ -274,6 +277,7 @@ impl PipelineRunner {
         }
         Ok(ModelPredictions {
             tta: model.tta,
+            out_of_fold: model.out_of_fold_rows(&preds),
             rows: preds,
             split_of,
             temperature: model.meta.temperature,
@@ -324,43 +328,28 @@ impl PipelineRunner {
     fn calibrate(&mut self, ctx: &mut JobContext, path: &Path) -> Result<String> {
         let p = self.predict_all(ctx, path)?;
         let positive = self.positive(ctx)?;
-        let key = checkpoint::tensors_path(path);
-        let folds = self
-            .models
-            .get(&key)
-            .and_then(|m| m.out_of_fold_rows(&p.rows));
         let pick = |part: &str| -> Vec<&EvalRow> {
             p.rows
                 .iter()
                 .filter(|r| p.split_of.get(&r.id).map(String::as_str) == Some(part))
                 .collect()
         };
-        let (data, store_in) = match &folds {
-            Some(folds) => (CalibrationData::CrossValidated { folds }, Vec::new()),
-            None => (
-                CalibrationData::Split {
-                    val: pick("val"),
-                    test: pick("test"),
-                },
-                vec![path.to_path_buf()],
-            ),
+        let data = match &p.out_of_fold {
+            Some(folds) => CalibrationData::CrossValidated { folds },
+            None => CalibrationData::Split {
+                val: pick("val"),
+                test: pick("test"),
+            },
         };
         let outcome = calibrate(
             ctx,
             CalibrateJob {
                 data,
                 positive,
-                store_in,
+                store_in: vec![path.to_path_buf()],
             },
         )?;
-        if folds.is_some() {
-            crate::ensemble::manifest::store_temperature(
-                path,
-                outcome.fit.temperature,
-                &format!("out_of_fold ({} images, pooled)", outcome.fitted_n),
-            )?;
-        }
-        if let Some(m) = self.models.get_mut(&key) {
+        if let Some(m) = self.models.get_mut(&checkpoint::tensors_path(path)) {
             m.meta.temperature = outcome.fit.temperature;
         }
         let shown = &outcome.results[0];

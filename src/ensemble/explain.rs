@@ -47,26 +47,17 @@ pub fn explain_model(
     if let Some(one) = model.single() {
         return explain(one, input, method, cfg);
     }
-    let (combined, _) = member_explanations(model, input, method, cfg)?;
+    let (combined, _) = member_explanations(model, input, method, cfg, None)?;
     combined.ok_or_else(|| Error::Other(format!("ensemble '{}' has no members", model.meta.name)))
 }
 
 /// The ensemble's explanation and each member's (same target), for
 /// measuring how far the members' explanations agree. `None` without members.
+///
+/// `cancel` is checked before each member's map and before the combined one:
+/// one method on an ensemble of five is six explanations (seconds each on a
+/// CPU), and quitting waits for the one in flight, not for all of them.
 pub fn member_explanations(
-    model: &Model,
-    input: &Tensor,
-    method: Method,
-    cfg: &ExplainConfig,
-) -> Result<(Option<Explanation>, Vec<Explanation>)> {
-    member_explanations_cancellable(model, input, method, cfg, None)
-}
-
-/// [`member_explanations`], checking `cancel` before each member's map and
-/// before the combined one: one method on an ensemble of five is six
-/// explanations (seconds each on a CPU), and quitting waits for the one in
-/// flight, not for all of them.
-pub fn member_explanations_cancellable(
     model: &Model,
     input: &Tensor,
     method: Method,
@@ -297,7 +288,7 @@ pub fn explain_with_agreement(
     if model.single().is_some() {
         return Ok((explain_model(model, input, method, cfg)?, None));
     }
-    let (combined, members) = member_explanations_cancellable(model, input, method, cfg, cancel)?;
+    let (combined, members) = member_explanations(model, input, method, cfg, cancel)?;
     let combined = combined
         .ok_or_else(|| Error::Other(format!("ensemble '{}' has no members", model.meta.name)))?;
     Ok((combined, member_agreement(&members)?))

@@ -38,7 +38,7 @@ pub fn calibrate(ctx: &mut JobContext, job: CalibrateJob) -> Result<CalibrationO
     };
     // The fit is done: storing it is one short step, not worth interrupting.
     for path in &job.store_in {
-        store_temperature(path, outcome.fit.temperature)?;
+        store_temperature(path, &outcome)?;
     }
     Ok(outcome)
 }

@@ -142,7 +142,7 @@ fn write_fold_ensemble(
     use crate::ensemble::manifest;
     let mut m = manifest::from_members(weights_dir, &outcome.name, &members, combine)?;
     m.temperature = fit.temperature;
-    m.temperature_fitted_on = format!("out_of_fold ({} images, pooled)", oof.len());
+    m.temperature_fitted_on = crate::calibrate::fit::out_of_fold_label(oof.len());
     let rows: Vec<crate::eval::EvalRow> = oof.into_iter().cloned().collect();
     m.operating_point = crate::operating_point::from_out_of_fold(
         &rows,
