@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: setup build run test check fmt clippy bench bench-gpu clean-setup
+.PHONY: setup build run test test-full check fmt clippy bench bench-gpu clean-setup
 
 # Idempotent: venv + libtorch wheel, ImageNet weights -> safetensors, MED-NODE link.
 setup:
@@ -14,14 +14,26 @@ build: setup
 run: build
 	./target/release/melxai
 
+# Real-terminal tests whose tools are missing skip, and the run ends with
+# their count (tests/real_terminals.rs lists them in target/tmp).
+SKIPPED_LIST := target/tmp/real-terminals-skipped.txt
 test: setup
+	@rm -f $(SKIPPED_LIST)
 	$(CARGO) test --release -- --test-threads=2
+	@if [ -s $(SKIPPED_LIST) ]; then \
+	  echo; echo "$$(wc -l < $(SKIPPED_LIST)) real-terminal tests SKIPPED (tools not installed; \`make test-full\` installs them):"; \
+	  sed 's/^/  /' $(SKIPPED_LIST); fi
+
+# Installs the terminal tools (apt) and requires them: what .ci/run runs.
+test-full:
+	bash scripts/install_terminal_tools.sh
+	MELXAI_REQUIRE_REAL_TERMINALS=1 $(MAKE) test
 
 # What CI checks beyond the tests.
 check: setup
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
-	$(CARGO) test --release -- --test-threads=2
+	$(MAKE) test
 
 fmt:
 	$(CARGO) fmt --all

@@ -58,7 +58,7 @@ use common::{bench_device, device_arg, env_usize, sync, PEER_HINT};
 use melxai::data::augment::{augment, AugmentConfig};
 use melxai::data::cache::ImageCache;
 use melxai::data::image::normalise;
-use melxai::eval::{balanced_class_weights, weight_tensor};
+use melxai::evaluate::{balanced_class_weights, weight_tensor};
 use melxai::model::{Arch, Classifier};
 use melxai::progress::Event;
 use melxai::train::optimizer::AdamW;
@@ -294,6 +294,7 @@ fn rust_trainer(
             cancel: &cancel,
             job: 0,
             resume: false,
+            config_file: None,
         };
         let out = train(&cfg, &mut ctx).map_err(|e| e.to_string())?;
         let val = out.splits.first().map_or(0, |s| s.val.len());

@@ -13,11 +13,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::data::split::SplitName;
-use crate::ensemble::tta::TtaSetting;
+pub use crate::data::DataConfig;
 use crate::error::{Error, Result};
+pub use crate::evaluate::PredictConfig;
 use crate::explain::{ExplainConfig, Method};
+use crate::model::Arch;
+pub use crate::model::ModelConfig;
 use crate::train::TrainConfig;
-use crate::tui::theme::ThemeChoice;
+use crate::validation::{check, OutOfRange};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -34,35 +37,6 @@ pub struct Config {
     pub batch: BatchConfig,
 }
 
-/// `[predict]`: how loaded models predict (predict, eval, the TUI, `--batch`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PredictConfig {
-    /// Test-time augmentation: average the logits over the 8 flips and
-    /// 90° rotations (8x the inference time); "auto" = exactly for models
-    /// whose temperature was fitted on TTA predictions. `--tta` turns it on
-    /// per command.
-    pub tta: TtaSetting,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct DataConfig {
-    /// Folder with one sub-folder per class.
-    pub root: PathBuf,
-    /// Name of the positive class (metrics treat it as "disease present").
-    pub positive_class: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ModelConfig {
-    /// Architecture of new models: lite0..lite4, b0..b7.
-    pub arch: String,
-    /// Where checkpoints and the ImageNet weights live.
-    pub weights_dir: PathBuf,
-}
-
 /// `[tui]`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -73,6 +47,17 @@ pub struct TuiConfig {
     pub keys: toml::Table,
     /// `auto` (ask the terminal for its background), `dark` or `light`.
     pub theme: ThemeChoice,
+}
+
+/// `[tui] theme`: which colours to use (the TUI builds its palette from it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ThemeChoice {
+    /// Ask the terminal for its background (OSC 11) at start-up.
+    #[default]
+    Auto,
+    Dark,
+    Light,
 }
 
 /// One model of a `--batch` run.
@@ -252,24 +237,6 @@ impl Default for Config {
     }
 }
 
-impl Default for DataConfig {
-    fn default() -> Self {
-        DataConfig {
-            root: PathBuf::from("complete_mednode_dataset"),
-            positive_class: "melanoma".into(),
-        }
-    }
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        ModelConfig {
-            arch: "lite0".into(),
-            weights_dir: PathBuf::from("weights"),
-        }
-    }
-}
-
 impl Config {
     /// Reads `path`; a missing file at the default location means defaults.
     /// Every section is parsed and range-checked here; errors name the file,
@@ -353,14 +320,14 @@ impl Config {
                 "auto, cpu, cuda or cuda:N",
             ));
         }
-        check::arch("[model] arch", &self.model.arch)?;
+        Arch::check("[model] arch", &self.model.arch)?;
         // The augmentation table first, so its errors name `[train.augment]`.
         self.train
             .augment
             .validate()
             .map_err(|e| e.in_section("[train.augment]"))?;
         self.train.validate().map_err(|e| e.in_section("[train]"))?;
-        check::arch("[train] arch", &self.train.arch)?;
+        Arch::check("[train] arch", &self.train.arch)?;
         self.explain
             .validate()
             .map_err(|e| e.in_section("[explain]"))?;
@@ -378,7 +345,7 @@ impl BatchConfig {
         for (i, m) in self.models.iter().enumerate() {
             check::file_name("models.name", &m.name)?;
             if m.checkpoint.is_none() {
-                check::arch("models.arch", &m.arch)?;
+                Arch::check("models.arch", &m.arch)?;
             }
             if self.models[..i].iter().any(|o| o.name == m.name) {
                 return Err(OutOfRange::new(
@@ -453,153 +420,5 @@ fn key_of(path: &str) -> String {
     match path[section.len()..].trim_start_matches('.') {
         "" => format!("[{section}]: "),
         key => format!("[{section}] {key}: "),
-    }
-}
-
-/// A setting outside its allowed range: the key, the value given and what
-/// is allowed. The key is the config key (`learning_rate`) until a caller
-/// places it (`[train] learning_rate`, or a CLI flag such as `--lr`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct OutOfRange {
-    pub key: String,
-    pub value: String,
-    pub allowed: String,
-}
-
-impl OutOfRange {
-    pub fn new(key: impl Into<String>, value: impl fmt::Display, allowed: &str) -> Self {
-        OutOfRange {
-            key: key.into(),
-            value: value.to_string(),
-            allowed: allowed.to_string(),
-        }
-    }
-
-    /// The same error with `section` in front of the key.
-    pub fn in_section(mut self, section: &str) -> Self {
-        self.key = format!("{section} {}", self.key);
-        self
-    }
-
-    /// The same error named after the CLI flag that set the value, when the
-    /// key is one of `flags` (`(key, flag)` pairs), else placed in `section`.
-    pub fn for_flags(self, flags: &[(&str, &str)], section: &str) -> Self {
-        match flags.iter().find(|(key, _)| *key == self.key) {
-            Some((_, flag)) => OutOfRange {
-                key: (*flag).to_string(),
-                ..self
-            },
-            None => self.in_section(section),
-        }
-    }
-}
-
-impl fmt::Display for OutOfRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} = {}: must be {}", self.key, self.value, self.allowed)
-    }
-}
-
-impl std::error::Error for OutOfRange {}
-
-impl From<OutOfRange> for Error {
-    fn from(e: OutOfRange) -> Self {
-        Error::Config(e.to_string())
-    }
-}
-
-/// Range checks shared by the settings structs.
-pub mod check {
-    use super::OutOfRange;
-
-    pub type Checked = std::result::Result<(), OutOfRange>;
-
-    /// Finite and strictly positive (learning rates, temperatures).
-    pub fn positive(key: &str, v: f64) -> Checked {
-        if v.is_finite() && v > 0.0 {
-            Ok(())
-        } else {
-            Err(OutOfRange::new(key, v, "finite and > 0"))
-        }
-    }
-
-    /// Finite and zero or positive (weight decay, gradient clipping).
-    pub fn non_negative(key: &str, v: f64) -> Checked {
-        if v.is_finite() && v >= 0.0 {
-            Ok(())
-        } else {
-            Err(OutOfRange::new(key, v, "finite and >= 0"))
-        }
-    }
-
-    /// A fraction strictly between 0 and 1.
-    pub fn open_fraction(key: &str, v: f64) -> Checked {
-        if v.is_finite() && v > 0.0 && v < 1.0 {
-            Ok(())
-        } else {
-            Err(OutOfRange::new(key, v, "in (0, 1)"))
-        }
-    }
-
-    /// A fraction in (0, 1] (a target rate that may be 100 %).
-    pub fn half_open_fraction(key: &str, v: f64) -> Checked {
-        if v.is_finite() && v > 0.0 && v <= 1.0 {
-            Ok(())
-        } else {
-            Err(OutOfRange::new(key, v, "in (0, 1]"))
-        }
-    }
-
-    /// A whole number in `lo..=hi`.
-    pub fn within<T>(key: &str, v: T, lo: T, hi: T) -> Checked
-    where
-        T: PartialOrd + std::fmt::Display,
-    {
-        if v >= lo && v <= hi {
-            Ok(())
-        } else {
-            Err(OutOfRange::new(key, v, &format!("in {lo}..={hi}")))
-        }
-    }
-
-    /// A whole number of at least `lo`.
-    pub fn at_least(key: &str, v: usize, lo: usize) -> Checked {
-        if v >= lo {
-            Ok(())
-        } else {
-            Err(OutOfRange::new(key, v, &format!(">= {lo}")))
-        }
-    }
-
-    /// A name that becomes one file or folder name: not empty, no path
-    /// separators, not `.` or `..`.
-    pub fn file_name(key: &str, name: &str) -> Checked {
-        let bad = name.is_empty()
-            || name == "."
-            || name == ".."
-            || name.contains(['/', '\\'])
-            || name.chars().any(char::is_control);
-        if bad {
-            Err(OutOfRange::new(
-                key,
-                format!("{name:?}"),
-                "a non-empty file name without path separators",
-            ))
-        } else {
-            Ok(())
-        }
-    }
-
-    /// An architecture melxai can build (`lite0`..`lite4`, `b0`..`b7`).
-    pub fn arch(key: &str, arch: &str) -> Checked {
-        use crate::model::Arch;
-        arch.parse::<Arch>().map(|_| ()).map_err(|_| {
-            let names: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
-            OutOfRange::new(
-                key,
-                format!("{arch:?}"),
-                &format!("one of {}", names.join(", ")),
-            )
-        })
     }
 }

@@ -19,11 +19,11 @@ pub enum Error {
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
 
+    /// The tensors of a file do not fit the model; `report` lists what is
+    /// missing, unexpected and misshapen (`model::weights::LoadError` keeps
+    /// it as data).
     #[error("checkpoint {path} does not fit the model:\n{report}")]
-    WeightsMismatch {
-        path: PathBuf,
-        report: crate::model::weights::LoadReport,
-    },
+    WeightsMismatch { path: PathBuf, report: String },
 
     #[error("shape mismatch: expected {expected:?}, got {got:?}")]
     Shape { expected: Vec<i64>, got: Vec<i64> },

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+pub use crate::verdict::SamplePrediction;
 
 /// Identifies one submitted job.
 pub type JobId = u64;
@@ -24,32 +25,6 @@ pub enum JobKind {
     Calibrate,
     Explain,
     Compare,
-}
-
-/// One row of the data set list: a sample with the current model's verdict.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct SamplePrediction {
-    /// Stable id: `<class>/<file name>`.
-    pub id: String,
-    pub label: usize,
-    pub predicted: usize,
-    /// Probability of the positive class after temperature scaling.
-    pub probability: f64,
-    /// Same, without temperature scaling.
-    pub probability_uncalibrated: f64,
-    /// Which split the sample belonged to for the model that predicted it.
-    pub split: String,
-    /// Spread and entropies of the members' probabilities (absent for rows
-    /// recorded before uncertainty existed).
-    pub uncertainty: Option<crate::ensemble::Uncertainty>,
-    /// "refer" or "likely benign", when the model carries an operating point.
-    pub decision: Option<crate::ensemble::Decision>,
-}
-
-impl SamplePrediction {
-    pub fn correct(&self) -> bool {
-        self.label == self.predicted
-    }
 }
 
 /// Per-epoch summary of training.
@@ -145,6 +120,12 @@ pub enum Event {
         job: JobId,
         model: String,
         map: HeatmapData,
+    },
+    /// A job wrote a model (a checkpoint, or a fold run's ensemble manifest)
+    /// that the faces should use from now on.
+    ModelWritten {
+        job: JobId,
+        path: std::path::PathBuf,
     },
     Finished {
         job: JobId,

@@ -117,7 +117,12 @@ fn calibrating_a_fold_ensemble_refits_on_its_out_of_fold_predictions() {
     assert!(events
         .iter()
         .any(|e| matches!(e, Event::Calibration { .. })));
-    // The manifest changed again: nothing stale is served.
+    // The refit equals the stored temperature: the manifest is left as it
+    // was, so evaluating again reuses the predictions.
     let (_, events) = run(5, evaluate());
+    assert_eq!(predicted(&events), 0, "an unchanged manifest was rewritten");
+    // The manifest changed: nothing stale is served.
+    melxai::ensemble::manifest::store_temperature(&manifest_path, 2.0, "elsewhere").unwrap();
+    let (_, events) = run(6, evaluate());
     assert!(predicted(&events) > 0);
 }

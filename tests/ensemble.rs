@@ -12,9 +12,10 @@ use std::process::Command;
 use melxai::ensemble::manifest::CombineRule::{MeanLogits, MeanProbabilities};
 use melxai::ensemble::manifest::{self, ensemble_path};
 use melxai::ensemble::model::ensemble_split;
-use melxai::ensemble::{write_ensemble, Model, OperatingPoint};
+use melxai::ensemble::{write_ensemble, Model};
 use melxai::model::checkpoint::{self, SplitRecord};
 use melxai::model::{Classifier, EfficientNetConfig};
+use melxai::verdict::OperatingPoint;
 use tch::{Device, Kind, Tensor};
 
 const SIDE: i64 = 32;

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -26,23 +26,7 @@ use melxai::data::npy;
 
 const SIDE: u32 = 32;
 
-fn bin(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_melxai"));
-    c.current_dir(dir).env("NO_COLOR", "1").stdin(Stdio::null());
-    c
-}
-
-fn run(dir: &Path, args: &[&str]) -> Output {
-    bin(dir).args(args).output().expect("melxai runs")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
+use common::cli::{assert_refused, melxai as bin, run, text};
 
 /// Asserts two snapshots are equal, naming the files that differ.
 fn assert_unchanged(before: &BTreeMap<PathBuf, Vec<u8>>, after: &BTreeMap<PathBuf, Vec<u8>>) {
@@ -55,15 +39,6 @@ fn assert_unchanged(before: &BTreeMap<PathBuf, Vec<u8>>, after: &BTreeMap<PathBu
 }
 
 /// Asserts a refused bad input: exit 2, a message holding every `needle`.
-fn assert_refused(o: &Output, needles: &[&str]) {
-    let t = text(o);
-    assert_eq!(o.status.code(), Some(2), "expected exit 2:\n{t}");
-    assert!(!t.contains("panicked"), "panic:\n{t}");
-    for n in needles {
-        assert!(t.contains(n), "message lacks '{n}':\n{t}");
-    }
-}
-
 /// Every file under `dir` with its bytes (to prove nothing changed). Run lock
 /// files (`.<name>.lock`, empty of user data) are machinery and left out.
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {

@@ -23,7 +23,7 @@ fn check(arch: Arch, fixture: &str) {
     let model =
         Classifier::imagenet(arch, &common::weights_dir(), Device::Cpu).expect("load weights");
     let x = Tensor::from_slice(&common::pattern(size)).view([1, 3, size as i64, size as i64]);
-    let got = &melxai::predict::logits_of(&model, &x).expect("logits")[0];
+    let got = &melxai::evaluate::predict::logits_of(&model, &x).expect("logits")[0];
 
     let range = expected.iter().cloned().fold(f64::MIN, f64::max)
         - expected.iter().cloned().fold(f64::MAX, f64::min);

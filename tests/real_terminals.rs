@@ -15,8 +15,9 @@
 //! Needs Xvfb, xterm, kitty, xdotool, ImageMagick's `import`, sshd and tmux
 //! (`apt-get install -y xvfb xterm kitty xdotool imagemagick openssh-server
 //! x11-apps tmux`; `.ci/run` installs them). A missing tool skips the test
-//! with the reason printed, or fails it when `MELXAI_REQUIRE_REAL_TERMINALS`
-//! is set (CI sets it). `MELXAI_SHOTS_DIR=dir` keeps the screenshots.
+//! and prints `SKIPPED: <tool> not installed` (`make test` ends with the
+//! count of skipped ones), or fails it when `MELXAI_REQUIRE_REAL_TERMINALS`
+//! is set (`make test-full` and CI set it). `MELXAI_SHOTS_DIR=dir` keeps the screenshots.
 
 mod common;
 
@@ -57,7 +58,8 @@ fn missing(tools: &[&str]) -> Option<String> {
         return None;
     }
     let why = format!(
-        "missing {} (apt-get install -y xvfb xterm kitty xdotool imagemagick openssh-server tmux)",
+        "{} not installed (`make test-full` installs what is missing; or apt-get install -y xvfb xterm kitty \
+         xdotool imagemagick openssh-server tmux)",
         absent.join(", ")
     );
     if std::env::var_os("MELXAI_REQUIRE_REAL_TERMINALS").is_some() {
@@ -69,11 +71,27 @@ fn missing(tools: &[&str]) -> Option<String> {
 macro_rules! skip_unless {
     ($name:expr, $($tool:expr),+) => {
         if let Some(why) = missing(&[$($tool),+]) {
-            eprintln!("SKIPPED {}: {why}", $name);
-            println!("SKIPPED {}: {why}", $name);
+            report_skip($name, &why);
             return;
         }
     };
+}
+
+/// A skipped test says so where a person sees it: straight to stderr (the
+/// harness captures only `eprintln!`, and shows it only for failures), and
+/// in a list that `make test` counts at the end of the run.
+fn report_skip(name: &str, why: &str) {
+    use std::io::Write;
+    let line = format!("SKIPPED: {why} [real_terminals::{name}]\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let list = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-terminals-skipped.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(list)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
 }
 
 /// A child process killed (and reaped) on drop.

@@ -11,12 +11,12 @@ use std::path::Path;
 use melxai::calibrate::fit_temperature;
 use melxai::data::cache::ImageCache;
 use melxai::data::scan::scan;
-use melxai::eval::EvalRow;
+use melxai::evaluate::repeated_cv::{evaluate, metric_set, RepeatedCvOptions, Repetition};
 use melxai::metrics::BootstrapOptions;
 use melxai::model::checkpoint::read_meta;
 use melxai::progress::{CancelToken, Event};
-use melxai::repeated_cv::{evaluate, metric_set, RepeatedCvOptions, Repetition};
 use melxai::train::{train, RunOutcome, TrainConfig, TrainContext};
+use melxai::verdict::EvalRow;
 use tch::Device;
 
 fn opts() -> RepeatedCvOptions {
@@ -181,6 +181,7 @@ fn train_folds(cache: &ImageCache, weights: &Path, seed: u64) -> RunOutcome {
         cancel: &cancel,
         job: 1,
         resume: false,
+        config_file: None,
     };
     train(&cfg, &mut ctx).unwrap()
 }
@@ -273,15 +274,15 @@ fn seed_halves_keep_each_seed_whole_across_input_sizes() {
         .map(|&(s, z)| rep(s, z))
         .collect();
     assert_eq!(
-        melxai::repeated_cv::seed_halves(&mixed),
+        melxai::evaluate::repeated_cv::seed_halves(&mixed),
         Some((vec![0, 1], vec![2, 3]))
     );
     let four: Vec<Repetition> = (0..4).map(|s| rep(s, 224)).collect();
     assert_eq!(
-        melxai::repeated_cv::seed_halves(&four),
+        melxai::evaluate::repeated_cv::seed_halves(&four),
         Some((vec![0, 1], vec![2, 3]))
     );
     // Halves of one member each are no ensembles.
     let three: Vec<Repetition> = (0..3).map(|s| rep(s, 224)).collect();
-    assert_eq!(melxai::repeated_cv::seed_halves(&three), None);
+    assert_eq!(melxai::evaluate::repeated_cv::seed_halves(&three), None);
 }

@@ -9,14 +9,15 @@ use std::path::PathBuf;
 use melxai::calibrate::fit::{fit_cross_validated, fit_split};
 use melxai::compare::agreement::summarise;
 use melxai::data::scan::Skipped;
-use melxai::eval::{metrics, EvalRow};
+use melxai::evaluate::metrics;
+use melxai::evaluate::repeated_cv::{evaluate, RepeatedCvOptions, Repetition};
 use melxai::metrics::{summarize_folds, BootstrapOptions};
-use melxai::repeated_cv::{evaluate, RepeatedCvOptions, Repetition};
 use melxai::report::markdown::render;
 use melxai::report::run::{
     AgreementReport, CrossAgreement, CrossValidationReport, DataSummary, EnsembleReport, Figure,
     MembersReport, ModelReport, RunMetrics, RunReport, StepRecord,
 };
+use melxai::verdict::EvalRow;
 
 /// 24 predictions: class 0 (positive) scored high, with a few mistakes, logits
 /// a little over-confident so the fitted temperature is above 1.

@@ -2,8 +2,8 @@
 //! `melxai::operating_point` (threshold for a target sensitivity) against
 //! NumPy / scikit-learn fixtures written by `scripts/fixtures/gen_selective.py`.
 
-use melxai::operating_point::choose_threshold;
-use melxai::selective::risk_coverage;
+use melxai::evaluate::operating_point::choose_threshold;
+use melxai::evaluate::selective::risk_coverage;
 use serde::Deserialize;
 
 const TOL: f64 = 1e-12;

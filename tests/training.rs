@@ -66,6 +66,7 @@ fn run(
         cancel: &cancel,
         job: 1,
         resume,
+        config_file: None,
     };
     train(cfg, &mut ctx)
 }
@@ -197,8 +198,8 @@ fn tta_held_out_predictions_average_the_dihedral_transforms() {
         .map(|(i, id)| (id.as_str(), i))
         .collect();
     let rows: Vec<usize> = split.test.iter().map(|r| index[r.id.as_str()]).collect();
-    let want_plain = melxai::eval::predict_rows(&model, &cache, &rows, 32, false).unwrap();
-    let want_tta = melxai::eval::predict_rows(&model, &cache, &rows, 32, true).unwrap();
+    let want_plain = melxai::evaluate::predict_rows(&model, &cache, &rows, 32, false).unwrap();
+    let want_tta = melxai::evaluate::predict_rows(&model, &cache, &rows, 32, true).unwrap();
     let mut differs = false;
     for ((t, p), (wt, wp)) in split
         .test

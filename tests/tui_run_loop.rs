@@ -173,3 +173,67 @@ fn refuses_without_a_terminal() {
         "melxai needs a terminal; use `melxai --batch` for headless runs"
     );
 }
+
+/// A triage file that cannot be read (garbage bytes, or TOML of the wrong
+/// shape) is reported on the status line until a key is pressed, even when
+/// the graphics notice comes after it; it is never overwritten: the first new
+/// mark moves it aside and says where.
+#[test]
+fn an_unreadable_triage_file_is_shown_until_a_key_and_moved_aside_before_the_first_mark() {
+    use melxai::tui::GraphicsMode;
+    let garbage: [&[u8]; 2] = [b"\x00\xffnot toml [[", b"[samples]\n\"a/b.jpg\" = 3\n"];
+    for bytes in garbage {
+        let dir = tempfile::tempdir().unwrap();
+        let reports = dir.path().join("reports");
+        let path = reports.join("triage.toml");
+        std::fs::create_dir_all(&reports).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+        let mut opts = TuiOptions::new(path.clone(), reports.clone());
+        opts.samples = samples();
+        opts.class_names = class_names();
+        let mut app = App::new(opts);
+        app.init_graphics(GraphicsMode::Halfblocks, None);
+        let shown = app.state.last_message().unwrap().text.clone();
+        assert!(
+            shown.contains("could not read triage marks") && shown.contains("triage.toml"),
+            "{shown}"
+        );
+        app.on_input(k('j'));
+        let shown = app.state.last_message().map(|m| m.text.clone());
+        assert!(
+            !shown.unwrap_or_default().contains("could not read"),
+            "a key press clears the pinned message"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "untouched before a mark"
+        );
+
+        app.on_input(k('m'));
+        let aside: Vec<_> = std::fs::read_dir(&reports)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("triage.toml.unreadable-"))
+            })
+            .collect();
+        assert_eq!(aside.len(), 1, "moved aside once: {aside:?}");
+        assert_eq!(
+            std::fs::read(&aside[0]).unwrap(),
+            bytes,
+            "earlier marks kept"
+        );
+        let marks = melxai::tui::triage::load(&path).unwrap();
+        assert_eq!(marks.len(), 1, "the new mark is saved");
+        assert!(
+            app.state
+                .messages()
+                .iter()
+                .any(|m| m.text.contains("moved to") && m.text.contains("unreadable-")),
+            "the move is announced"
+        );
+    }
+}

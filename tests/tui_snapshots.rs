@@ -393,3 +393,53 @@ fn risk_coverage_leaves_out_images_the_model_trained_on() {
     let text = pane(&s, Pane::Calibration, 100, 40);
     assert!(!text.contains("risk–coverage"), "{text}");
 }
+
+#[test]
+fn header_hint_never_overlaps_long_job_text() {
+    use melxai::progress::{Event, JobKind};
+    let mut s = fresh();
+    s.apply_event(Event::Started {
+        job: 1,
+        kind: JobKind::Train,
+        description: format!(
+            "training {} on 170 images",
+            "a-very-long-model-name-".repeat(6)
+        ),
+    });
+    // Job text too long for the line: the hint yields, the text ends in "…".
+    let text = screen(&s, 100, 30);
+    let header = text.lines().next().unwrap();
+    assert!(
+        !header.contains("? help"),
+        "hint drawn over job text: {header}"
+    );
+    assert!(header.trim_end().ends_with('…'), "{header}");
+    assert!(header.contains("Train: training a-very-long"), "{header}");
+    // Short job text: both, apart.
+    s.apply_event(Event::Started {
+        job: 2,
+        kind: JobKind::Train,
+        description: "training lite0".into(),
+    });
+    let text = screen(&s, 100, 30);
+    let header = text.lines().next().unwrap();
+    assert!(header.contains("Train: training lite0"), "{header}");
+    assert!(header.ends_with("? help  q quit"), "{header}");
+}
+
+#[test]
+fn trained_model_becomes_the_checkpoint_without_restart() {
+    use melxai::progress::Event;
+    let mut s = fresh();
+    assert!(screen(&s, 100, 30).contains("model: no checkpoint"));
+    s.apply_event(Event::ModelWritten {
+        job: 1,
+        path: std::path::PathBuf::from("weights/mednode-cv.ensemble.toml"),
+    });
+    assert_eq!(
+        s.checkpoint(),
+        Some(std::path::Path::new("weights/mednode-cv.ensemble.toml"))
+    );
+    let text = screen(&s, 100, 30);
+    assert!(text.contains("model: mednode-cv "), "{text}");
+}

@@ -273,6 +273,10 @@ fn epoch_done(counter: &str) -> usize {
 }
 
 fn setup(dir: &Path) {
+    setup_with_epochs(dir, EPOCHS);
+}
+
+fn setup_with_epochs(dir: &Path, epochs: usize) {
     common::dataset::make(&dir.join("data"), 10, 48);
     let weights = dir.join("weights");
     std::fs::create_dir_all(&weights).unwrap();
@@ -286,7 +290,7 @@ fn setup(dir: &Path) {
         "device = \"cpu\"\n\
          [data]\nroot = \"{data}\"\npositive_class = \"melanoma\"\n\
          [model]\narch = \"lite0\"\nweights_dir = \"{weights}\"\n\
-         [train]\nname = \"tui-test\"\ninput_size = 32\nepochs = {EPOCHS}\n\
+         [train]\nname = \"tui-test\"\ninput_size = 32\nepochs = {epochs}\n\
          batch_size = 8\npatience = 0\n",
         data = dir.join("data").display(),
         weights = weights.display(),
@@ -488,4 +492,51 @@ fn tui_in_tmux_browse_train_flag_quit_restart() {
         "the tmux test took {:?}; keep it under 90 s",
         started.elapsed()
     );
+}
+
+#[test]
+fn tui_in_tmux_uses_a_checkpoint_trained_inside_it_without_restart() {
+    require_tmux();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    setup_with_epochs(dir, 2);
+    let tmux = Tmux::start(dir, "c", &command());
+    let screen = tmux.wait_for("the sample list", Duration::from_secs(20), |s| {
+        s.contains("Samples 20/20")
+    });
+    assert!(
+        line(&screen, 0).contains("model: no checkpoint"),
+        "a fresh weights folder has no model:\n{screen}"
+    );
+    tmux.keys(&["t"]);
+    let trained = tmux.wait_for("training to finish", Duration::from_secs(120), |s| {
+        line(s, 0).contains("✓ trained")
+    });
+    debug("trained", &trained);
+    assert!(
+        line(&trained, 0).contains("model: tui-test "),
+        "the header should name the model just trained:\n{trained}"
+    );
+    // r evaluates it at once: no "No checkpoint yet" warning.
+    tmux.keys(&["r"]);
+    let evaluated = tmux.wait_for(
+        "predictions of the new model",
+        Duration::from_secs(60),
+        |s| s.contains("predictions from tui-test") || s.contains("done: "),
+    );
+    debug("evaluated", &evaluated);
+    assert!(
+        !evaluated.contains("No checkpoint yet"),
+        "r did not see the trained model:\n{evaluated}"
+    );
+    tmux.keys(&["q"]);
+    let t = Instant::now();
+    while !tmux.pane_dead() {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "melxai did not exit after q"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    tmux.assert_clean_exit("after q");
 }

@@ -4,10 +4,10 @@
 
 mod tui_support;
 
-use melxai::ensemble::{Decision, Uncertainty};
 use melxai::progress::Event;
 use melxai::tui::keys::Action;
 use melxai::tui::state::{Filter, SortKey};
+use melxai::verdict::{Decision, Uncertainty};
 use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use tui_support::*;

@@ -2,8 +2,8 @@
 //! `scripts/fixtures/gen_uncertainty.py`), and the per-sample CSV/prediction
 //! rows that carry it.
 
-use melxai::ensemble::uncertainty::from_member_logits;
-use melxai::eval::EvalRow;
+use melxai::verdict::uncertainty::from_member_logits;
+use melxai::verdict::EvalRow;
 use serde::Deserialize;
 
 const TOL: f64 = 1e-12;

@@ -6,8 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use melxai::error::Error;
-use melxai::model::weights::{self, Layout};
+use melxai::model::weights::{self, Layout, LoadError};
 use melxai::model::{Arch, Classifier, EfficientNetConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -430,7 +429,7 @@ fn refused_without(file: &str, arch: Arch, drop: &[&str]) -> weights::LoadReport
     let dir = tempfile::tempdir().expect("tempdir");
     let (path, _) = write_checkpoint(dir.path(), &tensors);
     match weights::load_into(&native(arch).vs, &path, |r| r.is_exact()) {
-        Err(Error::WeightsMismatch { report, .. }) => report,
+        Err(LoadError::WeightsMismatch { report, .. }) => report,
         other => panic!("{file} without {drop:?}: expected WeightsMismatch, got {other:?}"),
     }
 }
@@ -531,7 +530,7 @@ fn mismatched_checkpoint_is_refused_and_leaves_the_model_unchanged() {
             .map(|(n, t)| (n, t.copy()))
             .collect();
     match weights::load_into(&c.vs, &path, |r| r.is_exact()) {
-        Err(Error::WeightsMismatch { report, .. }) => {
+        Err(LoadError::WeightsMismatch { report, .. }) => {
             assert_eq!(report.layout, Some(Layout::Timm));
             assert_eq!(
                 report.missing,

@@ -11,11 +11,11 @@ use crate::compare::Metric;
 use crate::data::scan::Scan;
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
-use crate::eval::EvalRow;
 use crate::explain::output::{map_path, MapFile};
 use crate::metrics::roc_curve;
 use crate::report::figures;
 use crate::report::run::{AgreementReport, CrossAgreement, Figure, MembersReport};
+use crate::verdict::EvalRow;
 
 fn fig(e: figures::FigureError) -> Error {
     Error::Other(format!("figure: {e}"))
@@ -157,7 +157,7 @@ pub(super) fn write_predictions(
 /// The risk–coverage curve of `rc` with the optimal ordering for its errors.
 pub(super) fn risk_coverage_figure(
     path: &Path,
-    rc: &crate::selective::RiskCoverage,
+    rc: &crate::evaluate::selective::RiskCoverage,
     label: &str,
 ) -> Result<()> {
     let points: Vec<(f64, f64)> = rc.curve.iter().map(|p| (p.coverage, p.risk)).collect();
@@ -174,7 +174,10 @@ pub(super) fn risk_coverage_figure(
 }
 
 /// Writes the risk–coverage curve as CSV: one row per distinct confidence.
-pub(super) fn write_risk_coverage(path: &Path, rc: &crate::selective::RiskCoverage) -> Result<()> {
+pub(super) fn write_risk_coverage(
+    path: &Path,
+    rc: &crate::evaluate::selective::RiskCoverage,
+) -> Result<()> {
     let mut out = String::from("coverage,risk,confidence_threshold\n");
     for p in &rc.curve {
         out.push_str(&format!(

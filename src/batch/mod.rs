@@ -30,19 +30,20 @@ use crate::data::scan::Scan;
 use crate::data::split::SplitName;
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
-use crate::eval::{metrics, EvalRow};
+use crate::evaluate::metrics;
+use crate::evaluate::repeated_cv::{RepeatedCvOptions, Repetition};
 use crate::jobs::calibrate::{calibrate, CalibrateJob, CalibrationData};
 use crate::jobs::compare::{compare, CompareJob};
 use crate::jobs::{positive_class, scan_data, JobContext};
 use crate::metrics::BootstrapOptions;
 use crate::model::parse_device;
 use crate::progress::{CancelToken, Event, EventSink};
-use crate::repeated_cv::{RepeatedCvOptions, Repetition};
 use crate::report::run::{
     CrossValidationReport, DataSummary, EnsembleReport, Figure, ModelReport, RunMetrics, RunReport,
     RunResults, ScreenshotFn, StepRecord, WithoutTta,
 };
 use crate::train::{RunOutcome, SplitOutcome, TrainConfig};
+use crate::verdict::EvalRow;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchSummary {
@@ -366,7 +367,7 @@ fn repeated_cv_steps(
                 .iter()
                 .map(|o| repetition_of(o))
                 .collect::<Result<Vec<_>>>()?;
-            let out = crate::repeated_cv::evaluate(&reps, &opts)?;
+            let out = crate::evaluate::repeated_cv::evaluate(&reps, &opts)?;
             let plain: Option<Vec<Repetition>> = all
                 .iter()
                 .zip(&reps)
@@ -374,7 +375,7 @@ fn repeated_cv_steps(
                 .collect();
             let without_tta = match plain {
                 Some(p) => Some(WithoutTta::of(
-                    &crate::repeated_cv::evaluate(&p, &opts)?.report,
+                    &crate::evaluate::repeated_cv::evaluate(&p, &opts)?.report,
                 )),
                 None => None,
             };
@@ -673,7 +674,7 @@ fn explained_ids(split: SplitName, own: &SplitOutcome, data: &Scan) -> Vec<Strin
 fn batch_config(config: &Config, name: Option<&str>) -> Result<BatchConfig> {
     let mut batch = config.batch.clone();
     if let Some(n) = name {
-        crate::config::check::file_name("--name", n)?;
+        crate::validation::check::file_name("--name", n)?;
         batch.run_name = n.to_string();
     }
     if batch.models.is_empty() {

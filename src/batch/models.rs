@@ -46,6 +46,7 @@ pub(super) fn train_spec(
             excluded: &[],
             resume: true,
             replace_calibrated: false,
+            config_file: None,
         },
     )?
     .outcome;
@@ -114,6 +115,7 @@ pub(super) fn load_spec(
     let val_rows: Vec<usize> = (0..val.len()).collect();
     let test_rows: Vec<usize> = (val.len()..samples.len()).collect();
     let outcome = RunOutcome {
+        notes: Vec::new(),
         name: spec.name.clone(),
         config: TrainConfig::from_table(&meta.training).unwrap_or_else(|_| base.clone()),
         splits: vec![SplitOutcome {

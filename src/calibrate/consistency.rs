@@ -18,7 +18,7 @@ use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use super::scaling::{ece, CalibrationError};
+use super::measures::{ece, CalibrationError};
 use crate::metrics::{quantile_sorted, BootstrapOptions, MetricsError};
 
 /// An observed ECE next to the ECE of perfectly calibrated outcomes.

@@ -15,9 +15,9 @@ use super::scaling::{
     CalibrationConfig, CalibrationReport, TemperatureFit,
 };
 use crate::error::{Error, Result};
-use crate::eval::EvalRow;
 use crate::metrics::BootstrapOptions;
 use crate::model::checkpoint::{self, read_meta};
+use crate::verdict::EvalRow;
 
 /// Before/after numbers on one set of predictions.
 #[derive(Debug, Clone, Serialize)]
@@ -176,6 +176,34 @@ pub fn out_of_fold_label(n: usize) -> String {
     format!("out_of_fold ({n} images, pooled)")
 }
 
+/// Stores the fitted temperature of `outcome` in every fold checkpoint of a
+/// cross-validation as one update: every checkpoint's metadata is read and
+/// checked first (the error names the file), then all are written together
+/// ([`crate::files::write_all_or_nothing`]), so a refusal leaves every fold
+/// as it was. Checkpoints that already hold the temperature are not touched.
+pub fn store_temperature_in_folds(
+    paths: &[std::path::PathBuf],
+    outcome: &CalibrationOutcome,
+) -> Result<()> {
+    let temperature = outcome.fit.temperature;
+    let mut updates = Vec::new();
+    for path in paths {
+        let mut meta = read_meta(path)?;
+        checkpoint::verify_part(&meta, path, &checkpoint::tensors_path(path))?;
+        if meta.temperature == temperature {
+            continue;
+        }
+        meta.temperature = temperature;
+        let file = checkpoint::meta_path(path);
+        let text = toml::to_string_pretty(&meta).map_err(|e| Error::Checkpoint {
+            path: file.clone(),
+            message: format!("cannot serialise metadata: {e}"),
+        })?;
+        updates.push((file, text.into_bytes()));
+    }
+    crate::files::write_all_or_nothing(&updates)
+}
+
 /// Stores the fitted temperature of `outcome` in a checkpoint's metadata, or
 /// in an ensemble's manifest with where it was fitted (atomic rewrite of the
 /// .toml).
@@ -189,6 +217,9 @@ pub fn store_temperature(path: &Path, outcome: &CalibrationOutcome) -> Result<()
         return crate::ensemble::manifest::store_temperature(path, temperature, &fitted_on);
     }
     let mut meta = read_meta(path)?;
+    if meta.temperature == temperature {
+        return Ok(()); // unchanged: keep the file, and the predictions cached on it
+    }
     meta.temperature = temperature;
     checkpoint::write_meta(path, &meta)
 }

@@ -8,12 +8,12 @@ use melxai::calibrate::{CalibrationBootstrap, CalibrationReport};
 use melxai::config::Config;
 use melxai::data::cache::ImageCache;
 use melxai::ensemble::{read_meta, Model};
-use melxai::eval::EvalRow;
 use melxai::jobs::calibrate::{calibrate, CalibrateJob, CalibrationData};
 use melxai::jobs::evaluate::{evaluate, EvaluateJob};
 use melxai::jobs::{self, JobContext};
 use melxai::metrics::Interval;
 use melxai::train::RunOutcome;
+use melxai::verdict::EvalRow;
 
 #[derive(Debug, clap::Args)]
 pub struct CalibrateArgs {
@@ -33,9 +33,7 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
     let cancel = super::progress::cancel_on_ctrl_c("the next batch");
     let mut ctx = JobContext::for_config(config, &mut sink, &cancel)?;
     let (outcome, report_dir, stored_in) = if let Some(cv) = &args.cv {
-        let run: RunOutcome = serde_json::from_str(
-            &std::fs::read_to_string(cv).with_context(|| format!("reading {}", cv.display()))?,
-        )?;
+        let run = read_cross_validation(cv)?;
         let first = run.splits.first().context("the run records no splits")?;
         let meta = read_meta(&first.checkpoint)?;
         let positive = jobs::positive_class(config, &meta.class_names)?;
@@ -100,8 +98,13 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
         &json_path,
         serde_json::to_string_pretty(&outcome)?.as_bytes(),
     )?;
-    for p in &stored_in {
-        melxai::calibrate::fit::store_temperature(p, &outcome)?;
+    if args.cv.is_some() {
+        // Every fold or none: a missing or torn fold refuses before any is changed.
+        melxai::calibrate::fit::store_temperature_in_folds(&stored_in, &outcome)?;
+    } else {
+        for p in &stored_in {
+            melxai::calibrate::fit::store_temperature(p, &outcome)?;
+        }
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
@@ -167,4 +170,25 @@ fn print_outcome(o: &CalibrationOutcome) {
             println!("  note: {w}");
         }
     }
+}
+
+/// Reads `--cv`: the training report of a k-fold run. Errors name the file
+/// and say what was expected where another kind of file was given.
+fn read_cross_validation(path: &std::path::Path) -> Result<RunOutcome> {
+    const EXPECTED: &str =
+        "expected the training.json that `melxai train --folds K` writes to reports/<name>/";
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let run: RunOutcome = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a training report ({EXPECTED})", path.display()))?;
+    if run.splits.len() < 2 || run.cross_validation.is_none() {
+        anyhow::bail!(
+            "{}: the training report of `{}` is a single-split run, not a cross-validation ({EXPECTED}); \
+             calibrate a single checkpoint with --checkpoint weights/{}",
+            path.display(),
+            run.name,
+            run.name
+        );
+    }
+    Ok(run)
 }

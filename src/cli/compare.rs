@@ -53,6 +53,21 @@ pub fn run(config: &Config, args: &CompareArgs) -> Result<i32> {
             args.checkpoint.display()
         ),
     };
+    if ids.is_empty() {
+        let why = if melxai::ensemble::is_ensemble_path(&args.checkpoint) {
+            "it is a fold ensemble, and every image trained at least one of its members, \
+             so it holds no image left out by all of them"
+                .to_string()
+        } else {
+            format!("its recorded {} split is empty", args.split)
+        };
+        anyhow::bail!(
+            "{}: no {} images to compare on: {why}. Use --split all, or a single checkpoint \
+             (e.g. one fold member) as the reference model",
+            args.checkpoint.display(),
+            args.split
+        );
+    }
     let mut models = vec![(
         args.checkpoint.clone(),
         Model::load(&args.checkpoint, device)?,

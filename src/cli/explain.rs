@@ -3,13 +3,13 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use melxai::compare::sanity::randomisation;
 use melxai::config::Config;
 use melxai::data::image::{denormalise, load_input};
 use melxai::ensemble::explain::explain_with_agreement;
 use melxai::ensemble::Model;
 use melxai::explain::faithfulness::curves;
 use melxai::explain::heatmap::tensor_to_rgb;
-use melxai::explain::sanity::randomisation;
 use melxai::explain::{output, Baseline, ExplainConfig, Integration, Method};
 use melxai::model::{parse_device, Arch, Classifier};
 use serde_json::json;
@@ -163,41 +163,9 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
                 .cloned()
                 .unwrap_or_default();
             if !args.json {
-                let delta = e.delta.map(|d| {
-                    let span = (e.output - e.baseline_output.unwrap_or(0.0)).abs();
-                    format!(
-                        "  delta {d:+.2e} ({:.2e} relative)",
-                        d.abs() / span.max(1e-12)
-                    )
-                });
-                let f = faith.as_ref().map(|f| {
-                    format!(
-                        "  deletion AUC {:.3} insertion AUC {:.3}",
-                        f.deletion.auc, f.insertion.auc
-                    )
-                });
-                println!(
-                    "{} {:<9} target {} ({class}) logit {:.3}{}{}  {:.2}s -> {}",
-                    stem,
-                    method.key(),
-                    e.target,
-                    e.output,
-                    delta.unwrap_or_default(),
-                    f.unwrap_or_default(),
-                    e.seconds,
-                    files.overlay.display()
-                );
+                print_explanation(stem, method, &class, &e, faith.as_ref(), &files.overlay);
                 if let Some(a) = &agreement {
-                    use melxai::compare::similarity::Metric;
-                    println!(
-                        "  {} members agree: SSIM {:.3}  Pearson {:.3}  Spearman {:.3}  Jaccard {:.3} (mean of {} pairs)",
-                        a.members,
-                        a.get(Metric::Ssim),
-                        a.get(Metric::Pearson),
-                        a.get(Metric::Spearman),
-                        a.get(Metric::Jaccard),
-                        a.pairs
-                    );
+                    print_member_agreement(a);
                 }
             }
             overlays.push(files.overlay.clone());
@@ -232,20 +200,75 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
         println!("{}", serde_json::to_string_pretty(&results)?);
     }
     if args.show {
-        let conf = viuer::Config {
-            width: Some(40),
-            absolute_offset: false,
-            ..Default::default()
-        };
-        for p in &overlays {
-            println!("{}", p.display());
-            let shown = image::open(p)
-                .map_err(|e| e.to_string())
-                .and_then(|img| viuer::print(&img, &conf).map_err(|e| e.to_string()));
-            if let Err(e) = shown {
-                eprintln!("cannot show {}: {e}", p.display());
-            }
-        }
+        show_overlays(&overlays);
     }
     Ok(if failures > 0 { 2 } else { 0 })
+}
+
+/// One line per (input, method): target, logit, completeness delta,
+/// faithfulness AUCs, time and the overlay written.
+fn print_explanation(
+    stem: &str,
+    method: Method,
+    class: &str,
+    e: &melxai::explain::Explanation,
+    faith: Option<&melxai::explain::faithfulness::Faithfulness>,
+    overlay: &std::path::Path,
+) {
+    let delta = e.delta.map(|d| {
+        let span = (e.output - e.baseline_output.unwrap_or(0.0)).abs();
+        format!(
+            "  delta {d:+.2e} ({:.2e} relative)",
+            d.abs() / span.max(1e-12)
+        )
+    });
+    let f = faith.map(|f| {
+        format!(
+            "  deletion AUC {:.3} insertion AUC {:.3}",
+            f.deletion.auc, f.insertion.auc
+        )
+    });
+    println!(
+        "{} {:<9} target {} ({class}) logit {:.3}{}{}  {:.2}s -> {}",
+        stem,
+        method.key(),
+        e.target,
+        e.output,
+        delta.unwrap_or_default(),
+        f.unwrap_or_default(),
+        e.seconds,
+        overlay.display()
+    );
+}
+
+/// How far an ensemble's members' maps of the input agree.
+fn print_member_agreement(a: &melxai::explain::split::MemberAgreement) {
+    use melxai::compare::similarity::Metric;
+    println!(
+        "  {} members agree: SSIM {:.3}  Pearson {:.3}  Spearman {:.3}  Jaccard {:.3} (mean of {} pairs)",
+        a.members,
+        a.get(Metric::Ssim),
+        a.get(Metric::Pearson),
+        a.get(Metric::Spearman),
+        a.get(Metric::Jaccard),
+        a.pairs
+    );
+}
+
+/// `--show`: the overlays drawn inline (kitty, sixel, iTerm2 or half-blocks).
+fn show_overlays(overlays: &[std::path::PathBuf]) {
+    let conf = viuer::Config {
+        width: Some(40),
+        absolute_offset: false,
+        ..Default::default()
+    };
+    for p in overlays {
+        println!("{}", p.display());
+        let shown = image::open(p)
+            .map_err(|e| e.to_string())
+            .and_then(|img| viuer::print(&img, &conf).map_err(|e| e.to_string()));
+        if let Err(e) = shown {
+            eprintln!("cannot show {}: {e}", p.display());
+        }
+    }
 }

@@ -121,7 +121,11 @@ pub fn run(args: Args) -> Result<i32> {
     }
     check_device(&config, &args)?;
     match args.command {
-        Some(Command::Train(a)) => train::run_train(&config, &a),
+        Some(Command::Train(a)) => train::run_train(
+            &config,
+            &a,
+            explicit_config.then_some(args.config.as_path()),
+        ),
         Some(Command::Eval(a)) => train::run_eval(&config, &a),
         Some(Command::Explain(a)) => explain::run(&config, &a),
         Some(Command::Calibrate(a)) => calibrate::run(&config, &a),
@@ -164,7 +168,13 @@ pub fn run(args: Args) -> Result<i32> {
             let mut out = Vec::new();
             let mut failures = 0;
             for input in &inputs {
-                match melxai::predict::predict(&model, input, top, !uncalibrated, positive) {
+                match melxai::evaluate::predict::predict(
+                    &model,
+                    input,
+                    top,
+                    !uncalibrated,
+                    positive,
+                ) {
                     Ok(p) => out.push(p),
                     Err(e) => {
                         failures += 1;

@@ -3,14 +3,18 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use melxai::config::{check, Config};
+use melxai::config::Config;
 use melxai::data::cache::ImageCache;
+use melxai::data::scan::{Sample, Scan};
 use melxai::ensemble::tta::TtaSetting;
 use melxai::ensemble::Model;
-use melxai::eval::metrics;
+use melxai::evaluate::metrics;
 use melxai::jobs::{self, JobContext};
-use melxai::metrics::{bootstrap_ci, BootstrapOptions, DEFAULT_THRESHOLD};
+use melxai::metrics::{bootstrap_ci, BinaryMetrics, BootstrapOptions, Interval, DEFAULT_THRESHOLD};
+use melxai::model::checkpoint::SplitRecord;
+use melxai::model::Arch;
 use melxai::train::TrainConfig;
+use melxai::verdict::{EvalRow, SamplePrediction};
 use serde_json::json;
 
 use super::progress::{cancel_on_ctrl_c, CliProgress};
@@ -125,13 +129,18 @@ pub fn train_config(config: &Config, args: &TrainArgs) -> Result<TrainConfig> {
         cfg.tta = TtaSetting::On;
     }
     // Flags are held to the ranges of the keys they override.
-    check::arch("--arch", &cfg.arch)?;
+    Arch::check("--arch", &cfg.arch)?;
     cfg.validate()
         .map_err(|e| e.for_flags(TRAIN_FLAGS, "[train]"))?;
     Ok(cfg)
 }
 
-pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
+/// `config_file` is `--config` when it is not the default `config.toml`.
+pub fn run_train(
+    config: &Config,
+    args: &TrainArgs,
+    config_file: Option<&std::path::Path>,
+) -> Result<i32> {
     let cfg = train_config(config, args)?;
     let name = cfg.name.clone();
     if args.resume && !melxai::train::trainer::can_resume(&cfg, &config.model.weights_dir) {
@@ -152,6 +161,7 @@ pub fn run_train(config: &Config, args: &TrainArgs) -> Result<i32> {
         excluded: &args.exclude,
         resume: args.resume,
         replace_calibrated: args.force,
+        config_file: config_file.map(PathBuf::from),
     };
     let trained = match jobs::train::train(&mut ctx, job) {
         Err(melxai::Error::Cancelled) => {
@@ -277,7 +287,59 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
     let meta = model.meta.clone();
     let data = jobs::scan_data(&mut ctx)?;
     jobs::check_classes(&args.checkpoint, &meta.class_names, &data)?;
-    let ids: Option<Vec<String>> = match (args.split.as_str(), &meta.split) {
+    let ids = split_ids(args, &meta.split, &model)?;
+    let samples = split_samples(&data, ids.as_deref());
+    let cache = ImageCache::build(&samples, meta.input_size)?;
+    let rows: Vec<usize> = (0..cache.len()).collect();
+    let job = jobs::evaluate::EvaluateJob {
+        model: &model,
+        cache: &cache,
+        rows: &rows,
+    };
+    let preds = match jobs::evaluate::evaluate(&mut ctx, job) {
+        Err(melxai::Error::Cancelled) => return Ok(130),
+        r => r?,
+    };
+    let positive = jobs::positive_class(config, &data.classes)?;
+    let temperature = if args.uncalibrated {
+        1.0
+    } else {
+        meta.temperature
+    };
+    let m = metrics(&preds, positive, temperature)?;
+    let (auroc_ci, bacc_ci) = score_intervals(&preds, positive, temperature);
+    // The operating point's threshold is on calibrated probabilities.
+    let operating_point = model
+        .operating_point()
+        .copied()
+        .filter(|_| !args.uncalibrated);
+    let per_sample: Vec<_> = preds
+        .iter()
+        .map(|r| {
+            let mut p = r.to_prediction(positive, temperature, &args.split);
+            p.decision = operating_point.map(|op| op.decide(p.probability));
+            p
+        })
+        .collect();
+    let result = EvalResult {
+        metrics: &m,
+        temperature,
+        auroc_ci,
+        bacc_ci,
+        per_sample: &per_sample,
+    };
+    print_eval_result(args, &model, result)?;
+    Ok(0)
+}
+
+/// The sample ids of `--split` as recorded in the checkpoint (`None`: every
+/// image), refusing a split the checkpoint does not record or that is empty.
+fn split_ids(
+    args: &EvalArgs,
+    split: &Option<SplitRecord>,
+    model: &Model,
+) -> Result<Option<Vec<String>>> {
+    let ids: Option<Vec<String>> = match (args.split.as_str(), split) {
         ("all", _) => None,
         (part @ ("test" | "val" | "train"), Some(rec)) => Some(match part {
             "test" => rec.test.clone(),
@@ -304,7 +366,13 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
             }
         );
     }
-    let samples: Vec<_> = match &ids {
+    Ok(ids)
+}
+
+/// The scanned samples whose ids are in `ids` (all when `None`), noting on
+/// stderr recorded ids that are no longer in the data folder.
+fn split_samples(data: &Scan, ids: Option<&[String]>) -> Vec<Sample> {
+    match ids {
         None => data.samples.clone(),
         Some(ids) => {
             let missing: Vec<&String> = ids
@@ -325,25 +393,16 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
                 .cloned()
                 .collect()
         }
-    };
-    let cache = ImageCache::build(&samples, meta.input_size)?;
-    let rows: Vec<usize> = (0..cache.len()).collect();
-    let job = jobs::evaluate::EvaluateJob {
-        model: &model,
-        cache: &cache,
-        rows: &rows,
-    };
-    let preds = match jobs::evaluate::evaluate(&mut ctx, job) {
-        Err(melxai::Error::Cancelled) => return Ok(130),
-        r => r?,
-    };
-    let positive = jobs::positive_class(config, &data.classes)?;
-    let temperature = if args.uncalibrated {
-        1.0
-    } else {
-        meta.temperature
-    };
-    let m = metrics(&preds, positive, temperature)?;
+    }
+}
+
+/// Bootstrap 95 % intervals of AUROC and balanced accuracy (`None` where the
+/// bootstrap cannot run), with the fixed seed so reruns print the same.
+fn score_intervals(
+    preds: &[EvalRow],
+    positive: usize,
+    temperature: f64,
+) -> (Option<Interval>, Option<Interval>) {
     let labels: Vec<usize> = preds.iter().map(|r| r.label).collect();
     let scores: Vec<f64> = preds
         .iter()
@@ -368,32 +427,34 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
         &opts,
     )
     .ok();
-    // The operating point's threshold is on calibrated probabilities.
-    let operating_point = model
-        .operating_point()
-        .copied()
-        .filter(|_| !args.uncalibrated);
-    let per_sample: Vec<_> = preds
-        .iter()
-        .map(|r| {
-            let mut p = r.to_prediction(positive, temperature, &args.split);
-            p.decision = operating_point.map(|op| op.decide(p.probability));
-            p
-        })
-        .collect();
+    (auroc_ci, bacc_ci)
+}
+
+/// What `melxai eval` computed, bundled so the output step takes few arguments.
+struct EvalResult<'a> {
+    metrics: &'a BinaryMetrics,
+    temperature: f64,
+    auroc_ci: Option<Interval>,
+    bacc_ci: Option<Interval>,
+    per_sample: &'a [SamplePrediction],
+}
+
+/// Prints the result as JSON (`--json`) or as text, keeping the two forms
+/// side by side.
+fn print_eval_result(args: &EvalArgs, model: &Model, r: EvalResult) -> Result<()> {
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&json!({
                 "checkpoint": args.checkpoint,
                 "split": args.split,
-                "temperature": temperature,
+                "temperature": r.temperature,
                 "tta": model.tta,
                 "members": model.members().len(),
-                "metrics": m,
-                "auroc_ci95": auroc_ci.map(|c| [c.low, c.high]),
-                "balanced_accuracy_ci95": bacc_ci.map(|c| [c.low, c.high]),
-                "predictions": per_sample,
+                "metrics": r.metrics,
+                "auroc_ci95": r.auroc_ci.map(|c| [c.low, c.high]),
+                "balanced_accuracy_ci95": r.bacc_ci.map(|c| [c.low, c.high]),
+                "predictions": r.per_sample,
             }))?
         );
     } else {
@@ -408,9 +469,9 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
                 }
             );
         }
-        print_eval(args, &m, temperature, auroc_ci, bacc_ci);
+        print_eval(args, r.metrics, r.temperature, r.auroc_ci, r.bacc_ci);
     }
-    Ok(0)
+    Ok(())
 }
 
 /// The text form of `melxai eval`.

@@ -3,6 +3,7 @@
 
 pub mod agreement;
 pub mod run;
+pub mod sanity;
 pub mod similarity;
 
 pub use similarity::Metric;

@@ -8,3 +8,26 @@ pub mod jpeg;
 pub mod npy;
 pub mod scan;
 pub mod split;
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// `[data]` of `config.toml`: where the data set is and which class is positive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Folder with one sub-folder per class.
+    pub root: PathBuf,
+    /// Name of the positive class (metrics treat it as "disease present").
+    pub positive_class: String,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            root: PathBuf::from("complete_mednode_dataset"),
+            positive_class: "melanoma".into(),
+        }
+    }
+}

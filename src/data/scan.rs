@@ -110,6 +110,28 @@ fn classify(p: &Path) -> Entry {
 /// Lists classes and candidate files, then (when `verify`) decodes each file in
 /// parallel so unreadable ones are skipped up front rather than mid-training.
 pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
+    check_root(root)?;
+    let mut skipped = Vec::new();
+    let classes = class_folders(root, &mut skipped)?;
+    let mut candidates = Vec::new();
+    let mut class_names = Vec::new();
+    for (label, dir) in classes.iter().enumerate() {
+        class_names.push(class_candidates(label, dir, &mut candidates, &mut skipped)?);
+    }
+    let checked = decode_check(candidates, verify);
+    let samples = keep_unique_ids(checked, &mut skipped);
+    require_every_class(&class_names, &classes, &samples)?;
+    Ok(Scan {
+        root: root.to_path_buf(),
+        classes: class_names,
+        samples,
+        skipped,
+    })
+}
+
+/// Fails early, naming the expected layout, when the data path is missing,
+/// unreadable or a file.
+fn check_root(root: &Path) -> Result<()> {
     match std::fs::metadata(root) {
         Ok(m) if m.is_dir() => {}
         Ok(_) => {
@@ -132,18 +154,26 @@ pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
             )));
         }
     }
-    let read = |dir: &Path| -> Result<Vec<PathBuf>> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| !is_hidden(p))
-            .collect();
-        v.sort();
-        Ok(v)
-    };
-    let mut skipped = Vec::new();
+    Ok(())
+}
+
+/// A folder's non-hidden entries in sorted order, so classes and samples come
+/// out the same on every file system.
+fn list_dir(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| !is_hidden(p))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// The root's class sub-folders (broken entries go to `skipped`); a classifier
+/// needs at least two.
+fn class_folders(root: &Path, skipped: &mut Vec<Skipped>) -> Result<Vec<PathBuf>> {
     let mut classes: Vec<PathBuf> = Vec::new();
-    for p in read(root)? {
+    for p in list_dir(root)? {
         match classify(&p) {
             Entry::Dir => classes.push(p),
             Entry::Broken(reason) => skipped.push(Skipped { path: p, reason }),
@@ -163,45 +193,58 @@ pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
             root.display()
         )));
     }
-    let mut candidates = Vec::new();
-    let mut class_names = Vec::new();
-    for (label, dir) in classes.iter().enumerate() {
-        let name = dir.file_name().map(name_text).unwrap_or_default();
-        let mut files = Vec::new();
-        for p in read(dir)? {
-            match classify(&p) {
-                Entry::File => files.push(p),
-                Entry::Broken(reason) => skipped.push(Skipped { path: p, reason }),
-                Entry::Dir | Entry::Other => {}
-            }
+    Ok(classes)
+}
+
+/// Appends one class folder's image files to `candidates` (other files and
+/// broken entries to `skipped`) and returns the class name; a class without
+/// images is an error.
+fn class_candidates(
+    label: usize,
+    dir: &Path,
+    candidates: &mut Vec<Sample>,
+    skipped: &mut Vec<Skipped>,
+) -> Result<String> {
+    let name = dir.file_name().map(name_text).unwrap_or_default();
+    let mut files = Vec::new();
+    for p in list_dir(dir)? {
+        match classify(&p) {
+            Entry::File => files.push(p),
+            Entry::Broken(reason) => skipped.push(Skipped { path: p, reason }),
+            Entry::Dir | Entry::Other => {}
         }
-        let images: Vec<PathBuf> = files
-            .iter()
-            .filter(|p| has_image_extension(p))
-            .cloned()
-            .collect();
-        if images.is_empty() {
-            return Err(Error::Dataset(format!(
-                "class folder {} holds no images",
-                dir.display()
-            )));
-        }
-        for p in files.iter().filter(|p| !has_image_extension(p)) {
-            skipped.push(Skipped {
-                path: p.clone(),
-                reason: "not an image file extension".into(),
-            });
-        }
-        for p in images {
-            let id = format!(
-                "{name}/{}",
-                p.file_name().map(name_text).unwrap_or_default()
-            );
-            candidates.push(Sample { path: p, id, label });
-        }
-        class_names.push(name);
     }
-    let checked: Vec<(Sample, Option<String>)> = if verify {
+    let images: Vec<PathBuf> = files
+        .iter()
+        .filter(|p| has_image_extension(p))
+        .cloned()
+        .collect();
+    if images.is_empty() {
+        return Err(Error::Dataset(format!(
+            "class folder {} holds no images",
+            dir.display()
+        )));
+    }
+    for p in files.iter().filter(|p| !has_image_extension(p)) {
+        skipped.push(Skipped {
+            path: p.clone(),
+            reason: "not an image file extension".into(),
+        });
+    }
+    for p in images {
+        let id = format!(
+            "{name}/{}",
+            p.file_name().map(name_text).unwrap_or_default()
+        );
+        candidates.push(Sample { path: p, id, label });
+    }
+    Ok(name)
+}
+
+/// Pairs each candidate with its decode error (in parallel, only when
+/// `verify`), keeping the candidates' order.
+fn decode_check(candidates: Vec<Sample>, verify: bool) -> Vec<(Sample, Option<String>)> {
+    if verify {
         candidates
             .into_par_iter()
             .map(|s| {
@@ -214,7 +257,15 @@ pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
             .collect()
     } else {
         candidates.into_iter().map(|s| (s, None)).collect()
-    };
+    }
+}
+
+/// The readable samples with unique ids; undecodable files and later holders of
+/// a taken id go to `skipped`.
+fn keep_unique_ids(
+    checked: Vec<(Sample, Option<String>)>,
+    skipped: &mut Vec<Skipped>,
+) -> Vec<Sample> {
     let mut samples: Vec<Sample> = Vec::new();
     let mut seen = std::collections::BTreeMap::new();
     for (s, err) in checked {
@@ -237,6 +288,16 @@ pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
             }),
         }
     }
+    samples
+}
+
+/// Errors when a class lost all its images to decoding failures, since
+/// training on it would silently drop the class.
+fn require_every_class(
+    class_names: &[String],
+    classes: &[PathBuf],
+    samples: &[Sample],
+) -> Result<()> {
     for (label, name) in class_names.iter().enumerate() {
         if !samples.iter().any(|s| s.label == label) {
             return Err(Error::Dataset(format!(
@@ -245,10 +306,5 @@ pub fn scan(root: &Path, verify: bool) -> Result<Scan> {
             )));
         }
     }
-    Ok(Scan {
-        root: root.to_path_buf(),
-        classes: class_names,
-        samples,
-        skipped,
-    })
+    Ok(())
 }

@@ -14,7 +14,6 @@ use crate::data::scan::Scan;
 use crate::ensemble::read_meta;
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
-use crate::eval::EvalRow;
 use crate::explain::{ExplainConfig, Method};
 use crate::jobs::calibrate::{calibrate, CalibrateJob, CalibrationData};
 use crate::jobs::evaluate::{evaluate, EvaluateJob};
@@ -24,6 +23,7 @@ use crate::jobs::{positive_class, scan_data, JobContext};
 use crate::model::checkpoint;
 use crate::model::parse_device;
 use crate::progress::{CancelToken, Event, EventSink, JobId};
+use crate::verdict::EvalRow;
 
 /// Runs [`Request`]s; keeps what is costly to rebuild between jobs.
 pub struct PipelineRunner {
@@ -72,7 +72,7 @@ struct ModelPredictions {
     split_of: HashMap<String, String>,
     temperature: f64,
     name: String,
-    operating_point: Option<crate::ensemble::OperatingPoint>,
+    operating_point: Option<crate::verdict::OperatingPoint>,
     /// Predicted with test-time augmentation (`[predict] tta`).
     tta: bool,
     /// For the fold ensemble of a cross-validation: each member's own
@@ -203,6 +203,7 @@ impl PipelineRunner {
                 excluded,
                 resume: true,
                 replace_calibrated: false,
+                config_file: None,
             },
         )?;
         // A retrained checkpoint replaces any cached copy.
@@ -212,6 +213,14 @@ impl PipelineRunner {
         if let Some(e) = &trained.ensemble {
             self.models.remove(&checkpoint::tensors_path(e));
         }
+        let written = trained
+            .ensemble
+            .clone()
+            .unwrap_or_else(|| trained.outcome.splits[0].checkpoint.clone());
+        ctx.sink.send(Event::ModelWritten {
+            job: ctx.job,
+            path: written,
+        });
         let s = &trained.outcome.splits[0];
         let test = s
             .test_metrics

@@ -27,13 +27,13 @@ use tch::{Kind, Tensor};
 
 use super::combine::{combine, log_mean_probabilities};
 use super::manifest::CombineRule;
-use super::uncertainty::softmax;
 use super::Model;
 use crate::error::{Error, Result};
 use crate::explain::integrated_gradients::{self, Integration};
 use crate::explain::split::MemberAgreement;
 use crate::explain::{explain, heatmap, ExplainConfig, Explanation, Method};
 use crate::progress::CancelToken;
+use crate::verdict::uncertainty::softmax;
 
 /// Explains `input` `(3,H,W)` (normalised) under `model` with `method`;
 /// for one checkpoint this is [`crate::explain::explain`]. TTA does not

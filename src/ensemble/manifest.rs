@@ -12,10 +12,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::operating_point::OperatingPoint;
 use crate::error::{Error, Result};
 use crate::model::checkpoint::{self, CheckpointMeta};
 use crate::model::config::{Arch, Normalisation};
+use crate::verdict::OperatingPoint;
 
 /// File-name suffix that marks an ensemble manifest.
 pub const ENSEMBLE_SUFFIX: &str = ".ensemble.toml";
@@ -25,7 +25,7 @@ pub const ENSEMBLE_SUFFIX: &str = ".ensemble.toml";
 /// as logits: probabilities are `softmax(combined / temperature)`, so one
 /// temperature, TTA (each network's logits averaged over the transforms
 /// first) and explanations apply to both. The per-sample uncertainty comes
-/// from the members' own probabilities (see [`super::uncertainty`]).
+/// from the members' own probabilities (see [`crate::verdict::uncertainty`]).
 ///
 /// - `MeanProbabilities` (what `train --folds` writes unless
 ///   `[train] combine` says otherwise): `ln` of the mean of the members'
@@ -180,7 +180,7 @@ impl EnsembleManifest {
             return Err("members is empty (an ensemble needs at least one member)".into());
         }
         for (i, m) in self.members.iter().enumerate() {
-            crate::config::check::file_name(&format!("members[{i}].name"), &m.name)
+            crate::validation::check::file_name(&format!("members[{i}].name"), &m.name)
                 .map_err(|e| e.to_string())?;
             if self.members[..i].iter().any(|o| o.name == m.name) {
                 return Err(format!("members[{i}].name = {:?} is listed twice", m.name));
@@ -329,8 +329,14 @@ pub fn from_members(
 }
 
 /// Stores `temperature` (and where it was fitted) in a manifest, atomically.
+/// A manifest that already holds both is left untouched: a rewrite would
+/// change the file the model's cached predictions are keyed on, and the next
+/// evaluation would predict everything again for nothing.
 pub fn store_temperature(path: &Path, temperature: f64, fitted_on: &str) -> Result<()> {
     let mut m = read(path)?;
+    if m.temperature == temperature && m.temperature_fitted_on == fitted_on {
+        return Ok(());
+    }
     m.temperature = temperature;
     m.temperature_fitted_on = fitted_on.to_string();
     write(path, &m)
@@ -430,5 +436,24 @@ mod tests {
         assert_eq!(back, m);
         let typo = text.replace("temperature =", "temprature =");
         assert!(toml::from_str::<EnsembleManifest>(&typo).is_err());
+    }
+
+    #[test]
+    fn storing_the_same_temperature_leaves_the_file_alone() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = ensemble_path(dir.path(), "e");
+        write(&path, &manifest()).unwrap();
+        let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        let before = inode(&path);
+        store_temperature(&path, 1.5, "").unwrap();
+        assert_eq!(inode(&path), before, "unchanged manifest was rewritten");
+        store_temperature(&path, 1.25, "val").unwrap();
+        assert_ne!(inode(&path), before);
+        let m = read(&path).unwrap();
+        assert_eq!(
+            (m.temperature, m.temperature_fitted_on.as_str()),
+            (1.25, "val")
+        );
     }
 }

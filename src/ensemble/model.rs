@@ -10,12 +10,12 @@ use tch::{Device, Kind, Tensor};
 
 use super::combine::combine;
 use super::manifest::{self, member_tensors_hash, CombineRule, EnsembleManifest};
-use super::operating_point::OperatingPoint;
 use super::tta::{mean_over_dihedral, TtaSetting};
 use crate::error::{Error, Result};
 use crate::model::checkpoint::{self, CheckpointMeta, SplitRecord};
 use crate::model::precision::Precision;
 use crate::model::Classifier;
+use crate::verdict::OperatingPoint;
 
 /// A loaded model: one network, or the members of an ensemble.
 pub struct Model {
@@ -86,8 +86,8 @@ impl Model {
     /// `None` for one network or any other ensemble.
     pub fn out_of_fold_rows(
         &self,
-        rows: &[crate::eval::EvalRow],
-    ) -> Option<Vec<Vec<crate::eval::EvalRow>>> {
+        rows: &[crate::verdict::EvalRow],
+    ) -> Option<Vec<Vec<crate::verdict::EvalRow>>> {
         if !self.is_ensemble() {
             return None;
         }
@@ -106,7 +106,7 @@ impl Model {
         let mut folds = vec![Vec::new(); self.members.len()];
         for r in rows {
             if let Some(&j) = held_out_by.get(r.id.as_str()) {
-                folds[j].push(crate::eval::EvalRow {
+                folds[j].push(crate::verdict::EvalRow {
                     id: r.id.clone(),
                     label: r.label,
                     logits: r.members.get(j)?.clone(),

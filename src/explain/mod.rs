@@ -1,6 +1,7 @@
 //! Explanations of one prediction: GradCAM (and GradCAM++), Integrated
 //! Gradients and DeepLIFT (Rescale), with the study's heatmap post-processing,
-//! overlays, faithfulness curves and the model-randomisation sanity check.
+//! overlays and faithfulness curves (the model-randomisation sanity check,
+//! which compares maps, is `crate::compare::sanity`).
 //!
 //! Every method returns the raw attribution `(C,H,W)` and the heatmap `(H,W)`
 //! in [0, 1]; gradient methods also return their completeness delta.
@@ -14,7 +15,6 @@ pub mod heatmap;
 pub mod integrated_gradients;
 pub mod output;
 pub mod provenance;
-pub mod sanity;
 pub mod split;
 
 use std::str::FromStr;
@@ -23,9 +23,9 @@ use std::time::Instant;
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
-use crate::config::{check, OutOfRange};
 use crate::error::{Error, Result};
 use crate::model::Classifier;
+use crate::validation::{check, OutOfRange};
 
 pub use baseline::Baseline;
 pub use integrated_gradients::Integration;

@@ -38,17 +38,11 @@ pub struct ExplainedSample {
 pub struct MemberAgreement {
     pub members: usize,
     pub pairs: usize,
-    /// metric name ([`crate::compare::similarity::Metric::name`]) -> mean
+    /// metric name (`compare::similarity::Metric::name`; read back with
+    /// `MemberAgreement::get` there) -> mean
     /// over the pairs where it is defined (a metric undefined for every
     /// pair, e.g. correlations of flat maps, is absent).
     pub metrics: BTreeMap<String, f64>,
-}
-
-impl MemberAgreement {
-    /// The mean of `metric` over the pairs, NaN where it is undefined.
-    pub fn get(&self, metric: crate::compare::similarity::Metric) -> f64 {
-        self.metrics.get(metric.name()).copied().unwrap_or(f64::NAN)
-    }
 }
 
 /// What was recorded for one map (also written beside the maps as JSON).

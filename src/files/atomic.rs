@@ -90,6 +90,43 @@ pub fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
+/// Replaces several files as one update: every file is first written and
+/// synced to its temporary sibling, and only when all of them are staged are
+/// they renamed into place. A failure while staging (a full disk, an
+/// unwritable folder) removes the staged files and leaves every target as it
+/// was; the error names the file.
+pub fn write_all_or_nothing(files: &[(PathBuf, Vec<u8>)]) -> Result<()> {
+    let mut staged: Vec<(PathBuf, &Path)> = Vec::new();
+    let stage = |path: &Path, bytes: &[u8]| -> Result<PathBuf> {
+        ensure_parent(path)?;
+        let tmp = temp_path(path);
+        let written = File::create(&tmp)
+            .and_then(|mut f| f.write_all(bytes).and_then(|()| f.flush()))
+            .and_then(|()| sync_file(&tmp));
+        if let Err(e) = written {
+            let _ = fs::remove_file(&tmp);
+            return Err(Error::io(path, e));
+        }
+        Ok(tmp)
+    };
+    for (path, bytes) in files {
+        match stage(path, bytes) {
+            Ok(tmp) => staged.push((tmp, path)),
+            Err(e) => {
+                for (tmp, _) in &staged {
+                    let _ = fs::remove_file(tmp);
+                }
+                return Err(e);
+            }
+        }
+    }
+    for (tmp, path) in &staged {
+        fs::rename(tmp, path).map_err(|e| Error::io(*path, e))?;
+        sync_dir(path);
+    }
+    Ok(())
+}
+
 /// Whether a process with this id is still running (signal 0 probes only).
 fn process_alive(pid: i32) -> bool {
     if pid <= 0 {

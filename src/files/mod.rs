@@ -8,5 +8,5 @@
 pub mod atomic;
 pub mod lock;
 
-pub use atomic::{clean_stale_temps, write_bytes, write_with_path};
+pub use atomic::{clean_stale_temps, write_all_or_nothing, write_bytes, write_with_path};
 pub use lock::RunLock;

@@ -9,7 +9,7 @@ use crate::calibrate::fit::{
     fit_cross_validated, fit_split, store_temperature, CalibrationOutcome,
 };
 use crate::error::Result;
-use crate::eval::EvalRow;
+use crate::verdict::EvalRow;
 
 /// Which predictions the temperature is fitted on.
 pub enum CalibrationData<'a> {

@@ -123,7 +123,7 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
 /// is not a plain file name (`..`, `a/b`) must not pick the folder.
 fn labels(models: &[(PathBuf, Model)]) -> Vec<String> {
     let shared = |name: &str| models.iter().filter(|(_, m)| m.meta.name == name).count() > 1;
-    let plain = |name: &str| crate::config::check::file_name("name", name).is_ok();
+    let plain = |name: &str| crate::validation::check::file_name("name", name).is_ok();
     let mut out: Vec<String> = Vec::with_capacity(models.len());
     for (path, model) in models {
         let mut label = if shared(&model.meta.name) || !plain(&model.meta.name) {

@@ -6,8 +6,9 @@ use crate::data::cache::ImageCache;
 use crate::ensemble::tta::DIHEDRAL_TRANSFORMS;
 use crate::ensemble::Model;
 use crate::error::Result;
-use crate::eval::{predict_model_rows, EvalRow};
+use crate::evaluate::predict_model_rows;
 use crate::progress::Event;
+use crate::verdict::EvalRow;
 
 /// Images per forward pass.
 pub const EVAL_BATCH_SIZE: usize = 32;

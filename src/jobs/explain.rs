@@ -16,11 +16,11 @@ use crate::data::npy::read_map;
 use crate::ensemble::explain::explain_with_agreement;
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
-use crate::eval::EvalRow;
 use crate::explain::heatmap::{tensor_to_rgb, to_vec};
 use crate::explain::split::{stem, ExplainedSample, Heatmap, MapRecord, MemberAgreement};
 use crate::explain::{output, provenance, ExplainConfig, Method};
 use crate::progress::{Event, HeatmapData};
+use crate::verdict::EvalRow;
 
 pub struct ExplainJob<'a> {
     /// One checkpoint or an ensemble (explained through its combined output).

@@ -24,6 +24,9 @@ pub struct TrainJob<'a> {
     /// Overwrite a calibrated checkpoint of the same name (`train --force`);
     /// without it such a run is refused before anything is written.
     pub replace_calibrated: bool,
+    /// `--config` when not the default `config.toml` (for advice that
+    /// reproduces the run).
+    pub config_file: Option<PathBuf>,
 }
 
 /// The run's outcome and what went into it.
@@ -47,8 +50,11 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
         excluded,
         resume,
         replace_calibrated,
+        config_file,
     } = job;
     let positive = positive_class(ctx.config, &data.classes)?;
+    // Held until the ensemble manifest is written: every name the run writes.
+    let _locks = crate::train::trainer::lock_run(&config, &ctx.config.model.weights_dir)?;
     crate::train::trainer::check_calibrated(
         &config,
         &ctx.config.model.weights_dir,
@@ -89,6 +95,7 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
         cancel: ctx.cancel,
         job: ctx.job,
         resume,
+        config_file,
     };
     let outcome = crate::train::train(&config, &mut train_ctx)?;
     let ensemble = match &outcome.cross_validation {
@@ -129,7 +136,7 @@ fn write_fold_ensemble(
     target_sensitivity: f64,
     combine: crate::ensemble::manifest::CombineRule,
 ) -> Result<PathBuf> {
-    let oof: Vec<&crate::eval::EvalRow> = outcome.splits.iter().flat_map(|s| &s.test).collect();
+    let oof: Vec<&crate::verdict::EvalRow> = outcome.splits.iter().flat_map(|s| &s.test).collect();
     let logits: Vec<Vec<f64>> = oof.iter().map(|r| r.logits.clone()).collect();
     let labels: Vec<usize> = oof.iter().map(|r| r.label).collect();
     let fit = fit_temperature(&logits, &labels)
@@ -143,15 +150,14 @@ fn write_fold_ensemble(
     let mut m = manifest::from_members(weights_dir, &outcome.name, &members, combine)?;
     m.temperature = fit.temperature;
     m.temperature_fitted_on = crate::calibrate::fit::out_of_fold_label(oof.len());
-    let rows: Vec<crate::eval::EvalRow> = oof.into_iter().cloned().collect();
-    m.operating_point = crate::operating_point::from_out_of_fold(
+    let rows: Vec<crate::verdict::EvalRow> = oof.into_iter().cloned().collect();
+    m.operating_point = crate::evaluate::operating_point::from_out_of_fold(
         &rows,
         fit.temperature,
         positive,
         target_sensitivity,
     )
-    .ok()
-    .map(Into::into);
+    .ok();
     let path = manifest::ensemble_path(weights_dir, &outcome.name);
     manifest::write(&path, &m)?;
     Ok(path)

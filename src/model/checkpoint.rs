@@ -110,7 +110,7 @@ impl CheckpointMeta {
     /// The error names the key and the allowed range.
     pub fn validate(&self) -> std::result::Result<(), String> {
         // The name becomes folder and file names (reports/<name>/, maps).
-        crate::config::check::file_name("name", &self.name).map_err(|e| e.to_string())?;
+        crate::validation::check::file_name("name", &self.name).map_err(|e| e.to_string())?;
         let m = &self.model;
         let unit = |key: &str, v: f64, lo: f64, hi: f64| {
             if v.is_finite() && v >= lo && v < hi {

@@ -47,6 +47,19 @@ impl Arch {
         Arch::B7,
     ];
 
+    /// `arch` names an architecture melxai can build (`lite0`..`lite4`,
+    /// `b0`..`b7`); the error lists them under `key`.
+    pub fn check(key: &str, arch: &str) -> crate::validation::check::Checked {
+        arch.parse::<Arch>().map(|_| ()).map_err(|_| {
+            let names: Vec<&str> = Arch::ALL.iter().map(|a| a.name()).collect();
+            crate::validation::OutOfRange::new(
+                key,
+                format!("{arch:?}"),
+                &format!("one of {}", names.join(", ")),
+            )
+        })
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Arch::Lite0 => "lite0",

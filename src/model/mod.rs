@@ -6,7 +6,9 @@ pub mod efficientnet;
 pub mod precision;
 pub mod weights;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
 
 use tch::{nn, Device, Kind, Tensor};
 
@@ -155,3 +157,23 @@ pub fn imagenet_weights(arch: Arch, weights_dir: &Path) -> Result<std::path::Pat
 }
 
 pub use crate::device::parse_device;
+
+/// `[model]` of `config.toml`: the architecture of new models and where
+/// weights live.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Architecture of new models: lite0..lite4, b0..b7.
+    pub arch: String,
+    /// Where checkpoints and the ImageNet weights live.
+    pub weights_dir: PathBuf,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig {
+            arch: "lite0".into(),
+            weights_dir: PathBuf::from("weights"),
+        }
+    }
+}

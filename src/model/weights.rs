@@ -397,13 +397,44 @@ pub fn read_tensors(path: &Path) -> Result<Vec<(String, Tensor)>> {
     })
 }
 
+/// Why [`load_into`] failed: the tensors did not fit (with the report, as
+/// data), or the file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("checkpoint {path} does not fit the model:\n{report}")]
+    WeightsMismatch {
+        path: std::path::PathBuf,
+        report: LoadReport,
+    },
+    #[error(transparent)]
+    Other(#[from] Error),
+}
+
+impl From<tch::TchError> for LoadError {
+    fn from(e: tch::TchError) -> Self {
+        LoadError::Other(e.into())
+    }
+}
+
+impl From<LoadError> for Error {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::WeightsMismatch { path, report } => Error::WeightsMismatch {
+                path,
+                report: report.to_string(),
+            },
+            LoadError::Other(e) => e,
+        }
+    }
+}
+
 /// Copies the file's tensors into `vs` and reports what did not fit. Nothing is
 /// copied when `accept` rejects the report, so a failed load leaves `vs` as it was.
 pub fn load_into(
     vs: &nn::VarStore,
     path: &Path,
     accept: impl Fn(&LoadReport) -> bool,
-) -> Result<LoadReport> {
+) -> std::result::Result<LoadReport, LoadError> {
     let (layout, tensors) = to_native_names(read_tensors(path)?);
     let mut vars = vs.variables();
     let mut report = LoadReport {
@@ -426,7 +457,7 @@ pub fn load_into(
     report.mismatched.sort();
     report.loaded = plan.len();
     if !accept(&report) {
-        return Err(Error::WeightsMismatch {
+        return Err(LoadError::WeightsMismatch {
             path: path.into(),
             report,
         });

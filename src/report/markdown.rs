@@ -6,7 +6,7 @@ use std::path::Path;
 
 use super::run::{
     AgreementReport, CrossAgreement, CrossValidationReport, DataSummary, EnsembleReport, Figure,
-    MembersReport, ModelReport, RunReport, StepRecord,
+    MembersReport, ModelReport, OperatingPointSummary, RunReport, StepRecord, WithoutTta,
 };
 use crate::calibrate::fit::CalibrationOutcome;
 use crate::error::Result;
@@ -157,6 +157,16 @@ fn range(ci: [f64; 2]) -> String {
 }
 
 fn ensemble_section(md: &mut String, e: &EnsembleReport) {
+    ensemble_intro(md, e);
+    ensemble_table(md, e);
+    ensemble_notes(md, e);
+    operating_point_text(md, &e.operating_point);
+    figures(md, &e.figures);
+}
+
+/// The heading and the paragraph saying what was repeated and how the table
+/// reads, apart so the table code stays short.
+fn ensemble_intro(md: &mut String, e: &EnsembleReport) {
     let cv = &e.repeated_cv;
     let _ = writeln!(
         md,
@@ -198,6 +208,12 @@ fn ensemble_section(md: &mut String, e: &EnsembleReport) {
              the rows below are the same model. Set `cv_repeats` to 3 or more (\"auto\" runs 4 on a GPU) to measure what averaging buys.\n"
         );
     }
+}
+
+/// The single-model vs ensemble table, with the without-TTA rows when TTA was
+/// measured on and off.
+fn ensemble_table(md: &mut String, e: &EnsembleReport) {
+    let cv = &e.repeated_cv;
     let s = &cv.single.spread;
     let p = &cv.single.pooled;
     let _ = writeln!(
@@ -245,30 +261,41 @@ fn ensemble_section(md: &mut String, e: &EnsembleReport) {
         range(e.aurc_ci)
     );
     if let Some(w) = &e.without_tta {
-        let row = |m: &crate::repeated_cv::MetricSet| {
-            format!(
-                "{} | {} | {} | {} | {} | {}",
-                num(m.auroc),
-                num(m.balanced_accuracy),
-                num(m.ece),
-                num(m.brier),
-                num(m.nll),
-                num(m.aurc)
-            )
-        };
-        let _ = writeln!(
-            md,
-            "| without TTA: single model, mean | {} |\n| without TTA: ensemble of {} | {} |",
-            row(&w.single),
-            e.members,
-            row(&w.ensemble)
-        );
-        let _ = writeln!(
-            md,
-            "\nThe single-model and ensemble rows average each network's held-out logits over the 8 flips × 90° rotations (`[train] tta`); \
-             the \"without TTA\" rows are the same models' plain predictions, evaluated the same way."
-        );
+        without_tta_rows(md, e.members, w);
     }
+}
+
+/// The without-TTA rows and their note, only written when `[train] tta` ran
+/// both ways.
+fn without_tta_rows(md: &mut String, members: usize, w: &WithoutTta) {
+    let row = |m: &crate::evaluate::repeated_cv::MetricSet| {
+        format!(
+            "{} | {} | {} | {} | {} | {}",
+            num(m.auroc),
+            num(m.balanced_accuracy),
+            num(m.ece),
+            num(m.brier),
+            num(m.nll),
+            num(m.aurc)
+        )
+    };
+    let _ = writeln!(
+        md,
+        "| without TTA: single model, mean | {} |\n| without TTA: ensemble of {} | {} |",
+        row(&w.single),
+        members,
+        row(&w.ensemble)
+    );
+    let _ = writeln!(
+        md,
+        "\nThe single-model and ensemble rows average each network's held-out logits over the 8 flips × 90° rotations (`[train] tta`); \
+         the \"without TTA\" rows are the same models' plain predictions, evaluated the same way."
+    );
+}
+
+/// The ECE-consistency and seed-to-seed |Δp| sentences that qualify the
+/// table's calibration and stability figures.
+fn ensemble_notes(md: &mut String, e: &EnsembleReport) {
     let c = &e.ece_if_calibrated;
     let _ = writeln!(
         md,
@@ -295,7 +322,11 @@ fn ensemble_section(md: &mut String, e: &EnsembleReport) {
         opt(e.seed_abs_diff_single, "2 repetitions"),
         opt(e.seed_abs_diff, "two members in each half")
     );
-    let op = &e.operating_point;
+}
+
+/// The operating-point subsection: the optimistic in-sample figures beside the
+/// honest cross-fitted ones.
+fn operating_point_text(md: &mut String, op: &OperatingPointSummary) {
     let _ = writeln!(
         md,
         "\n### Operating point (target sensitivity {})\n\n\
@@ -315,7 +346,6 @@ fn ensemble_section(md: &mut String, e: &EnsembleReport) {
         num(op.cross_fitted_specificity),
         range(op.cross_fitted_specificity_ci)
     );
-    figures(md, &e.figures);
 }
 
 fn model_section(md: &mut String, name: &str, m: &ModelReport) {

@@ -158,7 +158,7 @@ pub struct EnsembleReport {
     /// TTA (TTA measured on and off); absent otherwise.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub without_tta: Option<WithoutTta>,
-    pub repeated_cv: crate::repeated_cv::RepeatedCvReport,
+    pub repeated_cv: crate::evaluate::repeated_cv::RepeatedCvReport,
     pub figures: Vec<Figure>,
 }
 
@@ -167,16 +167,16 @@ pub struct EnsembleReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct WithoutTta {
     /// Single models: mean over repetitions.
-    pub single: crate::repeated_cv::MetricSet,
-    pub ensemble: crate::repeated_cv::MetricSet,
+    pub single: crate::evaluate::repeated_cv::MetricSet,
+    pub ensemble: crate::evaluate::repeated_cv::MetricSet,
     pub seed_abs_diff: Option<f64>,
 }
 
 impl WithoutTta {
-    pub fn of(cv: &crate::repeated_cv::RepeatedCvReport) -> Self {
+    pub fn of(cv: &crate::evaluate::repeated_cv::RepeatedCvReport) -> Self {
         let s = &cv.single.spread;
         WithoutTta {
-            single: crate::repeated_cv::MetricSet {
+            single: crate::evaluate::repeated_cv::MetricSet {
                 auroc: s.auroc.mean,
                 balanced_accuracy: s.balanced_accuracy.mean,
                 ece: s.ece.mean,
@@ -214,7 +214,7 @@ impl EnsembleReport {
     /// The report of `cv` (of the model `model`), listing `figures`.
     pub fn new(
         model: &str,
-        cv: crate::repeated_cv::RepeatedCvReport,
+        cv: crate::evaluate::repeated_cv::RepeatedCvReport,
         figures: Vec<Figure>,
     ) -> Self {
         let ci = |i: &crate::metrics::Interval| [i.low, i.high];

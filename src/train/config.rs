@@ -5,11 +5,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::schedule::Schedule;
-use crate::config::{check, OutOfRange};
 use crate::data::augment::AugmentConfig;
 use crate::ensemble::manifest::CombineRule;
 use crate::ensemble::tta::TtaSetting;
 use crate::model::precision::Precision;
+use crate::validation::{check, OutOfRange};
 
 /// Which validation number decides "best epoch" and early stopping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,6 +2,7 @@
 //! weight averaging, gradient clipping, k-fold cross-validation, cancellation and exact resume.
 
 pub mod config;
+mod epoch;
 pub mod optimizer;
 mod outcome;
 mod resume_point;

@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use super::config::TrainConfig;
 use crate::error::{Error, Result};
-use crate::eval::{metrics, EvalRow};
+use crate::evaluate::metrics;
 use crate::metrics::{
     bootstrap_ci, summarize_folds, BinaryMetrics, BootstrapOptions, FoldSummary, Interval,
     DEFAULT_THRESHOLD,
 };
 use crate::progress::EpochSummary;
+use crate::verdict::EvalRow;
 
 /// Result of training on one split.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -71,6 +72,10 @@ pub struct RunOutcome {
     pub config: TrainConfig,
     pub splits: Vec<SplitOutcome>,
     pub cross_validation: Option<CrossValidation>,
+    /// What the run could not measure (a split with no validation or no
+    /// test image), as said on stderr while it ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// Pools the folds' test predictions (each image once, from the model that

@@ -107,11 +107,13 @@ impl Drop for BackgroundSave {
 
 /// A `-last` checkpoint that cannot be resumed from (parts of two epochs
 /// after a kill mid-save, or unreadable): the error, and what to do instead.
-pub(super) fn torn_last(e: Error, last: &Path, run: &str) -> Error {
+/// `restart` is the command that starts the run over in its own shape
+/// ([`super::trainer::restart_command`]).
+pub(super) fn torn_last(e: Error, last: &Path, run: &str, restart: &str) -> Error {
     Error::Checkpoint {
         path: checkpoint::meta_path(last),
         message: format!(
-            "cannot resume from this interrupted run's last checkpoint, nothing was resumed: {e}. To start '{run}' over, run `melxai train --name {run}` without --resume (it replaces the -last files)"
+            "cannot resume from this interrupted run's last checkpoint, nothing was resumed: {e}. To start '{run}' over, run `{restart}` without --resume (it replaces the -last files)"
         ),
     }
 }

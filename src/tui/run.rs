@@ -95,6 +95,9 @@ pub struct App {
     pub state: AppState,
     pub keys: KeyMap,
     triage_path: PathBuf,
+    /// The triage file could not be read at start: it is never overwritten,
+    /// only moved aside before the first new mark is saved.
+    triage_unreadable: bool,
     report_dir: PathBuf,
     image_loader: ImageLoader,
     similarity: Option<SimilarityFn>,
@@ -113,14 +116,23 @@ impl App {
         if let Some(cp) = options.checkpoint {
             state.set_checkpoint(cp);
         }
-        match triage::load(&options.triage_path) {
-            Ok(entries) => state.set_triage(entries),
-            Err(e) => state.error(format!("could not read triage marks: {e}")),
-        }
+        let triage_unreadable = match triage::load(&options.triage_path) {
+            Ok(entries) => {
+                state.set_triage(entries);
+                false
+            }
+            Err(e) => {
+                state.pin_error(format!(
+                    "could not read triage marks: {e}. The file is kept; it is moved aside before your first new mark"
+                ));
+                true
+            }
+        };
         let mut app = App {
             state,
             keys: options.keys,
             triage_path: options.triage_path,
+            triage_unreadable,
             report_dir: options.report_dir,
             image_loader: options.image_loader,
             similarity: options.similarity,
@@ -287,19 +299,45 @@ impl App {
             self.screenshot();
             return Vec::new();
         }
+        self.state.unpin();
         let metric = self.state.metric();
         let requests = self.state.update(action);
         if self.state.metric() != metric {
             self.refresh_agreement();
         }
         if self.state.take_triage_dirty() {
-            if let Err(e) = triage::save(&self.triage_path, self.state.triage()) {
-                self.state
-                    .error(format!("could not save triage marks: {e}"));
-            }
+            self.save_triage();
         }
         self.load_selected_image();
         requests
+    }
+
+    /// Saves the marks; an unreadable file found at start is first moved
+    /// aside (`triage.toml.unreadable-<unix time>`), never overwritten.
+    fn save_triage(&mut self) {
+        if self.triage_unreadable {
+            match triage::move_aside(&self.triage_path) {
+                Ok(None) => self.triage_unreadable = false,
+                Ok(Some(aside)) => {
+                    self.triage_unreadable = false;
+                    self.state.info(format!(
+                        "the unreadable triage file was moved to {}; new marks go to {}",
+                        aside.display(),
+                        self.triage_path.display()
+                    ));
+                }
+                Err(e) => {
+                    self.state.pin_error(format!(
+                        "mark not saved: the unreadable triage file could not be moved aside: {e}"
+                    ));
+                    return;
+                }
+            }
+        }
+        if let Err(e) = triage::save(&self.triage_path, self.state.triage()) {
+            self.state
+                .error(format!("could not save triage marks: {e}"));
+        }
     }
 
     fn screenshot(&mut self) {

@@ -11,19 +11,8 @@
 //! keeps the terminal's own foreground and background and marks emphasis with
 //! modifiers (bold, dim, reverse) instead of colours.
 
+pub use crate::config::ThemeChoice;
 use ratatui::style::{Color, Modifier, Style};
-use serde::{Deserialize, Serialize};
-
-/// `[tui] theme`: which colours to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ThemeChoice {
-    /// Ask the terminal for its background (OSC 11) at start-up.
-    #[default]
-    Auto,
-    Dark,
-    Light,
-}
 
 /// Which palette a [`Theme`] was built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

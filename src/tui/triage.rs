@@ -111,6 +111,31 @@ pub fn save(path: &Path, entries: &BTreeMap<String, TriageEntry>) -> Result<()> 
     atomic_write(path, text.as_bytes())
 }
 
+/// Renames an unreadable triage file to `<file>.unreadable-<unix seconds>`
+/// (a free name) so the next save cannot destroy the user's earlier marks;
+/// returns the new path, or `None` when the file is gone by now.
+pub fn move_aside(path: &Path) -> Result<Option<std::path::PathBuf>> {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "triage.toml".into());
+    let mut aside = path.with_file_name(format!("{name}.unreadable-{secs}"));
+    let mut n = 1;
+    while aside.exists() {
+        aside = path.with_file_name(format!("{name}.unreadable-{secs}-{n}"));
+        n += 1;
+    }
+    match std::fs::rename(path, &aside) {
+        Ok(()) => Ok(Some(aside)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(TuiError::io(path, e)),
+    }
+}
+
 /// Writes `bytes` atomically (temp file, fsync, rename; see [`crate::files`]).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     crate::files::write_bytes(path, bytes).map_err(|e| match e {

@@ -184,12 +184,22 @@ fn render_header(state: &AppState, area: Rect, buf: &mut Buffer) {
         JobStatus::Done(summary) => spans.push(Span::styled(format!("✓ {summary}"), theme.good)),
         JobStatus::Failed(msg) => spans.push(Span::styled(format!("✗ {msg}"), theme.bad)),
     }
-    Paragraph::new(Line::from(spans)).render(area, buf);
+    // The hint takes the corner only where the model, device and job text
+    // leave room for it: it is never drawn over them. Text too long for the
+    // line ends in an ellipsis.
     let hint = "? help  q quit ";
-    if area.width as usize > hint.len() + 40 {
-        let w = hint.len() as u16;
-        Paragraph::new(Span::styled(hint, theme.dim))
-            .render(Rect::new(area.right() - w, area.y, w, 1), buf);
+    let hint_width = hint.chars().count() as u16;
+    let line = Line::from(spans);
+    if line.width() + 1 + hint_width as usize <= area.width as usize {
+        Paragraph::new(Span::styled(hint, theme.dim)).render(
+            Rect::new(area.right() - hint_width, area.y, hint_width, 1),
+            buf,
+        );
+    }
+    let cut = line.width() > area.width as usize;
+    Paragraph::new(line).render(area, buf);
+    if cut && area.width > 0 {
+        buf[(area.right() - 1, area.y)].set_symbol("…");
     }
 }
 

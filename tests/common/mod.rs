@@ -1,6 +1,7 @@
 //! Helpers shared by integration tests.
 #![allow(dead_code, unused_imports)]
 
+pub mod cli;
 pub mod dataset;
 mod pattern;
 

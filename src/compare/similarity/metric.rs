@@ -135,6 +135,15 @@ impl FromStr for Metric {
     }
 }
 
+/// Reading a metric's mean over an ensemble's member pairs lives with the
+/// metric, so the explanations below it need not know the metrics.
+impl crate::explain::split::MemberAgreement {
+    /// The mean of `metric` over the pairs, NaN where it is undefined.
+    pub fn get(&self, metric: Metric) -> f64 {
+        self.metrics.get(metric.name()).copied().unwrap_or(f64::NAN)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

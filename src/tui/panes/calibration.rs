@@ -23,7 +23,7 @@ use ratatui::widgets::{
 };
 
 use super::{empty_message, fmt3};
-use crate::selective::{risk_coverage, RiskCoverage};
+use crate::evaluate::selective::{risk_coverage, RiskCoverage};
 use crate::tui::state::{AppState, CalibrationMetrics};
 use crate::tui::theme::{Theme, ThemeKind};
 

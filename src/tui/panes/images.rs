@@ -9,8 +9,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Paragraph, Widget};
 
 use super::{empty_message, ImageRegion};
+use crate::progress::HeatmapData;
 use crate::tui::halfblock;
-use crate::tui::state::{method_title, AppState, ImageKey, ImageKind};
+use crate::tui::state::{method_title, AppState, ImageKey, ImageKind, SampleRow};
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer, regions: &mut Vec<ImageRegion>) {
     let Some(row) = state.selected_row() else {
@@ -20,8 +21,34 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer, regions: &mut Vec<
     if area.height < 3 {
         return;
     }
-    let theme = state.theme();
     let [info, tiles] = Layout::vertical([Constraint::Length(1), Constraint::Min(1)]).areas(area);
+    Paragraph::new(info_line(state, row)).render(info, buf);
+
+    let maps = state.heatmaps_of(&row.id);
+    let n_tiles = 1 + maps.len().max(1);
+    let areas =
+        Layout::horizontal(vec![Constraint::Ratio(1, n_tiles as u32); n_tiles]).split(tiles);
+
+    render_photo_tile(state, row, areas[0], buf, regions);
+
+    if maps.is_empty() {
+        let text = if state.checkpoint().is_none() {
+            "No checkpoint yet — press t to train"
+        } else {
+            "No explanations yet — press e"
+        };
+        empty_message(state.theme(), areas[1], buf, text);
+        return;
+    }
+    for (map, &area) in maps.iter().zip(areas.iter().skip(1)) {
+        render_heatmap_tile(state, row, map, area, buf, regions);
+    }
+}
+
+/// The one-line header (id, true class, prediction, agreement), kept apart so
+/// `render` reads as layout only.
+fn info_line(state: &AppState, row: &SampleRow) -> Line<'static> {
+    let theme = state.theme();
     let mut spans = vec![
         Span::styled(row.id.clone(), theme.text.add_modifier(Modifier::BOLD)),
         Span::styled(
@@ -56,20 +83,25 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer, regions: &mut Vec<
     if let Some(a) = row.agreement {
         spans.push(Span::styled(format!("  agreement {a:.2}"), theme.text));
     }
-    Paragraph::new(Line::from(spans)).render(info, buf);
+    Line::from(spans)
+}
 
-    let maps = state.heatmaps_of(&row.id);
-    let n_tiles = 1 + maps.len().max(1);
-    let areas =
-        Layout::horizontal(vec![Constraint::Ratio(1, n_tiles as u32); n_tiles]).split(tiles);
-
-    // The photo.
+/// The photo tile, registering its drawn rectangle so clicks on it resolve to
+/// the photo.
+fn render_photo_tile(
+    state: &AppState,
+    row: &SampleRow,
+    area: Rect,
+    buf: &mut Buffer,
+    regions: &mut Vec<ImageRegion>,
+) {
+    let theme = state.theme();
     let tile = Block::default()
         .borders(Borders::ALL)
         .border_style(theme.border)
         .title(Span::styled("photo", theme.text));
-    let inner = tile.inner(areas[0]);
-    tile.render(areas[0], buf);
+    let inner = tile.inner(area);
+    tile.render(area, buf);
     match state.photo(&row.id) {
         Some(img) => {
             let rect = halfblock::render_rgb(img, inner, buf);
@@ -86,58 +118,59 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer, regions: &mut Vec<
         }
         None => empty_message(state.theme(), inner, buf, "no image"),
     }
+}
 
-    if maps.is_empty() {
-        let text = if state.checkpoint().is_none() {
-            "No checkpoint yet — press t to train"
-        } else {
-            "No explanations yet — press e"
-        };
-        empty_message(state.theme(), areas[1], buf, text);
-        return;
+/// One explanation tile: the heatmap alone, or blended over the photo when the
+/// overlay is on, registered under the kind that was actually drawn.
+fn render_heatmap_tile(
+    state: &AppState,
+    row: &SampleRow,
+    map: &HeatmapData,
+    area: Rect,
+    buf: &mut Buffer,
+    regions: &mut Vec<ImageRegion>,
+) {
+    let theme = state.theme();
+    let mut title = method_title(&map.method).to_string();
+    if let Some(d) = map.delta {
+        title.push_str(&format!(" δ={d:.3}"));
     }
-    for (map, &area) in maps.iter().zip(areas.iter().skip(1)) {
-        let mut title = method_title(&map.method).to_string();
-        if let Some(d) = map.delta {
-            title.push_str(&format!(" δ={d:.3}"));
-        }
-        // Over the photo when asked and the photo is there.
-        let blended = state.overlay().and_then(|opacity| {
-            let photo = state.photo(&row.id)?;
-            let img = halfblock::overlay_image(photo, map, opacity as f32 / 100.0)?;
-            Some((opacity, img))
+    // Over the photo when asked and the photo is there.
+    let blended = state.overlay().and_then(|opacity| {
+        let photo = state.photo(&row.id)?;
+        let img = halfblock::overlay_image(photo, map, opacity as f32 / 100.0)?;
+        Some((opacity, img))
+    });
+    if let Some((opacity, _)) = &blended {
+        title.push_str(&format!(" on photo {opacity}%"));
+    }
+    let tile = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border)
+        .title(Span::styled(title, theme.text));
+    let inner = tile.inner(area);
+    tile.render(area, buf);
+    let (rect, kind) = match &blended {
+        Some((opacity, img)) => (
+            halfblock::render_rgb(img, inner, buf),
+            ImageKind::Overlay {
+                method: map.method.clone(),
+                opacity: *opacity,
+            },
+        ),
+        None => (
+            halfblock::render_heatmap(map, inner, buf),
+            ImageKind::Heatmap(map.method.clone()),
+        ),
+    };
+    if rect.width > 0 {
+        regions.push(ImageRegion {
+            rect,
+            area: inner,
+            key: ImageKey {
+                sample_id: row.id.clone(),
+                kind,
+            },
         });
-        if let Some((opacity, _)) = &blended {
-            title.push_str(&format!(" on photo {opacity}%"));
-        }
-        let tile = Block::default()
-            .borders(Borders::ALL)
-            .border_style(theme.border)
-            .title(Span::styled(title, theme.text));
-        let inner = tile.inner(area);
-        tile.render(area, buf);
-        let (rect, kind) = match &blended {
-            Some((opacity, img)) => (
-                halfblock::render_rgb(img, inner, buf),
-                ImageKind::Overlay {
-                    method: map.method.clone(),
-                    opacity: *opacity,
-                },
-            ),
-            None => (
-                halfblock::render_heatmap(map, inner, buf),
-                ImageKind::Heatmap(map.method.clone()),
-            ),
-        };
-        if rect.width > 0 {
-            regions.push(ImageRegion {
-                rect,
-                area: inner,
-                key: ImageKey {
-                    sample_id: row.id.clone(),
-                    kind,
-                },
-            });
-        }
     }
 }

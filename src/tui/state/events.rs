@@ -57,6 +57,7 @@ impl AppState {
                 });
             }
             Event::Heatmap { model, map, .. } => self.on_heatmap(&model, map),
+            Event::ModelWritten { path, .. } => self.on_model_written(path),
             Event::Finished { summary, .. } => self.on_finished(summary),
             Event::Failed { error, .. } => self.on_ended("failed", error),
             Event::Cancelled { .. } => self.on_ended("cancelled", String::new()),
@@ -160,6 +161,14 @@ impl AppState {
         }
         self.info(format!("done: {summary}"));
         self.job = JobStatus::Done(summary);
+    }
+
+    /// A job trained a model: it becomes the one `e` and `r` use and the
+    /// header names, without a restart.
+    fn on_model_written(&mut self, path: std::path::PathBuf) {
+        let name = checkpoint_name(&path);
+        self.set_checkpoint(path);
+        self.info(format!("model: {name} (press r to evaluate it)"));
     }
 
     /// A job that failed (`error` its message) or was cancelled.

@@ -23,7 +23,7 @@ pub enum Filter {
     Misclassified,
     /// Calibrated probability within `uncertain_band` of 0.5, or (for an
     /// ensemble) predictive entropy of at least
-    /// [`crate::ensemble::uncertainty::UNCERTAIN_ENTROPY_NATS`].
+    /// [`crate::verdict::uncertainty::UNCERTAIN_ENTROPY_NATS`].
     Uncertain,
     /// Agreement score below `agreement_threshold`.
     LowAgreement,

@@ -65,6 +65,9 @@ pub struct AppState {
     pub(crate) metric: Metric,
     pub(crate) job: JobStatus,
     pub(crate) messages: Vec<StatusMessage>,
+    /// A message that stays on the status line over newer ones until a key
+    /// is pressed (a problem the user must see, e.g. unreadable triage marks).
+    pub(crate) pinned: Option<StatusMessage>,
     pub(crate) focus: Pane,
     /// The pane shown in the shared bottom-right slot.
     pub(crate) tab: Pane,
@@ -129,6 +132,7 @@ impl AppState {
             metric: Metric::Ssim,
             job: JobStatus::Idle,
             messages: Vec::new(),
+            pinned: None,
             focus: Pane::Samples,
             tab: Pane::Training,
             zoomed: None,
@@ -269,6 +273,20 @@ impl AppState {
         self.push_message(Level::Error, text);
     }
 
+    /// An error that stays on the status line until a key is pressed.
+    pub fn pin_error(&mut self, text: String) {
+        self.error(text.clone());
+        self.pinned = Some(StatusMessage {
+            level: Level::Error,
+            text,
+        });
+    }
+
+    /// A key was pressed: the pinned message (if any) has been seen.
+    pub fn unpin(&mut self) {
+        self.pinned = None;
+    }
+
     fn push_message(&mut self, level: Level, text: String) {
         self.messages.push(StatusMessage { level, text });
         if self.messages.len() > MAX_MESSAGES {
@@ -405,8 +423,9 @@ impl AppState {
         &self.job
     }
 
+    /// What the status line shows: the pinned message, else the newest.
     pub fn last_message(&self) -> Option<&StatusMessage> {
-        self.messages.last()
+        self.pinned.as_ref().or(self.messages.last())
     }
 
     pub fn messages(&self) -> &[StatusMessage] {

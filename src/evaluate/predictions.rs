@@ -1,72 +1,14 @@
 //! Evaluation: logits for cached samples, per-sample predictions and metrics.
 
-use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use crate::data::cache::ImageCache;
 use crate::data::image::normalise;
-use crate::ensemble::uncertainty::{from_member_logits, Uncertainty};
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::metrics::{binary_metrics, BinaryMetrics, DEFAULT_THRESHOLD};
 use crate::model::Classifier;
-use crate::progress::SamplePrediction;
-
-/// One evaluated sample with its raw logits (temperature is applied later).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EvalRow {
-    pub id: String,
-    pub label: usize,
-    pub logits: Vec<f64>,
-    /// Each ensemble member's raw logits (empty for a single model); the
-    /// per-sample uncertainty is computed from them.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub members: Vec<Vec<f64>>,
-}
-
-impl EvalRow {
-    /// Softmax probabilities at `temperature`.
-    pub fn probabilities(&self, temperature: f64) -> Vec<f64> {
-        let scaled: Vec<f64> = self.logits.iter().map(|l| l / temperature).collect();
-        let max = scaled.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let exp: Vec<f64> = scaled.iter().map(|l| (l - max).exp()).collect();
-        let sum: f64 = exp.iter().sum();
-        exp.into_iter().map(|e| e / sum).collect()
-    }
-
-    /// Uncertainty at `temperature` from the members' probabilities (a
-    /// single model counts as its one member).
-    pub fn uncertainty(&self, temperature: f64, positive: usize) -> Option<Uncertainty> {
-        if self.members.is_empty() {
-            from_member_logits(std::slice::from_ref(&self.logits), temperature, positive)
-        } else {
-            from_member_logits(&self.members, temperature, positive)
-        }
-    }
-
-    pub fn to_prediction(
-        &self,
-        positive: usize,
-        temperature: f64,
-        split: &str,
-    ) -> SamplePrediction {
-        let p = self.probabilities(temperature);
-        let pu = self.probabilities(1.0);
-        let predicted = (0..p.len())
-            .max_by(|&a, &b| p[a].total_cmp(&p[b]))
-            .unwrap_or(0);
-        SamplePrediction {
-            id: self.id.clone(),
-            label: self.label,
-            predicted,
-            probability: p.get(positive).copied().unwrap_or(f64::NAN),
-            probability_uncalibrated: pu.get(positive).copied().unwrap_or(f64::NAN),
-            split: split.to_string(),
-            uncertainty: self.uncertainty(temperature, positive),
-            decision: None,
-        }
-    }
-}
+use crate::verdict::EvalRow;
 
 /// Eval-mode logits of one network for `rows` of the cache, in batches of
 /// `batch_size` (training's validation and test predictions); with `tta`

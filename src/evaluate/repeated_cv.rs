@@ -34,17 +34,17 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
-use crate::calibrate::scaling as cal;
+use crate::calibrate as cal;
 use crate::calibrate::{ece_consistency, EceConsistency};
 use crate::ensemble::combine::{log_mean_probabilities_f64, log_softmax};
 use crate::error::{Error, Result};
-use crate::eval::EvalRow;
+use crate::evaluate::operating_point::{operating_point_report, OperatingPointReport};
+use crate::evaluate::selective::{risk_coverage, RiskCoverage};
 use crate::metrics::{
     auroc, binary_metrics, bootstrap_statistic, mean_std, BootstrapOptions, Interval, MeanStd,
     DEFAULT_THRESHOLD,
 };
-use crate::operating_point::{operating_point_report, OperatingPointReport};
-use crate::selective::{risk_coverage, RiskCoverage};
+use crate::verdict::EvalRow;
 
 /// Equal-width bins of the expected calibration error reported here.
 pub const ECE_BINS: usize = 15;
@@ -435,40 +435,8 @@ pub fn evaluate(reps: &[Repetition], opts: &RepeatedCvOptions) -> Result<Repeate
     let (ids, labels, logits, folds) = align(reps)?;
     let positive = opts.positive;
     let n = ids.len();
-    let mut calibrated = Vec::with_capacity(reps.len());
-    for (r, rep) in reps.iter().enumerate() {
-        if rep.folds.len() < 2 {
-            return Err(Error::Other(format!(
-                "repeated cross-validation: repetition {r} has {} fold(s); at least 2 are needed",
-                rep.folds.len()
-            )));
-        }
-        calibrated.push(cross_fit(
-            &logits[r],
-            &labels,
-            &ids,
-            &folds[r],
-            rep.folds.len(),
-        )?);
-    }
-    let per_repetition = calibrated
-        .iter()
-        .map(|c| metric_set(&c.log_probs, &labels, positive))
-        .collect::<Result<Vec<_>>>()?;
-    let single_stat = |idx: &[usize]| -> Option<MetricSet> {
-        let y = pick(&labels, idx);
-        let sets: Option<Vec<MetricSet>> = calibrated
-            .iter()
-            .map(|c| metric_set(&pick(&c.log_probs, idx), &y, positive).ok())
-            .collect();
-        sets.map(|s| mean_of(&s))
-    };
-    let single = SingleModels {
-        pooled: intervals(n, &mean_of(&per_repetition), &opts.bootstrap, single_stat)?,
-        spread: spread(&per_repetition),
-        per_repetition,
-        temperatures: calibrated.iter().map(|c| c.temperatures.clone()).collect(),
-    };
+    let calibrated = calibrate_repetitions(reps, &logits, &labels, &ids, &folds)?;
+    let single = single_models(&calibrated, &labels, n, opts)?;
 
     // The ensemble: members' uncalibrated probabilities averaged, then one
     // temperature cross-fitted on the first repetition's folds.
@@ -485,78 +453,22 @@ pub fn evaluate(reps: &[Repetition], opts: &RepeatedCvOptions) -> Result<Repeate
     };
     let all: Vec<usize> = (0..reps.len()).collect();
     let (combined, ens) = ensemble_of(&all)?;
-    let calibrated_set = metric_set(&ens.log_probs, &labels, positive)?;
-    let ens_probs: Vec<Vec<f64>> = ens
-        .log_probs
-        .iter()
-        .map(|r| r.iter().map(|v| v.exp().clamp(0.0, 1.0)).collect())
-        .collect();
-    let (confidence, correct) = cal::confidences_and_correct(&ens_probs, &labels)
-        .map_err(|e| Error::Other(format!("evaluation: {e}")))?;
-    let pos: Vec<f64> = ens_probs
-        .iter()
-        .map(|p| p.get(positive).copied().unwrap_or(f64::NAN))
-        .collect();
-    let operating_point = operating_point_report(
-        &labels,
-        &pos,
-        &ens.fold_of,
-        k0,
-        positive,
-        opts.target_sensitivity,
-        &opts.bootstrap,
-    )
-    .map_err(|e| Error::Other(format!("operating point: {e}")))?;
-    let ensemble = EnsembleEvaluation {
-        members: reps.len(),
-        combine: "mean of the members' probabilities, then one temperature on their log".into(),
-        uncalibrated: metric_set(&combined, &labels, positive)?,
-        intervals: intervals(n, &calibrated_set, &opts.bootstrap, |idx| {
-            metric_set(&pick(&ens.log_probs, idx), &pick(&labels, idx), positive).ok()
-        })?,
-        calibrated: calibrated_set,
-        ece_if_calibrated: ece_consistency(&confidence, &correct, ECE_BINS, &opts.bootstrap)
-            .map_err(|e| Error::Other(format!("ECE consistency: {e}")))?,
-        temperatures: ens.temperatures.clone(),
-        risk_coverage: risk_coverage(&confidence, &correct)
-            .map_err(|e| Error::Other(format!("risk-coverage: {e}")))?,
-        operating_point,
-    };
+    let ensemble = ensemble_evaluation(reps.len(), &combined, &ens, &labels, n, k0, opts)?;
 
-    let pos_of = |lp: &[Vec<f64>]| -> Vec<f64> {
-        lp.iter()
-            .map(|r| r.get(positive).map_or(f64::NAN, |v| v.exp()))
-            .collect()
-    };
-    let mean_abs = |a: &[f64], b: &[f64]| {
-        a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len() as f64
-    };
-    let singles: Vec<Vec<f64>> = calibrated.iter().map(|c| pos_of(&c.log_probs)).collect();
-    let mut pairs = Vec::new();
-    for a in 0..singles.len() {
-        for b in a + 1..singles.len() {
-            pairs.push(mean_abs(&singles[a], &singles[b]));
-        }
-    }
-    let seed_abs_diff_single =
-        (!pairs.is_empty()).then(|| pairs.iter().sum::<f64>() / pairs.len() as f64);
+    let seed_abs_diff_single = single_abs_diff(&calibrated, positive);
     let seed_abs_diff_ensemble = match seed_halves(reps) {
         Some((a, b)) => {
             let (_, ea) = ensemble_of(&a)?;
             let (_, eb) = ensemble_of(&b)?;
-            Some(mean_abs(&pos_of(&ea.log_probs), &pos_of(&eb.log_probs)))
+            Some(mean_abs_diff(
+                &positive_probs(&ea.log_probs, positive),
+                &positive_probs(&eb.log_probs, positive),
+            ))
         }
         None => None,
     };
 
-    let provenance = (0..n)
-        .map(|i| ImageProvenance {
-            id: ids[i].clone(),
-            model_folds: calibrated.iter().map(|c| c.fold_of[i]).collect(),
-            temperature_fitted_on: calibrated.iter().map(|c| c.fitted_on[i].clone()).collect(),
-            ensemble_temperature_fitted_on: ens.fitted_on[i].clone(),
-        })
-        .collect();
+    let provenance = provenance(&ids, &calibrated, &ens);
     Ok(RepeatedCv {
         report: RepeatedCvReport {
             repetitions: reps.len(),
@@ -571,4 +483,155 @@ pub fn evaluate(reps: &[Repetition], opts: &RepeatedCvOptions) -> Result<Repeate
         },
         provenance,
     })
+}
+
+/// Each repetition's out-of-fold logits with cross-fitted temperatures,
+/// refusing a repetition of fewer than 2 folds (nothing to fit on).
+fn calibrate_repetitions(
+    reps: &[Repetition],
+    logits: &[Vec<Vec<f64>>],
+    labels: &[usize],
+    ids: &[String],
+    folds: &[Vec<usize>],
+) -> Result<Vec<Calibrated>> {
+    let mut calibrated = Vec::with_capacity(reps.len());
+    for (r, rep) in reps.iter().enumerate() {
+        if rep.folds.len() < 2 {
+            return Err(Error::Other(format!(
+                "repeated cross-validation: repetition {r} has {} fold(s); at least 2 are needed",
+                rep.folds.len()
+            )));
+        }
+        calibrated.push(cross_fit(
+            &logits[r],
+            labels,
+            ids,
+            &folds[r],
+            rep.folds.len(),
+        )?);
+    }
+    Ok(calibrated)
+}
+
+/// The single models' metrics per repetition, their spread, and bootstrap
+/// intervals of their mean over repetitions (images resampled).
+fn single_models(
+    calibrated: &[Calibrated],
+    labels: &[usize],
+    n: usize,
+    opts: &RepeatedCvOptions,
+) -> Result<SingleModels> {
+    let positive = opts.positive;
+    let per_repetition = calibrated
+        .iter()
+        .map(|c| metric_set(&c.log_probs, labels, positive))
+        .collect::<Result<Vec<_>>>()?;
+    let single_stat = |idx: &[usize]| -> Option<MetricSet> {
+        let y = pick(labels, idx);
+        let sets: Option<Vec<MetricSet>> = calibrated
+            .iter()
+            .map(|c| metric_set(&pick(&c.log_probs, idx), &y, positive).ok())
+            .collect();
+        sets.map(|s| mean_of(&s))
+    };
+    Ok(SingleModels {
+        pooled: intervals(n, &mean_of(&per_repetition), &opts.bootstrap, single_stat)?,
+        spread: spread(&per_repetition),
+        per_repetition,
+        temperatures: calibrated.iter().map(|c| c.temperatures.clone()).collect(),
+    })
+}
+
+/// The calibrated seed ensemble's metrics, intervals, ECE consistency,
+/// risk–coverage curve and operating point, from its combined (uncalibrated)
+/// and cross-fitted (`ens`) log-probabilities.
+fn ensemble_evaluation(
+    members: usize,
+    combined: &[Vec<f64>],
+    ens: &Calibrated,
+    labels: &[usize],
+    n: usize,
+    k0: usize,
+    opts: &RepeatedCvOptions,
+) -> Result<EnsembleEvaluation> {
+    let positive = opts.positive;
+    let calibrated_set = metric_set(&ens.log_probs, labels, positive)?;
+    let ens_probs: Vec<Vec<f64>> = ens
+        .log_probs
+        .iter()
+        .map(|r| r.iter().map(|v| v.exp().clamp(0.0, 1.0)).collect())
+        .collect();
+    let (confidence, correct) = cal::confidences_and_correct(&ens_probs, labels)
+        .map_err(|e| Error::Other(format!("evaluation: {e}")))?;
+    let pos: Vec<f64> = ens_probs
+        .iter()
+        .map(|p| p.get(positive).copied().unwrap_or(f64::NAN))
+        .collect();
+    let operating_point = operating_point_report(
+        labels,
+        &pos,
+        &ens.fold_of,
+        k0,
+        positive,
+        opts.target_sensitivity,
+        &opts.bootstrap,
+    )
+    .map_err(|e| Error::Other(format!("operating point: {e}")))?;
+    Ok(EnsembleEvaluation {
+        members,
+        combine: "mean of the members' probabilities, then one temperature on their log".into(),
+        uncalibrated: metric_set(combined, labels, positive)?,
+        intervals: intervals(n, &calibrated_set, &opts.bootstrap, |idx| {
+            metric_set(&pick(&ens.log_probs, idx), &pick(labels, idx), positive).ok()
+        })?,
+        calibrated: calibrated_set,
+        ece_if_calibrated: ece_consistency(&confidence, &correct, ECE_BINS, &opts.bootstrap)
+            .map_err(|e| Error::Other(format!("ECE consistency: {e}")))?,
+        temperatures: ens.temperatures.clone(),
+        risk_coverage: risk_coverage(&confidence, &correct)
+            .map_err(|e| Error::Other(format!("risk-coverage: {e}")))?,
+        operating_point,
+    })
+}
+
+/// The positive class's probability per image (NaN where the class is
+/// missing), the quantity whose seed-to-seed change is reported.
+fn positive_probs(lp: &[Vec<f64>], positive: usize) -> Vec<f64> {
+    lp.iter()
+        .map(|r| r.get(positive).map_or(f64::NAN, |v| v.exp()))
+        .collect()
+}
+
+/// Mean over images of `|a − b|`, the seed-to-seed stability measure.
+fn mean_abs_diff(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).sum::<f64>() / a.len() as f64
+}
+
+/// Mean |Δp| over all pairs of repetitions' single models; `None` below 2
+/// repetitions (no pair).
+fn single_abs_diff(calibrated: &[Calibrated], positive: usize) -> Option<f64> {
+    let singles: Vec<Vec<f64>> = calibrated
+        .iter()
+        .map(|c| positive_probs(&c.log_probs, positive))
+        .collect();
+    let mut pairs = Vec::new();
+    for a in 0..singles.len() {
+        for b in a + 1..singles.len() {
+            pairs.push(mean_abs_diff(&singles[a], &singles[b]));
+        }
+    }
+    (!pairs.is_empty()).then(|| pairs.iter().sum::<f64>() / pairs.len() as f64)
+}
+
+/// Per image: which fold models and temperature fits touched it, so the
+/// nesting can be checked.
+fn provenance(ids: &[String], calibrated: &[Calibrated], ens: &Calibrated) -> Vec<ImageProvenance> {
+    (0..ids.len())
+        .map(|i| ImageProvenance {
+            id: ids[i].clone(),
+            model_folds: calibrated.iter().map(|c| c.fold_of[i]).collect(),
+            temperature_fitted_on: calibrated.iter().map(|c| c.fitted_on[i].clone()).collect(),
+            ensemble_temperature_fitted_on: ens.fitted_on[i].clone(),
+        })
+        .collect()
 }

@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use tch::Tensor;
 
-use super::heatmap::to_vec;
-use super::{explain, ExplainConfig, Method};
-use crate::compare::similarity::{spearman, ssim, Map, SsimOptions};
+use super::similarity::{spearman, ssim, Map, SsimOptions};
 use crate::error::{Error, Result};
+use crate::explain::heatmap::to_vec;
+use crate::explain::{explain, ExplainConfig, Method};
 use crate::model::Classifier;
 
 #[derive(Debug, Clone, Serialize)]

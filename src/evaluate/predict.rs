@@ -8,10 +8,11 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 use crate::data::image::load_input;
-use crate::ensemble::uncertainty::{from_member_logits, softmax, Uncertainty};
-use crate::ensemble::{Decision, Model};
+use crate::ensemble::Model;
 use crate::error::Result;
 use crate::model::Classifier;
+use crate::verdict::uncertainty::{from_member_logits, softmax, Uncertainty};
+use crate::verdict::Decision;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ClassScore {

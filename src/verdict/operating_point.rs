@@ -1,8 +1,9 @@
-//! The operating point an ensemble carries: a threshold on the calibrated
-//! probability of the positive class (melanoma), chosen elsewhere on
-//! out-of-fold predictions for a target sensitivity, and what it kept.
-//! Here it is only stored, validated and applied: at or above the threshold
-//! a case is "refer", below it "likely benign".
+//! The operating point: a threshold on the calibrated probability of the
+//! positive class (melanoma), chosen for a target sensitivity on out-of-fold
+//! predictions ([`crate::evaluate::operating_point`]), and what it kept.
+//! Here it is stored, validated and applied: at or above the threshold a
+//! case is "refer", below it "likely benign". An ensemble manifest carries
+//! it as is.
 
 use serde::{Deserialize, Serialize};
 
@@ -36,21 +37,6 @@ impl Decision {
         match self {
             Decision::Refer => "refer",
             Decision::LikelyBenign => "likely benign",
-        }
-    }
-}
-
-/// The chooser's result ([`crate::operating_point::choose_threshold`]),
-/// stored without intervals.
-impl From<crate::operating_point::OperatingPoint> for OperatingPoint {
-    fn from(op: crate::operating_point::OperatingPoint) -> Self {
-        OperatingPoint {
-            threshold: op.threshold,
-            target_sensitivity: op.target_sensitivity,
-            sensitivity: op.sensitivity,
-            specificity: op.specificity,
-            sensitivity_ci: None,
-            specificity_ci: None,
         }
     }
 }

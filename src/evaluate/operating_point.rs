@@ -16,21 +16,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::metrics::{bootstrap_mean_ci, BootstrapOptions, Interval, MetricsError};
-
-/// The decision rule a deployed model applies: "refer" iff
-/// `P(melanoma) >= threshold`. Stored with the model (the ensemble manifest
-/// takes it as is).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct OperatingPoint {
-    /// Probability of the positive class at or above which a case is referred.
-    pub threshold: f64,
-    /// The sensitivity the threshold was chosen for, in (0, 1].
-    pub target_sensitivity: f64,
-    /// Sensitivity on the set the threshold was chosen on (≥ target).
-    pub sensitivity: f64,
-    /// Specificity on that set.
-    pub specificity: f64,
-}
+use crate::verdict::OperatingPoint;
 
 /// Why an operating point could not be chosen.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -127,6 +113,8 @@ pub fn choose_threshold(
         target_sensitivity: target,
         sensitivity,
         specificity,
+        sensitivity_ci: None,
+        specificity_ci: None,
     })
 }
 
@@ -136,7 +124,7 @@ pub fn choose_threshold(
 /// stores what this returns. Errors as [`choose_threshold`], and on a
 /// `positive` index outside a row.
 pub fn from_out_of_fold(
-    rows: &[crate::eval::EvalRow],
+    rows: &[crate::verdict::EvalRow],
     temperature: f64,
     positive: usize,
     target: f64,
@@ -316,7 +304,7 @@ mod tests {
 
     #[test]
     fn out_of_fold_rows_give_the_threshold_on_calibrated_probabilities() {
-        let row = |id: &str, label: usize, z: f64| crate::eval::EvalRow {
+        let row = |id: &str, label: usize, z: f64| crate::verdict::EvalRow {
             id: id.into(),
             label,
             logits: vec![z, 0.0],
