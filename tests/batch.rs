@@ -194,6 +194,27 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
     let rc = std::fs::read_to_string(rep.join("risk_coverage_a_ensemble.csv")).unwrap();
     assert!(rc.starts_with("coverage,risk,confidence_threshold\n"));
     assert!(rc.trim_end().ends_with(|c: char| c.is_ascii_digit()));
+    // Decisions: the calibration statement with its evidence and the
+    // decision curve (1-60 %), in metrics.json, a CSV, a figure and report.md.
+    let d = &e["repeated_cv"]["ensemble"]["decisions"];
+    let statement = d["calibration"]["statement"].as_str().unwrap();
+    assert!(
+        statement.contains("with perfect calibration"),
+        "{statement}"
+    );
+    let p_value = d["calibration"]["spiegelhalter"]["p_value"]
+        .as_f64()
+        .unwrap();
+    assert!((0.0..=1.0).contains(&p_value));
+    assert_eq!(d["decision_curve"]["points"].as_array().unwrap().len(), 60);
+    assert_eq!(d["operating_threshold"], op["threshold"]);
+    let dca = std::fs::read_to_string(rep.join("decision_curve_a_ensemble.csv")).unwrap();
+    assert_eq!(dca.lines().count(), 61, "{dca}");
+    assert!(rep.join("decision_curve_a_ensemble.png").exists());
+    assert!(
+        md.contains("## Decisions") && md.contains(statement),
+        "{md}"
+    );
     // The fold models are saved as one ensemble whose temperature is the
     // same fit on the pooled out-of-fold logits.
     let ens = weights.join("a-cv.ensemble.toml");

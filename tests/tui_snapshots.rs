@@ -443,3 +443,35 @@ fn trained_model_becomes_the_checkpoint_without_restart() {
     let text = screen(&s, 100, 30);
     assert!(text.contains("model: mednode-cv "), "{text}");
 }
+
+#[test]
+fn calibration_pane_shows_the_small_sample_evidence_when_reported() {
+    use melxai::progress::Event;
+    use serde_json::json;
+    let mut s = fresh();
+    let side = |p: f64, slope: f64, intercept: f64| {
+        json!({"ece": 0.05, "adaptive_ece": 0.05, "mce": 0.1, "brier": 0.16, "nll": 0.47,
+            "bins": [], "spiegelhalter": {"z": 0.4, "p_value": p},
+            "recalibration": {"slope": slope, "slope_se": 0.2, "intercept": intercept, "intercept_se": 0.2}})
+    };
+    s.apply_event(Event::Calibration {
+        job: 1,
+        model: "m".into(),
+        temperature: 1.5,
+        before: side(0.012, 0.61, 0.31),
+        after: side(0.734, 0.97, -0.02),
+    });
+    let text = pane(&s, Pane::Calibration, 90, 16);
+    for needle in [
+        "p (Spiegel.)",
+        "0.012",
+        "0.734",
+        "slope",
+        "0.610",
+        "0.970",
+        "intercept",
+        "-0.020",
+    ] {
+        assert!(text.contains(needle), "{needle}:\n{text}");
+    }
+}

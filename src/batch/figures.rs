@@ -173,6 +173,40 @@ pub(super) fn risk_coverage_figure(
     figures::risk_coverage(path, label, &points, rc.aurc, &optimal).map_err(fig)
 }
 
+/// The decision curve of `d` with its bootstrap band and operating point.
+pub(super) fn decision_curve_figure(
+    path: &Path,
+    d: &crate::evaluate::decisions::Decisions,
+    label: &str,
+) -> Result<()> {
+    let pts = &d.decision_curve.points;
+    let model: Vec<(f64, f64, f64, f64)> = pts
+        .iter()
+        .map(|p| {
+            let [lo, hi] = p.model_ci.unwrap_or([f64::NAN, f64::NAN]);
+            (p.threshold, p.model, lo, hi)
+        })
+        .collect();
+    let all: Vec<(f64, f64)> = pts.iter().map(|p| (p.threshold, p.treat_all)).collect();
+    figures::decision_curve(path, label, &model, &all, d.operating_threshold).map_err(fig)
+}
+
+/// Writes the decision curve as CSV: one row per threshold probability.
+pub(super) fn write_decision_curve(
+    path: &Path,
+    d: &crate::evaluate::decisions::Decisions,
+) -> Result<()> {
+    let mut out = String::from("threshold,net_benefit_model,model_low,model_high,net_benefit_refer_all,net_benefit_refer_none\n");
+    for p in &d.decision_curve.points {
+        let [lo, hi] = p.model_ci.unwrap_or([f64::NAN, f64::NAN]);
+        out.push_str(&format!(
+            "{:.2},{:.6},{:.6},{:.6},{:.6},0\n",
+            p.threshold, p.model, lo, hi, p.treat_all
+        ));
+    }
+    crate::files::write_bytes(path, out.as_bytes())
+}
+
 /// Writes the risk–coverage curve as CSV: one row per distinct confidence.
 pub(super) fn write_risk_coverage(
     path: &Path,

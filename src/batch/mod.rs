@@ -19,8 +19,9 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use self::figures::{
-    agreement_figures, agreement_report, confusion_figure, grid_figures, reliability_figure,
-    risk_coverage_figure, roc_figure, training_figure, write_predictions, write_risk_coverage,
+    agreement_figures, agreement_report, confusion_figure, decision_curve_figure, grid_figures,
+    reliability_figure, risk_coverage_figure, roc_figure, training_figure, write_decision_curve,
+    write_predictions, write_risk_coverage,
 };
 use self::models::{cv_recipe, load_spec, train_spec};
 use crate::compare::run::ComparisonReport;
@@ -388,12 +389,24 @@ fn repeated_cv_steps(
                 &out.report.ensemble.risk_coverage,
                 &format!("{name} ensemble of {repeats}, out-of-fold"),
             )?;
+            let decisions = &out.report.ensemble.decisions;
+            write_decision_curve(&r.dir.join(format!("decision_curve_{name}_ensemble.csv")), decisions)?;
+            let dca = format!("decision_curve_{name}_ensemble.png");
+            decision_curve_figure(
+                &r.dir.join(&dca),
+                decisions,
+                &format!("{name} ensemble of {repeats}, out-of-fold"),
+            )?;
             let figures = vec![Figure::new(
                 png,
                 "Risk–coverage (least certain referred first), ensemble out-of-fold",
             )];
             let mut report = EnsembleReport::new(name, out.report, figures);
             report.without_tta = without_tta;
+            report.decision_figure = Some(Figure::new(
+                dca,
+                "Decision curve: net benefit of referring by the calibrated probability, ensemble out-of-fold",
+            ));
             r.metrics.ensemble = Some(report);
             Ok(())
         },

@@ -7,6 +7,7 @@ pub mod consistency;
 pub mod fit;
 pub mod measures;
 pub mod scaling;
+pub mod small_sample;
 
 pub use consistency::{ece_consistency, EceConsistency};
 pub use measures::*;

@@ -192,6 +192,13 @@ pub struct CalibrationReport {
     pub nll: f64,
     /// Equal-width reliability diagram.
     pub bins: Vec<ReliabilityBin>,
+    /// Two classes only: Spiegelhalter's test and the logistic recalibration
+    /// pair of the positive-class probability ([`super::small_sample`]);
+    /// absent for more classes or where the fit does not exist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spiegelhalter: Option<super::small_sample::Spiegelhalter>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recalibration: Option<super::small_sample::Recalibration>,
     /// Present when `n < SMALL_SAMPLE_THRESHOLD`.
     pub small_sample_warning: Option<String>,
 }
@@ -267,7 +274,23 @@ pub fn calibration_report(
     let ps = per_sample(logits, labels, config)?;
     let n = logits.len();
     let bins = reliability_bins(&ps.conf, &ps.correct, config.n_bins)?;
+    let binary = logits.first().map_or(0, Vec::len) == 2;
+    let outcome: Vec<usize> = labels
+        .iter()
+        .map(|&l| usize::from(l == config.positive))
+        .collect();
+    let finite = |v: f64| v.is_finite().then_some(v);
+    let spiegelhalter = binary
+        .then(|| super::small_sample::spiegelhalter(&ps.pos_prob, &outcome).ok())
+        .flatten()
+        .filter(|s| finite(s.z).is_some());
+    let recalibration = binary
+        .then(|| super::small_sample::recalibration(&ps.pos_prob, &outcome).ok())
+        .flatten()
+        .filter(|r| finite(r.slope).is_some() && finite(r.intercept).is_some());
     Ok(CalibrationReport {
+        spiegelhalter,
+        recalibration,
         temperature: config.temperature,
         n,
         num_classes: logits.first().map_or(0, Vec::len),

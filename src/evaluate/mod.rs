@@ -6,6 +6,8 @@
 //! repeated CV refits temperatures); the rows it produces are
 //! [`crate::verdict::EvalRow`]s, which every layer can read.
 
+pub mod decision_curve;
+pub mod decisions;
 pub mod operating_point;
 pub mod predict;
 pub mod predictions;

@@ -34,6 +34,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::decisions::{decisions, Decisions};
 use crate::calibrate as cal;
 use crate::calibrate::{ece_consistency, EceConsistency};
 use crate::ensemble::combine::{log_mean_probabilities_f64, log_softmax};
@@ -133,6 +134,9 @@ pub struct EnsembleEvaluation {
     pub temperatures: Vec<f64>,
     pub risk_coverage: RiskCoverage,
     pub operating_point: OperatingPointReport,
+    /// Calibration evidence and the decision curve of the calibrated
+    /// melanoma probability.
+    pub decisions: Decisions,
 }
 
 /// Everything the repeated cross-validation reports.
@@ -577,7 +581,15 @@ fn ensemble_evaluation(
         &opts.bootstrap,
     )
     .map_err(|e| Error::Other(format!("operating point: {e}")))?;
+    let is_positive: Vec<usize> = labels.iter().map(|&l| usize::from(l == positive)).collect();
+    let decisions = decisions(
+        &pos,
+        &is_positive,
+        Some(operating_point.chosen.threshold),
+        &opts.bootstrap,
+    )?;
     Ok(EnsembleEvaluation {
+        decisions,
         members,
         combine: "mean of the members' probabilities, then one temperature on their log".into(),
         uncalibrated: metric_set(combined, labels, positive)?,

@@ -51,6 +51,11 @@ pub fn render(report: &RunReport) -> String {
     }
     if let Some(e) = &m.ensemble {
         ensemble_section(&mut md, e);
+        decisions_section(
+            &mut md,
+            &e.repeated_cv.ensemble.decisions,
+            &e.decision_figure,
+        );
     }
     for (name, model) in &m.models {
         model_section(&mut md, name, model);
@@ -162,6 +167,66 @@ fn ensemble_section(md: &mut String, e: &EnsembleReport) {
     ensemble_notes(md, e);
     operating_point_text(md, &e.operating_point);
     figures(md, &e.figures);
+}
+
+/// "Decisions": the calibration statement with its evidence, and what the
+/// decision curve says at a few threshold probabilities.
+fn decisions_section(
+    md: &mut String,
+    d: &crate::evaluate::decisions::Decisions,
+    figure: &Option<Figure>,
+) {
+    let c = &d.calibration;
+    let ci = |i: &crate::metrics::Interval| format!("{:.3} [{:.3}, {:.3}]", i.point, i.low, i.high);
+    let _ = writeln!(
+        md,
+        "\n## Decisions\n\nOut-of-fold predictions of the ensemble, melanoma probability after its temperature.\n\n\
+         **Calibration:** {}.\n\n\
+         | statistic | value [95 % bootstrap CI] |\n|---|---|\n\
+         | Spiegelhalter Z (p-value) | {:.2} ({:.3}) |\n\
+         | calibration slope (1 = right spread) | {} |\n\
+         | calibration intercept (0 = right mean risk) | {} |\n\
+         | adaptive ECE (15 equal-mass bins) | {} |\n\
+         | ACE (netcal: equal-width bins, equal weights) | {} |\n\
+         | debiased ECE (Kumar et al. 2019) | {} |\n\
+         | class-wise ECE | {} |",
+        c.statement,
+        c.spiegelhalter.z,
+        c.spiegelhalter.p_value,
+        ci(&c.slope),
+        ci(&c.intercept),
+        ci(&c.adaptive_ece),
+        ci(&c.average_ce),
+        ci(&c.debiased_ece),
+        ci(&c.classwise_ece),
+    );
+    let _ = writeln!(
+        md,
+        "\n**Decision curve** (refer when P(melanoma) ≥ t; net benefit = TP/n − FP/n · t/(1−t), \
+         prevalence {:.3}):\n\n| t | model [95 % CI] | refer all | refer none |\n|---|---|---|---|",
+        d.decision_curve.prevalence
+    );
+    for p in d.decision_curve.points.iter().filter(|p| {
+        [0.05, 0.1, 0.2, 0.3, 0.5]
+            .iter()
+            .any(|t| (p.threshold - t).abs() < 1e-9)
+    }) {
+        let band = p
+            .model_ci
+            .map(|[lo, hi]| format!(" [{lo:.3}, {hi:.3}]"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            md,
+            "| {:.2} | {:.3}{band} | {:.3} | 0 |",
+            p.threshold, p.model, p.treat_all
+        );
+    }
+    if let Some(t) = d.operating_threshold {
+        let _ = writeln!(md, "\nThe operating point refers at t = {t:.3}.");
+    }
+    if let Some(f) = figure {
+        figures(md, std::slice::from_ref(f));
+    }
 }
 
 /// The heading and the paragraph saying what was repeated and how the table

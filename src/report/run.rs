@@ -160,6 +160,9 @@ pub struct EnsembleReport {
     pub without_tta: Option<WithoutTta>,
     pub repeated_cv: crate::evaluate::repeated_cv::RepeatedCvReport,
     pub figures: Vec<Figure>,
+    /// The decision curve, shown in report.md's "Decisions" section.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision_figure: Option<Figure>,
 }
 
 /// The repeated cross-validation's headline figures from the same models'
@@ -257,6 +260,7 @@ impl EnsembleReport {
             without_tta: None,
             repeated_cv: cv,
             figures,
+            decision_figure: None,
         }
     }
 }

@@ -191,7 +191,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         )
     };
     let (b, a) = (&cal.before, &cal.after);
-    let rows = vec![
+    let mut rows = vec![
         row("ECE", b.ece, a.ece),
         plain_row("ECE if ideal", b.ece_if_calibrated, a.ece_if_calibrated),
         plain_row("  p (ECE)", b.ece_p_value, a.ece_p_value),
@@ -200,6 +200,18 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
         row("Brier", b.brier, a.brier),
         row("NLL", b.nll, a.nll),
     ];
+    // The evidence that holds at small n (reports that carry it): a test,
+    // and the recalibration pair (slope 1 and intercept 0 when calibrated).
+    if [a.spiegelhalter_p, a.slope, a.intercept]
+        .iter()
+        .any(Option::is_some)
+    {
+        rows.extend([
+            plain_row("p (Spiegel.)", b.spiegelhalter_p, a.spiegelhalter_p),
+            plain_row("slope", b.slope, a.slope),
+            plain_row("intercept", b.intercept, a.intercept),
+        ]);
+    }
     Table::new(
         rows,
         [

@@ -83,6 +83,11 @@ pub struct CalibrationMetrics {
     /// (the small-sample floor) and the p-value of the observed ECE.
     pub ece_if_calibrated: Option<f64>,
     pub ece_p_value: Option<f64>,
+    /// Spiegelhalter's p-value and the recalibration slope and intercept
+    /// (binary models; `None` in older reports).
+    pub spiegelhalter_p: Option<f64>,
+    pub slope: Option<f64>,
+    pub intercept: Option<f64>,
     pub bins: Vec<ReliabilityBin>,
 }
 
@@ -107,6 +112,11 @@ impl CalibrationMetrics {
             .unwrap_or_default();
         CalibrationMetrics {
             ece: num("ece"),
+            spiegelhalter_p: v.pointer("/spiegelhalter/p_value").and_then(Value::as_f64),
+            slope: v.pointer("/recalibration/slope").and_then(Value::as_f64),
+            intercept: v
+                .pointer("/recalibration/intercept")
+                .and_then(Value::as_f64),
             adaptive_ece: num("adaptive_ece"),
             mce: num("mce"),
             brier: num("brier"),
