@@ -176,50 +176,48 @@ pub fn out_of_fold_label(n: usize) -> String {
     format!("out_of_fold ({n} images, pooled)")
 }
 
-/// Stores the fitted temperature of `outcome` in every fold checkpoint of a
-/// cross-validation as one update: every checkpoint's metadata is read and
-/// checked first (the error names the file), then all are written together
-/// ([`crate::files::write_all_or_nothing`]), so a refusal leaves every fold
-/// as it was. Checkpoints that already hold the temperature are not touched.
-pub fn store_temperature_in_folds(
+/// Stores the fitted temperature of `outcome` in every model at `paths`
+/// (a checkpoint's metadata, or an ensemble manifest with where it was
+/// fitted) as one update: every file is read and checked first (the error
+/// names it; a checkpoint's tensors must match its metadata), then all are
+/// written together ([`crate::files::write_all_or_nothing`]), so a refusal
+/// leaves every model as it was. A file that already holds the temperature
+/// is not rewritten: the predictions cached on it stay valid.
+pub fn store_temperatures(
     paths: &[std::path::PathBuf],
     outcome: &CalibrationOutcome,
 ) -> Result<()> {
-    let temperature = outcome.fit.temperature;
     let mut updates = Vec::new();
     for path in paths {
-        let mut meta = read_meta(path)?;
-        checkpoint::verify_part(&meta, path, &checkpoint::tensors_path(path))?;
-        if meta.temperature == temperature {
-            continue;
+        if let Some(update) = temperature_update(path, outcome)? {
+            updates.push(update);
         }
-        meta.temperature = temperature;
-        let file = checkpoint::meta_path(path);
-        let text = toml::to_string_pretty(&meta).map_err(|e| Error::Checkpoint {
-            path: file.clone(),
-            message: format!("cannot serialise metadata: {e}"),
-        })?;
-        updates.push((file, text.into_bytes()));
     }
     crate::files::write_all_or_nothing(&updates)
 }
 
-/// Stores the fitted temperature of `outcome` in a checkpoint's metadata, or
-/// in an ensemble's manifest with where it was fitted (atomic rewrite of the
-/// .toml).
-pub fn store_temperature(path: &Path, outcome: &CalibrationOutcome) -> Result<()> {
+/// The file to rewrite, and its new bytes, to store `outcome`'s temperature
+/// in the model at `path`; `None` when it holds it already.
+fn temperature_update(
+    path: &Path,
+    outcome: &CalibrationOutcome,
+) -> Result<Option<(std::path::PathBuf, Vec<u8>)>> {
     let temperature = outcome.fit.temperature;
     if crate::ensemble::is_ensemble_path(path) {
         let fitted_on = match outcome.fitted_on.as_str() {
             "out_of_fold" => out_of_fold_label(outcome.fitted_n),
             _ => "val (held out from every member)".to_string(),
         };
-        return crate::ensemble::manifest::store_temperature(path, temperature, &fitted_on);
+        let update = crate::ensemble::manifest::temperature_update(path, temperature, &fitted_on)?;
+        return Ok(update.map(|text| (path.to_path_buf(), text)));
     }
     let mut meta = read_meta(path)?;
+    checkpoint::verify_part(&meta, path, &checkpoint::tensors_path(path))?;
     if meta.temperature == temperature {
-        return Ok(()); // unchanged: keep the file, and the predictions cached on it
+        return Ok(None);
     }
     meta.temperature = temperature;
-    checkpoint::write_meta(path, &meta)
+    let file = checkpoint::meta_path(path);
+    let text = checkpoint::meta_text(&file, &meta)?;
+    Ok(Some((file, text.into_bytes())))
 }

@@ -169,17 +169,29 @@ fn invert(h: [[f64; 2]; 2], columns: usize) -> Option<[[f64; 2]; 2]> {
     })
 }
 
-/// Calibration slope and calibration-in-the-large by maximum likelihood.
-/// NaN where the fit does not exist (one class only, or perfectly separated
-/// outcomes).
-pub fn recalibration(p: &[f64], y: &[usize]) -> Result<Recalibration> {
+/// The calibration slope and its standard error: `b` of
+/// `logit P(y=1) = a + b·logit(p)`. NaN where the fit does not exist (one
+/// class only, or perfectly separated outcomes).
+pub fn calibration_slope(p: &[f64], y: &[usize]) -> Result<(f64, f64)> {
     check(p, y)?;
     let l: Vec<f64> = p.iter().map(|&pi| logit(pi)).collect();
-    let slope = logistic_fit(y, 2, |i| [1.0, l[i]], |_| 0.0);
-    let intercept = logistic_fit(y, 1, |_| [1.0, 0.0], |i| l[i]);
-    let nan = (f64::NAN, f64::NAN);
-    let (slope, slope_se) = slope.map_or(nan, |(b, cov)| (b[1], cov[1][1].sqrt()));
-    let (intercept, intercept_se) = intercept.map_or(nan, |(b, cov)| (b[0], cov[0][0].sqrt()));
+    Ok(logistic_fit(y, 2, |i| [1.0, l[i]], |_| 0.0)
+        .map_or((f64::NAN, f64::NAN), |(b, cov)| (b[1], cov[1][1].sqrt())))
+}
+
+/// Calibration-in-the-large and its standard error: `a` of
+/// `logit P(y=1) = a + logit(p)`. NaN where the fit does not exist.
+pub fn calibration_intercept(p: &[f64], y: &[usize]) -> Result<(f64, f64)> {
+    check(p, y)?;
+    let l: Vec<f64> = p.iter().map(|&pi| logit(pi)).collect();
+    Ok(logistic_fit(y, 1, |_| [1.0, 0.0], |i| l[i])
+        .map_or((f64::NAN, f64::NAN), |(b, cov)| (b[0], cov[0][0].sqrt())))
+}
+
+/// Calibration slope and calibration-in-the-large by maximum likelihood.
+pub fn recalibration(p: &[f64], y: &[usize]) -> Result<Recalibration> {
+    let (slope, slope_se) = calibration_slope(p, y)?;
+    let (intercept, intercept_se) = calibration_intercept(p, y)?;
     Ok(Recalibration {
         slope,
         slope_se,
@@ -188,8 +200,9 @@ pub fn recalibration(p: &[f64], y: &[usize]) -> Result<Recalibration> {
     })
 }
 
-/// The top-label confidence and whether the top label is right.
-fn top_label(p: &[f64], y: &[usize]) -> (Vec<f64>, Vec<bool>) {
+/// The top-label confidence of a binary probability and whether the top
+/// label is right.
+pub fn top_label(p: &[f64], y: &[usize]) -> (Vec<f64>, Vec<bool>) {
     p.iter()
         .zip(y)
         .map(|(&pi, &yi)| {

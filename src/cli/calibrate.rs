@@ -98,14 +98,8 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
         &json_path,
         serde_json::to_string_pretty(&outcome)?.as_bytes(),
     )?;
-    if args.cv.is_some() {
-        // Every fold or none: a missing or torn fold refuses before any is changed.
-        melxai::calibrate::fit::store_temperature_in_folds(&stored_in, &outcome)?;
-    } else {
-        for p in &stored_in {
-            melxai::calibrate::fit::store_temperature(p, &outcome)?;
-        }
-    }
+    // Every fold or none: a missing or torn fold refuses before any is changed.
+    melxai::calibrate::fit::store_temperatures(&stored_in, &outcome)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
     } else {

@@ -231,12 +231,16 @@ pub fn read(path: &Path) -> Result<EnsembleManifest> {
 
 /// Writes a manifest atomically.
 pub fn write(path: &Path, manifest: &EnsembleManifest) -> Result<()> {
+    crate::files::write_bytes(path, text(path, manifest)?.as_bytes())
+}
+
+/// The validated text of a manifest to be written at `path`.
+fn text(path: &Path, manifest: &EnsembleManifest) -> Result<String> {
     manifest
         .validate()
         .map_err(|e| invalid(path, format!("refusing to write: {e}")))?;
-    let text = toml::to_string_pretty(manifest)
-        .map_err(|e| invalid(path, format!("cannot serialise ensemble manifest: {e}")))?;
-    crate::files::write_bytes(path, text.as_bytes())
+    toml::to_string_pretty(manifest)
+        .map_err(|e| invalid(path, format!("cannot serialise ensemble manifest: {e}")))
 }
 
 /// SHA-256 of a member's tensors: the one its own manifest records, or (for a
@@ -333,13 +337,26 @@ pub fn from_members(
 /// change the file the model's cached predictions are keyed on, and the next
 /// evaluation would predict everything again for nothing.
 pub fn store_temperature(path: &Path, temperature: f64, fitted_on: &str) -> Result<()> {
+    match temperature_update(path, temperature, fitted_on)? {
+        Some(text) => crate::files::write_bytes(path, &text),
+        None => Ok(()),
+    }
+}
+
+/// The manifest at `path` with `temperature` stored, as the bytes to write;
+/// `None` when it already holds it (see [`store_temperature`]).
+pub fn temperature_update(
+    path: &Path,
+    temperature: f64,
+    fitted_on: &str,
+) -> Result<Option<Vec<u8>>> {
     let mut m = read(path)?;
     if m.temperature == temperature && m.temperature_fitted_on == fitted_on {
-        return Ok(());
+        return Ok(None);
     }
     m.temperature = temperature;
     m.temperature_fitted_on = fitted_on.to_string();
-    write(path, &m)
+    Ok(Some(text(path, &m)?.into_bytes()))
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use super::decision_curve::{decision_curve, default_thresholds, DecisionCurve};
 use crate::calibrate::small_sample::{
-    average_calibration_error, classwise_ece, debiased_ece, recalibration, spiegelhalter,
-    Recalibration, Spiegelhalter,
+    average_calibration_error, calibration_intercept, calibration_slope, classwise_ece,
+    debiased_ece, recalibration, spiegelhalter, top_label, Recalibration, Spiegelhalter,
 };
 use crate::calibrate::{adaptive_ece, DEFAULT_N_BINS};
 use crate::error::{Error, Result};
@@ -81,14 +81,6 @@ fn interval(
     .map_err(|e| err("bootstrap", e))
 }
 
-/// Top-label confidences and correctness of a binary probability.
-fn top_label(p: &[f64], y: &[usize]) -> (Vec<f64>, Vec<bool>) {
-    p.iter()
-        .zip(y)
-        .map(|(&pi, &yi)| (pi.max(1.0 - pi), usize::from(pi >= 0.5) == yi))
-        .unzip()
-}
-
 /// The evidence for `p` (calibrated positive-class probabilities) and `y`
 /// (1 = positive class).
 pub fn calibration_evidence(
@@ -107,8 +99,9 @@ pub fn calibration_evidence(
     let classwise = |p: &[f64], y: &[usize]| classwise_ece(p, y, bins).unwrap_or(f64::NAN);
     let average =
         |p: &[f64], y: &[usize]| average_calibration_error(p, y, bins).unwrap_or(f64::NAN);
-    let slope = |p: &[f64], y: &[usize]| recalibration(p, y).map_or(f64::NAN, |r| r.slope);
-    let intercept = |p: &[f64], y: &[usize]| recalibration(p, y).map_or(f64::NAN, |r| r.intercept);
+    // One fit per resample and statistic (recalibration() would fit both).
+    let slope = |p: &[f64], y: &[usize]| calibration_slope(p, y).map_or(f64::NAN, |s| s.0);
+    let intercept = |p: &[f64], y: &[usize]| calibration_intercept(p, y).map_or(f64::NAN, |i| i.0);
     let slope_ci = interval(p, y, rc.slope, opts, slope)?;
     let intercept_ci = interval(p, y, rc.intercept, opts, intercept)?;
     let consistent = sp.p_value >= CALIBRATION_TEST_LEVEL

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use super::JobContext;
 use crate::calibrate::fit::{
-    fit_cross_validated, fit_split, store_temperature, CalibrationOutcome,
+    fit_cross_validated, fit_split, store_temperatures, CalibrationOutcome,
 };
 use crate::error::Result;
 use crate::verdict::EvalRow;
@@ -37,8 +37,6 @@ pub fn calibrate(ctx: &mut JobContext, job: CalibrateJob) -> Result<CalibrationO
         CalibrationData::CrossValidated { folds } => fit_cross_validated(folds, job.positive)?,
     };
     // The fit is done: storing it is one short step, not worth interrupting.
-    for path in &job.store_in {
-        store_temperature(path, &outcome)?;
-    }
+    store_temperatures(&job.store_in, &outcome)?;
     Ok(outcome)
 }

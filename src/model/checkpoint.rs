@@ -358,11 +358,16 @@ pub fn save_host_tensors(
 /// either file); the tensors are left alone and the manifest is kept.
 pub fn write_meta(path: &Path, meta: &CheckpointMeta) -> Result<()> {
     let meta_file = meta_path(path);
-    let text = toml::to_string_pretty(meta).map_err(|e| Error::Checkpoint {
-        path: meta_file.clone(),
+    crate::files::write_bytes(&meta_file, meta_text(&meta_file, meta)?.as_bytes())
+}
+
+/// The `.toml` text of `meta` (for writers that stage several files);
+/// errors name `meta_file`.
+pub fn meta_text(meta_file: &Path, meta: &CheckpointMeta) -> Result<String> {
+    toml::to_string_pretty(meta).map_err(|e| Error::Checkpoint {
+        path: meta_file.to_path_buf(),
         message: format!("cannot serialise metadata: {e}"),
-    })?;
-    crate::files::write_bytes(&meta_file, text.as_bytes())
+    })
 }
 
 /// Reads and validates the metadata of a checkpoint (`path` may name either file).

@@ -29,11 +29,7 @@ pub struct EvalRow {
 impl EvalRow {
     /// Softmax probabilities at `temperature`.
     pub fn probabilities(&self, temperature: f64) -> Vec<f64> {
-        let scaled: Vec<f64> = self.logits.iter().map(|l| l / temperature).collect();
-        let max = scaled.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-        let exp: Vec<f64> = scaled.iter().map(|l| (l - max).exp()).collect();
-        let sum: f64 = exp.iter().sum();
-        exp.into_iter().map(|e| e / sum).collect()
+        uncertainty::softmax(&self.logits, temperature)
     }
 
     /// Uncertainty at `temperature` from the members' probabilities (a

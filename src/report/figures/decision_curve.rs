@@ -95,15 +95,6 @@ pub fn decision_curve(
                 .label(format!("operating point (t = {t:.3})"))
                 .legend(dashed_legend(mark));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .margin(12)
-            .legend_area_size(34)
-            .label_font(font(15.0))
-            .background_style(WHITE.mix(0.9))
-            .border_style(LIGHT_GREY)
-            .draw()?;
-        Ok(())
+        curve_legend(&mut chart, SeriesLabelPosition::UpperRight)
     })
 }

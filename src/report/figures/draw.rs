@@ -286,6 +286,24 @@ pub(super) fn box_legend(color: RGBAColor) -> impl Fn((i32, i32)) -> Rectangle<(
     move |(x, y)| Rectangle::new([(x + 2, y - 6), (x + 22, y + 6)], color.filled())
 }
 
+/// The legend box of the full-size curve figures (ROC, risk–coverage,
+/// decision curve): at `position`, on a white ground with a light border.
+pub(super) fn curve_legend<'a, 'b: 'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, FigBackend<'b>, CT>,
+    position: SeriesLabelPosition,
+) -> Result<(), FigureError> {
+    chart
+        .configure_series_labels()
+        .position(position)
+        .margin(12)
+        .legend_area_size(34)
+        .label_font(font(15.0))
+        .background_style(WHITE.mix(0.9))
+        .border_style(LIGHT_GREY)
+        .draw()?;
+    Ok(())
+}
+
 pub(super) fn fmt_metric(v: f64) -> String {
     if v.is_finite() {
         format!("{v:.3}")

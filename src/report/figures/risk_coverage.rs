@@ -60,15 +60,6 @@ pub fn risk_coverage(
                 .label("optimal ordering")
                 .legend(dashed_legend(dashed));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .margin(12)
-            .legend_area_size(34)
-            .label_font(font(15.0))
-            .background_style(WHITE.mix(0.9))
-            .border_style(LIGHT_GREY)
-            .draw()?;
-        Ok(())
+        curve_legend(&mut chart, SeriesLabelPosition::UpperLeft)
     })
 }

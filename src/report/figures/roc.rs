@@ -68,15 +68,6 @@ pub fn roc_curve(path: &Path, curves: &[RocSeries]) -> Result<(), FigureError> {
                 .label(format!("{} (AUC = {})", c.label, fmt_metric(c.auc)))
                 .legend(solid_legend(style));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .margin(12)
-            .legend_area_size(34)
-            .label_font(font(15.0))
-            .background_style(WHITE.mix(0.9))
-            .border_style(LIGHT_GREY)
-            .draw()?;
-        Ok(())
+        curve_legend(&mut chart, SeriesLabelPosition::LowerRight)
     })
 }

@@ -95,28 +95,46 @@ fn render_photo_tile(
     buf: &mut Buffer,
     regions: &mut Vec<ImageRegion>,
 ) {
-    let theme = state.theme();
-    let tile = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.border)
-        .title(Span::styled("photo", theme.text));
-    let inner = tile.inner(area);
-    tile.render(area, buf);
+    let inner = tile(state, "photo".into(), area, buf);
     match state.photo(&row.id) {
         Some(img) => {
             let rect = halfblock::render_rgb(img, inner, buf);
-            if rect.width > 0 {
-                regions.push(ImageRegion {
-                    rect,
-                    area: inner,
-                    key: ImageKey {
-                        sample_id: row.id.clone(),
-                        kind: ImageKind::Photo,
-                    },
-                });
-            }
+            register(regions, rect, inner, row, ImageKind::Photo);
         }
         None => empty_message(state.theme(), inner, buf, "no image"),
+    }
+}
+
+/// Draws a titled tile's border; returns the area inside it.
+fn tile(state: &AppState, title: String, area: Rect, buf: &mut Buffer) -> Rect {
+    let theme = state.theme();
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(theme.border)
+        .title(Span::styled(title, theme.text));
+    let inner = block.inner(area);
+    block.render(area, buf);
+    inner
+}
+
+/// Records where an image of `row` was drawn (nothing when it got no
+/// cells), so clicks and the graphics protocols find it.
+fn register(
+    regions: &mut Vec<ImageRegion>,
+    rect: Rect,
+    area: Rect,
+    row: &SampleRow,
+    kind: ImageKind,
+) {
+    if rect.width > 0 {
+        regions.push(ImageRegion {
+            rect,
+            area,
+            key: ImageKey {
+                sample_id: row.id.clone(),
+                kind,
+            },
+        });
     }
 }
 
@@ -130,7 +148,6 @@ fn render_heatmap_tile(
     buf: &mut Buffer,
     regions: &mut Vec<ImageRegion>,
 ) {
-    let theme = state.theme();
     let mut title = method_title(&map.method).to_string();
     if let Some(d) = map.delta {
         title.push_str(&format!(" δ={d:.3}"));
@@ -144,12 +161,7 @@ fn render_heatmap_tile(
     if let Some((opacity, _)) = &blended {
         title.push_str(&format!(" on photo {opacity}%"));
     }
-    let tile = Block::default()
-        .borders(Borders::ALL)
-        .border_style(theme.border)
-        .title(Span::styled(title, theme.text));
-    let inner = tile.inner(area);
-    tile.render(area, buf);
+    let inner = tile(state, title, area, buf);
     let (rect, kind) = match &blended {
         Some((opacity, img)) => (
             halfblock::render_rgb(img, inner, buf),
@@ -163,14 +175,5 @@ fn render_heatmap_tile(
             ImageKind::Heatmap(map.method.clone()),
         ),
     };
-    if rect.width > 0 {
-        regions.push(ImageRegion {
-            rect,
-            area: inner,
-            key: ImageKey {
-                sample_id: row.id.clone(),
-                kind,
-            },
-        });
-    }
+    register(regions, rect, inner, row, kind);
 }
