@@ -331,6 +331,22 @@ impl Config {
         self.explain
             .validate()
             .map_err(|e| e.in_section("[explain]"))?;
+        let conformal = &self.predict.conformal;
+        let in_conformal = |e: OutOfRange| e.in_section("[predict.conformal]");
+        if !(conformal.alpha > 0.0 && conformal.alpha < 1.0) {
+            return Err(in_conformal(OutOfRange::new(
+                "alpha",
+                conformal.alpha,
+                "a number in (0, 1)",
+            )));
+        }
+        if !(conformal.lambda.is_finite() && conformal.lambda >= 0.0) {
+            return Err(in_conformal(OutOfRange::new(
+                "lambda",
+                conformal.lambda,
+                "a finite number >= 0",
+            )));
+        }
         self.batch.validate().map_err(|e| e.in_section("[batch]"))
     }
 }
@@ -397,8 +413,9 @@ impl BatchConfig {
 /// key, whose name the message carries).
 fn key_of(path: &str) -> String {
     /// Tables of config.toml, longest first so `train.augment` wins over `train`.
-    const SECTIONS: [&str; 9] = [
+    const SECTIONS: [&str; 10] = [
         "train.augment",
+        "predict.conformal",
         "tui.keys",
         "data",
         "model",

@@ -24,6 +24,7 @@ fn opts() -> RepeatedCvOptions {
         positive: 0,
         target_sensitivity: 0.9,
         bootstrap: BootstrapOptions::new(200, 1),
+        conformal: Default::default(),
     }
 }
 
@@ -105,6 +106,26 @@ fn averaging_noisy_repetitions_helps_and_halves_are_compared_from_four() {
     assert!(iv.low <= e.auroc && e.auroc <= iv.high);
     assert_eq!(out.single.temperatures.len(), 4);
     assert_eq!(out.ensemble.temperatures.len(), 4);
+    // Cross-conformal sets of every image, per repetition and for the
+    // ensemble, and the repeated-split check at α = 0.1 and 0.2.
+    let c = out.ensemble.decisions.conformal.as_ref().unwrap();
+    assert_eq!(c.sets.len(), 40);
+    assert_eq!(c.ensemble.n, 40);
+    assert_eq!(c.single_coverage.len(), 4);
+    assert!(c.coverage_ci.low <= c.ensemble.coverage && c.ensemble.coverage <= c.coverage_ci.high);
+    let alphas: Vec<f64> = c.experiment.iter().map(|x| x.alpha).collect();
+    assert_eq!(alphas, [0.1, 0.2]);
+    let covered = (0..40)
+        .filter(|&i| c.sets[i].contains(&out_labels(&reps)[i]))
+        .count();
+    assert!((covered as f64 / 40.0 - c.ensemble.coverage).abs() < 1e-12);
+}
+
+/// Labels in id order (the order the evaluation reports images in).
+fn out_labels(reps: &[Repetition]) -> Vec<usize> {
+    let mut rows: Vec<&EvalRow> = reps[0].folds.iter().flatten().collect();
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    rows.iter().map(|r| r.label).collect()
 }
 
 #[test]

@@ -65,6 +65,7 @@ fn ensemble() -> EnsembleReport {
         positive: 0,
         target_sensitivity: 0.95,
         bootstrap: BootstrapOptions::new(200, 42),
+        conformal: Default::default(),
     };
     let out = evaluate(&reps, &opts).unwrap();
     EnsembleReport::new(

@@ -362,6 +362,7 @@ fn repeated_cv_steps(
                 positive,
                 target_sensitivity: r.config.train.target_sensitivity,
                 bootstrap: BootstrapOptions::new(r.batch.bootstrap_samples, spec0.seed),
+                conformal: r.config.predict.conformal,
             };
             let all: Vec<&RunOutcome> = std::iter::once(first).chain(&outcomes).collect();
             let reps = all

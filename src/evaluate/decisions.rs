@@ -2,10 +2,12 @@
 //! Calibration as a statement with its evidence (Spiegelhalter's test, the
 //! recalibration slope and intercept, adaptive, debiased and class-wise ECE,
 //! each with a bootstrap interval), and the decision curve of referring by
-//! the calibrated melanoma probability against referring everyone or no one.
+//! the calibrated melanoma probability against referring everyone or no one,
+//! and how the conformal prediction sets cover ([`super::conformal`]).
 
 use serde::Serialize;
 
+use super::conformal::ConformalEvaluation;
 use super::decision_curve::{decision_curve, default_thresholds, DecisionCurve};
 use crate::calibrate::small_sample::{
     average_calibration_error, calibration_intercept, calibration_slope, classwise_ece,
@@ -50,6 +52,10 @@ pub struct Decisions {
     /// The operating point's threshold, marked on the curve.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub operating_threshold: Option<f64>,
+    /// Cross-conformal prediction sets: coverage, sizes and the
+    /// repeated-split experiment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conformal: Option<ConformalEvaluation>,
 }
 
 fn err(what: &str, e: impl std::fmt::Display) -> Error {
@@ -149,5 +155,6 @@ pub fn decisions(
         decision_curve: decision_curve(p, y, &default_thresholds(), Some(opts))
             .map_err(|e| err("decision curve", e))?,
         operating_threshold,
+        conformal: None,
     })
 }

@@ -1,11 +1,13 @@
 //! Evaluation of a model's predictions: running a model over a split
 //! ([`predictions`]), selective prediction (risk-coverage), choosing the
-//! operating point, repeated cross-validation, and predicting single images.
+//! operating point, repeated cross-validation, conformal sets out of fold, and
+//! predicting single images.
 //!
 //! Above ensembles and calibration (an evaluated model may be an ensemble;
 //! repeated CV refits temperatures); the rows it produces are
 //! [`crate::verdict::EvalRow`]s, which every layer can read.
 
+pub mod conformal;
 pub mod decision_curve;
 pub mod decisions;
 pub mod operating_point;
@@ -32,4 +34,7 @@ pub struct PredictConfig {
     /// whose temperature was fitted on TTA predictions. `--tta` turns it on
     /// per command.
     pub tta: TtaSetting,
+    /// Conformal prediction sets: calibrated on a k-fold run's out-of-fold
+    /// predictions and stored with its ensemble.
+    pub conformal: crate::verdict::conformal::ConformalSettings,
 }

@@ -34,6 +34,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 
+use super::conformal::{conformal_evaluation, OutOfFold};
 use super::decisions::{decisions, Decisions};
 use crate::calibrate as cal;
 use crate::calibrate::{ece_consistency, EceConsistency};
@@ -68,6 +69,8 @@ pub struct RepeatedCvOptions {
     /// Melanoma sensitivity the operating point is chosen for, in (0, 1].
     pub target_sensitivity: f64,
     pub bootstrap: BootstrapOptions,
+    /// How the out-of-fold conformal sets are calibrated.
+    pub conformal: crate::verdict::conformal::ConformalSettings,
 }
 
 /// The metrics of one set of calibrated out-of-fold predictions.
@@ -457,7 +460,20 @@ pub fn evaluate(reps: &[Repetition], opts: &RepeatedCvOptions) -> Result<Repeate
     };
     let all: Vec<usize> = (0..reps.len()).collect();
     let (combined, ens) = ensemble_of(&all)?;
-    let ensemble = ensemble_evaluation(reps.len(), &combined, &ens, &labels, n, k0, opts)?;
+    let single_probs: Vec<(Vec<Vec<f64>>, &Calibrated)> = calibrated
+        .iter()
+        .map(|c| (probabilities(&c.log_probs), c))
+        .collect();
+    let ensemble = ensemble_evaluation(
+        reps.len(),
+        &combined,
+        &ens,
+        &single_probs,
+        &labels,
+        n,
+        k0,
+        opts,
+    )?;
 
     let seed_abs_diff_single = single_abs_diff(&calibrated, positive);
     let seed_abs_diff_ensemble = match seed_halves(reps) {
@@ -553,6 +569,7 @@ fn ensemble_evaluation(
     members: usize,
     combined: &[Vec<f64>],
     ens: &Calibrated,
+    single_out_of_fold: &[(Vec<Vec<f64>>, &Calibrated)],
     labels: &[usize],
     n: usize,
     k0: usize,
@@ -560,11 +577,7 @@ fn ensemble_evaluation(
 ) -> Result<EnsembleEvaluation> {
     let positive = opts.positive;
     let calibrated_set = metric_set(&ens.log_probs, labels, positive)?;
-    let ens_probs: Vec<Vec<f64>> = ens
-        .log_probs
-        .iter()
-        .map(|r| r.iter().map(|v| v.exp().clamp(0.0, 1.0)).collect())
-        .collect();
+    let ens_probs = probabilities(&ens.log_probs);
     let (confidence, correct) = cal::confidences_and_correct(&ens_probs, labels)
         .map_err(|e| Error::Other(format!("evaluation: {e}")))?;
     let pos: Vec<f64> = ens_probs
@@ -582,12 +595,31 @@ fn ensemble_evaluation(
     )
     .map_err(|e| Error::Other(format!("operating point: {e}")))?;
     let is_positive: Vec<usize> = labels.iter().map(|&l| usize::from(l == positive)).collect();
-    let decisions = decisions(
+    let mut decisions = decisions(
         &pos,
         &is_positive,
         Some(operating_point.chosen.threshold),
         &opts.bootstrap,
     )?;
+    decisions.conformal = Some(conformal_evaluation(
+        &OutOfFold {
+            probs: &ens_probs,
+            fold_of: &ens.fold_of,
+            folds: k0,
+        },
+        &single_out_of_fold
+            .iter()
+            .map(|(p, c)| OutOfFold {
+                probs: p,
+                fold_of: &c.fold_of,
+                folds: c.temperatures.len(),
+            })
+            .collect::<Vec<_>>(),
+        labels,
+        positive,
+        opts.conformal,
+        &opts.bootstrap,
+    )?);
     Ok(EnsembleEvaluation {
         decisions,
         members,
@@ -604,6 +636,14 @@ fn ensemble_evaluation(
             .map_err(|e| Error::Other(format!("risk-coverage: {e}")))?,
         operating_point,
     })
+}
+
+/// Probabilities of log-probabilities (clamped against rounding).
+fn probabilities(log_probs: &[Vec<f64>]) -> Vec<Vec<f64>> {
+    log_probs
+        .iter()
+        .map(|r| r.iter().map(|v| v.exp().clamp(0.0, 1.0)).collect())
+        .collect()
 }
 
 /// The positive class's probability per image (NaN where the class is

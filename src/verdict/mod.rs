@@ -6,6 +6,7 @@
 //! faces all carry these, so none of them has to import another for its
 //! data types.
 
+pub mod conformal;
 pub mod operating_point;
 pub mod uncertainty;
 
