@@ -216,6 +216,10 @@ fn filters() {
     s.agreement_threshold = 0.6;
     assert_eq!(visible_ids(&s), ["melanoma/m01.jpg", "melanoma/m02.jpg"]);
     s.update(Action::CycleFilter);
+    assert_eq!(s.filter(), Filter::SetOfTwo);
+    // No model with conformal thresholds yet: no set, nothing shown.
+    assert!(visible_ids(&s).is_empty());
+    s.update(Action::CycleFilter);
     assert_eq!(s.filter(), Filter::All);
 }
 
@@ -472,6 +476,7 @@ fn predictions_merge_with_known_samples() {
         split: "test".into(),
         uncertainty: None,
         decision: None,
+        conformal_set: None,
     });
     s.apply_event(Event::Predictions {
         job: 1,

@@ -207,6 +207,37 @@ pub(super) fn write_decision_curve(
     crate::files::write_bytes(path, out.as_bytes())
 }
 
+/// Writes each image's cross-conformal set of the out-of-fold ensemble:
+/// `ids` in the evaluation's (id) order, labels from the repetitions.
+pub(super) fn write_conformal_sets(
+    path: &Path,
+    ids: &[&str],
+    reps: &[crate::evaluate::repeated_cv::Repetition],
+    c: &crate::evaluate::conformal::ConformalEvaluation,
+    classes: &[String],
+    positive: usize,
+) -> Result<()> {
+    use crate::verdict::conformal::{set_label, set_refers};
+    let label_of: std::collections::HashMap<&str, usize> = reps
+        .iter()
+        .flat_map(|r| r.folds.iter().flatten())
+        .map(|row| (row.id.as_str(), row.label))
+        .collect();
+    let mut out = String::from("sample,label,set,set_size,covered,refer\n");
+    for (id, set) in ids.iter().zip(&c.sets) {
+        let label = label_of.get(id).copied().unwrap_or(usize::MAX);
+        out.push_str(&format!(
+            "{id},{},{},{},{},{}\n",
+            classes.get(label).cloned().unwrap_or_default(),
+            set_label(set, classes),
+            set.len(),
+            set.contains(&label),
+            set_refers(set, positive)
+        ));
+    }
+    crate::files::write_bytes(path, out.as_bytes())
+}
+
 /// Writes the risk–coverage curve as CSV: one row per distinct confidence.
 pub(super) fn write_risk_coverage(
     path: &Path,

@@ -20,7 +20,8 @@ use serde_json::{json, Value};
 
 use self::figures::{
     agreement_figures, agreement_report, confusion_figure, decision_curve_figure, grid_figures,
-    reliability_figure, risk_coverage_figure, roc_figure, training_figure, write_decision_curve,
+    reliability_figure, risk_coverage_figure, roc_figure, training_figure, write_conformal_sets,
+    write_decision_curve,
     write_predictions, write_risk_coverage,
 };
 use self::models::{cv_recipe, load_spec, train_spec};
@@ -391,6 +392,17 @@ fn repeated_cv_steps(
                 &format!("{name} ensemble of {repeats}, out-of-fold"),
             )?;
             let decisions = &out.report.ensemble.decisions;
+            if let Some(c) = &decisions.conformal {
+                let ids: Vec<&str> = out.provenance.iter().map(|p| p.id.as_str()).collect();
+                write_conformal_sets(
+                    &r.dir.join(format!("conformal_sets_{name}_ensemble.csv")),
+                    &ids,
+                    &reps,
+                    c,
+                    &data.classes,
+                    positive,
+                )?;
+            }
             write_decision_curve(&r.dir.join(format!("decision_curve_{name}_ensemble.csv")), decisions)?;
             let dca = format!("decision_curve_{name}_ensemble.png");
             decision_curve_figure(

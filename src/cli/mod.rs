@@ -196,6 +196,15 @@ pub fn run(args: Args) -> Result<i32> {
                             r.target_sensitivity
                         );
                     }
+                    if let Some(c) = &p.conformal_set {
+                        println!(
+                            "  set {{{}}}{}  ({:.0}% conformal set: {})",
+                            c.label,
+                            if c.refer { ": refer" } else { "" },
+                            c.coverage * 100.0,
+                            c.method
+                        );
+                    }
                     if let (Some(u), true) = (&p.uncertainty, p.members > 1) {
                         println!(
                             "  uncertainty: spread {:.3}  entropy {:.3} nats  mutual information {:.3} nats ({} members{})",

@@ -313,11 +313,14 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
         .operating_point()
         .copied()
         .filter(|_| !args.uncalibrated);
+    // Conformal thresholds too: they were calibrated on calibrated probabilities.
+    let conformal = model.conformal().filter(|_| !args.uncalibrated);
     let per_sample: Vec<_> = preds
         .iter()
         .map(|r| {
             let mut p = r.to_prediction(positive, temperature, &args.split);
             p.decision = operating_point.map(|op| op.decide(p.probability));
+            p.conformal_set = conformal.map(|c| c.set(&r.probabilities(meta.temperature)));
             p
         })
         .collect();
@@ -455,6 +458,7 @@ fn print_eval_result(args: &EvalArgs, model: &Model, r: EvalResult) -> Result<()
                 "auroc_ci95": r.auroc_ci.map(|c| [c.low, c.high]),
                 "balanced_accuracy_ci95": r.bacc_ci.map(|c| [c.low, c.high]),
                 "predictions": r.per_sample,
+                "conformal": set_summary(model, r.per_sample),
             }))?
         );
     } else {
@@ -470,8 +474,45 @@ fn print_eval_result(args: &EvalArgs, model: &Model, r: EvalResult) -> Result<()
             );
         }
         print_eval(args, r.metrics, r.temperature, r.auroc_ci, r.bacc_ci);
+        if let Some(s) = set_summary(model, r.per_sample) {
+            println!(
+                "  conformal sets ({}): coverage {:.3} (promised ≥ {:.2}), mean size {:.2}, {:.0}% of two classes or more",
+                s.method,
+                s.summary.coverage,
+                s.promised,
+                s.summary.mean_size,
+                s.summary.two_or_more * 100.0
+            );
+        }
     }
     Ok(())
+}
+
+/// Coverage and size of the per-sample conformal sets on the evaluated split.
+#[derive(serde::Serialize)]
+struct EvalSets {
+    method: String,
+    promised: f64,
+    #[serde(flatten)]
+    summary: melxai::evaluate::conformal::SetSummary,
+}
+
+fn set_summary(model: &Model, rows: &[SamplePrediction]) -> Option<EvalSets> {
+    let c = model.conformal()?;
+    let sets: Vec<Vec<usize>> = rows
+        .iter()
+        .map(|r| r.conformal_set.clone())
+        .collect::<Option<_>>()?;
+    let labels: Vec<usize> = rows.iter().map(|r| r.label).collect();
+    Some(EvalSets {
+        method: c.settings.describe(),
+        promised: 1.0 - c.settings.alpha,
+        summary: melxai::evaluate::conformal::summarise(
+            &sets,
+            &labels,
+            model.meta.class_names.len(),
+        ),
+    })
 }
 
 /// The text form of `melxai eval`.

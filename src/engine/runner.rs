@@ -23,6 +23,7 @@ use crate::jobs::{positive_class, scan_data, JobContext};
 use crate::model::checkpoint;
 use crate::model::parse_device;
 use crate::progress::{CancelToken, Event, EventSink, JobId};
+use crate::verdict::conformal::ConformalPredictor;
 use crate::verdict::EvalRow;
 
 /// Runs [`Request`]s; keeps what is costly to rebuild between jobs.
@@ -73,11 +74,40 @@ struct ModelPredictions {
     temperature: f64,
     name: String,
     operating_point: Option<crate::verdict::OperatingPoint>,
+    conformal: Option<ConformalPredictor>,
     /// Predicted with test-time augmentation (`[predict] tta`).
     tta: bool,
     /// For the fold ensemble of a cross-validation: each member's own
     /// predictions of the images it held out ([`Model::out_of_fold_rows`]).
     out_of_fold: Option<Vec<Vec<EvalRow>>>,
+}
+
+/// For a fold ensemble with conformal thresholds: each training image's
+/// cross-conformal set, from its fold model's prediction and thresholds
+/// recalibrated on the other folds' held-out predictions (the ensemble's own
+/// output on an image its other members trained on would make the set
+/// overconfident). Empty otherwise.
+fn held_out_sets(p: &ModelPredictions) -> Result<HashMap<String, Vec<usize>>> {
+    let (Some(c), Some(folds)) = (&p.conformal, &p.out_of_fold) else {
+        return Ok(HashMap::new());
+    };
+    let rows: Vec<&EvalRow> = folds.iter().flatten().collect();
+    let fold_of: Vec<usize> = folds
+        .iter()
+        .enumerate()
+        .flat_map(|(f, rows)| std::iter::repeat_n(f, rows.len()))
+        .collect();
+    let probs: Vec<Vec<f64>> = rows.iter().map(|r| r.probabilities(p.temperature)).collect();
+    let labels: Vec<usize> = rows.iter().map(|r| r.label).collect();
+    let sets = crate::evaluate::conformal::cross_conformal_sets(
+        &probs,
+        &labels,
+        &fold_of,
+        folds.len(),
+        c.settings,
+        c.seed,
+    )?;
+    Ok(rows.iter().map(|r| r.id.clone()).zip(sets).collect())
 }
 
 impl JobRunner for PipelineRunner {
@@ -263,6 +293,7 @@ impl PipelineRunner {
         let meta = read_meta(path)?;
         let (_, cache, model) = self.load(ctx, meta.input_size, path)?;
         let operating_point = model.operating_point().copied();
+        let conformal = model.conformal().cloned();
         let rows: Vec<usize> = (0..cache.len()).collect();
         let preds = evaluate(
             ctx,
@@ -292,6 +323,7 @@ impl PipelineRunner {
             temperature: model.meta.temperature,
             name: meta.name,
             operating_point,
+            conformal,
         })
     }
 
@@ -303,6 +335,7 @@ impl PipelineRunner {
     fn evaluate(&mut self, ctx: &mut JobContext, path: &Path) -> Result<String> {
         let p = self.predict_all(ctx, path)?;
         let positive = self.positive(ctx)?;
+        let held_out_sets = held_out_sets(&p)?;
         let rows: Vec<_> = p
             .rows
             .iter()
@@ -310,6 +343,10 @@ impl PipelineRunner {
                 let split = p.split_of.get(&r.id).map(String::as_str);
                 let mut row = r.to_prediction(positive, p.temperature, split.unwrap_or("unseen"));
                 row.decision = p.operating_point.map(|op| op.decide(row.probability));
+                row.conformal_set = held_out_sets.get(&r.id).cloned().or_else(|| {
+                    let c = p.conformal.as_ref()?;
+                    Some(c.set(&r.probabilities(p.temperature)))
+                });
                 row
             })
             .collect();

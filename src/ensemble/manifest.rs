@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::model::checkpoint::{self, CheckpointMeta};
 use crate::model::config::{Arch, Normalisation};
+use crate::verdict::conformal::ConformalPredictor;
 use crate::verdict::OperatingPoint;
 
 /// File-name suffix that marks an ensemble manifest.
@@ -143,6 +144,10 @@ pub struct EnsembleManifest {
     pub shared: SharedFields,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operating_point: Option<OperatingPoint>,
+    /// Conformal thresholds calibrated on the out-of-fold predictions at
+    /// `temperature`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conformal: Option<ConformalPredictor>,
     pub members: Vec<Member>,
 }
 
@@ -204,6 +209,23 @@ impl EnsembleManifest {
         }
         if let Some(op) = &self.operating_point {
             op.validate().map_err(|e| format!("operating_point.{e}"))?;
+        }
+        if let Some(c) = &self.conformal {
+            c.validate().map_err(|e| format!("conformal.{e}"))?;
+            let classes = self.shared.class_names.len();
+            let per_class = c.settings.class_conditional;
+            if per_class && c.quantiles.len() != classes {
+                return Err(format!(
+                    "conformal.quantiles has {} thresholds for {classes} classes",
+                    c.quantiles.len()
+                ));
+            }
+            if !per_class && c.quantiles.len() != 1 {
+                return Err(format!(
+                    "conformal.quantiles has {} thresholds; one without class_conditional",
+                    c.quantiles.len()
+                ));
+            }
         }
         Ok(())
     }
@@ -328,6 +350,7 @@ pub fn from_members(
         temperature_fitted_on: String::new(),
         shared,
         operating_point: None,
+        conformal: None,
         members: listed,
     })
 }
@@ -378,6 +401,7 @@ mod tests {
                 class_names: vec!["melanoma".into(), "naevus".into()],
             },
             operating_point: None,
+            conformal: None,
             members: vec![Member {
                 name: "a".into(),
                 sha256: "0".repeat(64),
@@ -427,6 +451,17 @@ mod tests {
                 }),
                 "operating_point.threshold",
             ),
+            (
+                Box::new(|m| {
+                    m.conformal = Some(ConformalPredictor {
+                        settings: Default::default(),
+                        quantiles: vec![0.5],
+                        calibrated_on: vec![10],
+                        seed: 0,
+                    })
+                }),
+                "conformal.quantiles",
+            ),
         ];
         assert_eq!(manifest().validate(), Ok(()));
         for (change, key) in cases {
@@ -447,6 +482,12 @@ mod tests {
             specificity: 0.61,
             sensitivity_ci: Some([0.9, 1.0]),
             specificity_ci: None,
+        });
+        m.conformal = Some(ConformalPredictor {
+            settings: Default::default(),
+            quantiles: vec![0.8, f64::INFINITY],
+            calibrated_on: vec![100, 8],
+            seed: 3,
         });
         let text = toml::to_string_pretty(&m).unwrap();
         let back: EnsembleManifest = toml::from_str(&text).unwrap();

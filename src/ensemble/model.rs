@@ -149,6 +149,11 @@ impl Model {
         self.manifest.as_ref()?.operating_point.as_ref()
     }
 
+    /// The conformal thresholds an ensemble manifest carries.
+    pub fn conformal(&self) -> Option<&crate::verdict::conformal::ConformalPredictor> {
+        self.manifest.as_ref()?.conformal.as_ref()
+    }
+
     pub fn device(&self) -> Device {
         self.members.first().map_or(Device::Cpu, Classifier::device)
     }

@@ -1,6 +1,7 @@
 //! Class probabilities for individual inputs (images or preprocessed `.npy`),
 //! from one checkpoint or an ensemble, with the per-sample uncertainty and,
-//! when the ensemble carries an operating point, "refer" or "likely benign".
+//! when the ensemble carries an operating point, "refer" or "likely benign",
+//! and its conformal prediction set when it carries conformal thresholds.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +13,7 @@ use crate::ensemble::Model;
 use crate::error::Result;
 use crate::model::Classifier;
 use crate::verdict::uncertainty::{from_member_logits, softmax, Uncertainty};
+use crate::verdict::conformal::SetVerdict;
 use crate::verdict::Decision;
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +58,10 @@ pub struct Prediction {
     pub uncertainty: Option<Uncertainty>,
     /// Present when the model carries an operating point.
     pub referral: Option<Referral>,
+    /// The conformal prediction set of the calibrated probabilities, when
+    /// the model carries conformal thresholds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conformal_set: Option<SetVerdict>,
 }
 
 /// Predicts one input; `top_k` classes are reported; `positive` is the index
@@ -103,6 +109,14 @@ pub fn predict(
     let uncertainty = positive.and_then(|p| from_member_logits(&member_logits, temperature, p));
     // The threshold was chosen on calibrated probabilities; it is applied to
     // them whatever `calibrated` says about the printed ones.
+    let calibrated_probs = softmax(&logits_v, model.meta.temperature);
+    let conformal_set = model.conformal().map(|c| {
+        c.verdict(
+            &calibrated_probs,
+            &model.meta.class_names,
+            positive.unwrap_or(usize::MAX),
+        )
+    });
     let referral = match (model.operating_point(), positive) {
         (Some(op), Some(p)) => {
             let calibrated_p = softmax(&logits_v, model.meta.temperature)
@@ -135,6 +149,7 @@ pub fn predict(
         },
         uncertainty,
         referral,
+        conformal_set,
     })
 }
 

@@ -105,6 +105,7 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
             positive,
             config.target_sensitivity,
             config.combine,
+            (ctx.config.predict.conformal, config.seed),
         )?),
         None => None,
     };
@@ -129,12 +130,16 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
 /// predictions (`operating_point::from_out_of_fold`; each image's from the one
 /// fold model that left it out, so an approximation for the averaged
 /// ensemble). Too few positives to choose one leaves it out, with no error.
+/// Likewise the conformal thresholds (`[predict.conformal]`): calibrated on
+/// those out-of-fold probabilities, the cross-conformal recipe (no image
+/// is spent on both a model and a threshold).
 fn write_fold_ensemble(
     weights_dir: &std::path::Path,
     outcome: &crate::train::RunOutcome,
     positive: usize,
     target_sensitivity: f64,
     combine: crate::ensemble::manifest::CombineRule,
+    (conformal, seed): (crate::verdict::conformal::ConformalSettings, u64),
 ) -> Result<PathBuf> {
     let oof: Vec<&crate::verdict::EvalRow> = outcome.splits.iter().flat_map(|s| &s.test).collect();
     let logits: Vec<Vec<f64>> = oof.iter().map(|r| r.logits.clone()).collect();
@@ -158,6 +163,10 @@ fn write_fold_ensemble(
         target_sensitivity,
     )
     .ok();
+    let probs: Vec<Vec<f64>> = rows.iter().map(|r| r.probabilities(fit.temperature)).collect();
+    m.conformal =
+        crate::verdict::conformal::ConformalPredictor::calibrate_seeded(&probs, &labels, conformal, seed)
+            .ok();
     let path = manifest::ensemble_path(weights_dir, &outcome.name);
     manifest::write(&path, &m)?;
     Ok(path)

@@ -51,10 +51,12 @@ pub fn render(report: &RunReport) -> String {
     }
     if let Some(e) = &m.ensemble {
         ensemble_section(&mut md, e);
+        let classes = m.data.as_ref().map(|d| d.classes.as_slice());
         decisions_section(
             &mut md,
             &e.repeated_cv.ensemble.decisions,
             &e.decision_figure,
+            classes.unwrap_or_default(),
         );
     }
     for (name, model) in &m.models {
@@ -175,6 +177,7 @@ fn decisions_section(
     md: &mut String,
     d: &crate::evaluate::decisions::Decisions,
     figure: &Option<Figure>,
+    classes: &[String],
 ) {
     let c = &d.calibration;
     let ci = |i: &crate::metrics::Interval| format!("{:.3} [{:.3}, {:.3}]", i.point, i.low, i.high);
@@ -226,6 +229,73 @@ fn decisions_section(
     }
     if let Some(f) = figure {
         figures(md, std::slice::from_ref(f));
+    }
+    if let Some(c) = &d.conformal {
+        conformal_text(md, c, classes);
+    }
+}
+
+/// The conformal sets' coverage against 1 − α: cross-conformal out of fold,
+/// per class, per single model, and over repeated calibration/test halvings.
+fn conformal_text(md: &mut String, c: &crate::evaluate::conformal::ConformalEvaluation, classes: &[String]) {
+    let e = &c.ensemble;
+    let name = |k: usize| classes.get(k).cloned().unwrap_or_else(|| format!("class {k}"));
+    let per_class: Vec<String> = e
+        .class_coverage
+        .iter()
+        .enumerate()
+        .filter_map(|(k, v)| v.map(|v| format!("{} {v:.3}", name(k))))
+        .collect();
+    let _ = writeln!(
+        md,
+        "
+**Conformal prediction sets** ({}; each image's set from thresholds calibrated on the other folds'          out-of-fold predictions). Promised coverage ≥ {:.2}; a set other than one benign class means refer.
+
+         | | ensemble [95 % CI] | single models (mean ± sd over {} repetitions) |
+|---|---|---|
+         | coverage | {:.3} [{:.3}, {:.3}] | {:.3} ± {:.3} |
+         | mean set size | {:.2} [{:.2}, {:.2}] | {:.2} ± {:.2} |
+
+         Coverage per class: {}. Sets: {:.0} % one class, {:.0} % two or more, {:.0} % empty; {:.0} % of images referred by their set.",
+        c.settings.describe(),
+        c.target,
+        c.single_coverage.len(),
+        e.coverage,
+        c.coverage_ci.low,
+        c.coverage_ci.high,
+        c.single_coverage_spread.mean,
+        c.single_coverage_spread.std,
+        e.mean_size,
+        c.mean_size_ci.low,
+        c.mean_size_ci.high,
+        c.single_mean_size_spread.mean,
+        c.single_mean_size_spread.std,
+        per_class.join(", "),
+        e.singletons * 100.0,
+        e.two_or_more * 100.0,
+        e.empty * 100.0,
+        c.referral_rate * 100.0,
+    );
+    let _ = writeln!(
+        md,
+        "
+Repeated split conformal ({} random halvings of the out-of-fold predictions into calibration and test):
+
+         | α | promised | mean coverage ± MC error (2 SE) | mean set size | holds |
+|---|---|---|---|---|",
+        c.experiment.first().map_or(0, |x| x.splits)
+    );
+    for x in &c.experiment {
+        let _ = writeln!(
+            md,
+            "| {:.2} | ≥ {:.2} | {:.3} ± {:.3} | {:.2} | {} |",
+            x.alpha,
+            1.0 - x.alpha,
+            x.mean_coverage,
+            x.monte_carlo_error,
+            x.mean_size,
+            if x.holds { "yes" } else { "**no**" }
+        );
     }
 }
 

@@ -262,7 +262,6 @@ pub enum ConformalError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConformalPredictor {
-    #[serde(flatten)]
     pub settings: ConformalSettings,
     /// One threshold, or one per class when class-conditional; +∞ = the
     /// class (or every class) is always in the set.
@@ -379,6 +378,35 @@ impl ConformalPredictor {
             ));
         }
         Ok(())
+    }
+}
+
+/// One input's prediction set, as `predict` prints it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SetVerdict {
+    /// Class indices in the set, ascending.
+    pub classes: Vec<usize>,
+    /// "melanoma", "melanoma + naevus", "∅".
+    pub label: String,
+    /// Anything but one class other than the positive one.
+    pub refer: bool,
+    /// The promised coverage 1 − α.
+    pub coverage: f64,
+    /// How the set was calibrated ("LAC, α = 0.10, class-conditional").
+    pub method: String,
+}
+
+impl ConformalPredictor {
+    /// The set of calibrated probabilities `p`, labelled with `classes`.
+    pub fn verdict(&self, p: &[f64], classes: &[String], positive: usize) -> SetVerdict {
+        let set = self.set(p);
+        SetVerdict {
+            label: set_label(&set, classes),
+            refer: set_refers(&set, positive),
+            coverage: 1.0 - self.settings.alpha,
+            method: self.settings.describe(),
+            classes: set,
+        }
     }
 }
 

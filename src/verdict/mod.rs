@@ -63,6 +63,7 @@ impl EvalRow {
             split: split.to_string(),
             uncertainty: self.uncertainty(temperature, positive),
             decision: None,
+            conformal_set: None,
         }
     }
 }
@@ -85,10 +86,20 @@ pub struct SamplePrediction {
     pub uncertainty: Option<Uncertainty>,
     /// "refer" or "likely benign", when the model carries an operating point.
     pub decision: Option<Decision>,
+    /// Class indices of the conformal prediction set, when the model carries
+    /// conformal thresholds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conformal_set: Option<Vec<usize>>,
 }
 
 impl SamplePrediction {
     pub fn correct(&self) -> bool {
         self.label == self.predicted
+    }
+
+    /// A conformal set of more than one class (the case is ambiguous at the
+    /// promised coverage).
+    pub fn set_of_two_or_more(&self) -> bool {
+        self.conformal_set.as_ref().is_some_and(|s| s.len() >= 2)
     }
 }

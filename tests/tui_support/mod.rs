@@ -36,6 +36,7 @@ fn pred(id: &str, label: usize, p: f64) -> SamplePrediction {
         split: "val".into(),
         uncertainty: None,
         decision: None,
+        conformal_set: None,
     }
 }
 

@@ -73,6 +73,14 @@ fn info_line(state: &AppState, row: &SampleRow) -> Line<'static> {
                 theme.text.add_modifier(Modifier::BOLD),
             ));
         }
+        if let Some(set) = &p.conformal_set {
+            let names: Vec<String> = set.iter().map(|&k| state.class_name(k)).collect();
+            let style = if set.len() == 1 { theme.text } else { theme.warn };
+            spans.push(Span::styled(
+                format!("  set {{{}}}", names.join(", ")),
+                style,
+            ));
+        }
         if let Some(u) = p.uncertainty.filter(|u| u.members > 1) {
             spans.push(Span::raw(format!(
                 "  H {:.2} MI {:.2} sd {:.2}",

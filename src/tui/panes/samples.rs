@@ -29,9 +29,10 @@ pub fn body_height(area: Rect) -> usize {
 /// choice among equally good layouts is not stable when space is short.
 /// `uncertainty` adds the entropy column (ensembles only: for one model the
 /// entropy is a function of p, which is shown already).
-pub fn column_widths(width: u16, uncertainty: bool) -> Vec<Constraint> {
-    // mark+note, verdict, file, true, pred, p, split[, H]; a gap of one between each.
-    let extra = if uncertainty { 5 } else { 0 };
+/// `sets` adds the conformal-set column (models with conformal thresholds).
+pub fn column_widths(width: u16, uncertainty: bool, sets: bool) -> Vec<Constraint> {
+    // mark+note, verdict, file, true, pred, p, split[, CP][, H]; a gap of one between each.
+    let extra = if uncertainty { 5 } else { 0 } + if sets { 6 } else { 0 };
     let fixed = 2 + 1 + 4 + 4 + 6 + extra;
     let avail = width.saturating_sub(fixed);
     let class = (avail.saturating_sub(8) / 2).clamp(3, 8);
@@ -45,10 +46,32 @@ pub fn column_widths(width: u16, uncertainty: bool) -> Vec<Constraint> {
         Constraint::Length(4),
         Constraint::Length(4),
     ];
+    if sets {
+        widths.push(Constraint::Length(5));
+    }
     if uncertainty {
         widths.push(Constraint::Length(4));
     }
     widths
+}
+
+/// Whether any row carries a conformal prediction set.
+fn has_sets(state: &AppState) -> bool {
+    state
+        .rows()
+        .iter()
+        .any(|r| r.prediction.as_ref().is_some_and(|p| p.conformal_set.is_some()))
+}
+
+/// A conformal set in five cells: one class by its name's start, two or
+/// more by their count, the empty set as ∅.
+pub fn set_cell(set: &[usize], class_name: impl Fn(usize) -> String) -> String {
+    match set {
+        [] => "∅".into(),
+        [k] => class_name(*k).chars().take(5).collect(),
+        [_, _] => "both".into(),
+        more => format!("{} cls", more.len()),
+    }
 }
 
 /// Whether any row carries an ensemble's uncertainty (more than one member).
@@ -101,6 +124,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let theme = state.theme();
     let selected = state.selected_position(&visible).unwrap_or(0);
     let with_uncertainty = has_ensemble_uncertainty(state);
+    let with_sets = has_sets(state);
     let height = body_height(area);
     let offset = scroll_offset(selected, visible.len(), height);
     let rows = visible
@@ -151,6 +175,21 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                     },
                 )),
             ];
+            if with_sets {
+                // The set: a referring one (two or more, or empty) stands out.
+                let set = row.prediction.as_ref().and_then(|p| p.conformal_set.as_ref());
+                cells.push(match set {
+                    Some(set) => {
+                        let text = set_cell(set, |k| state.class_name(k));
+                        if set.len() == 1 {
+                            Cell::from(text)
+                        } else {
+                            Cell::from(Span::styled(text, theme.warn))
+                        }
+                    }
+                    None => Cell::from("—"),
+                });
+            }
             if with_uncertainty {
                 // Predictive entropy in nats; highlighted when "uncertain".
                 let u = row.prediction.as_ref().and_then(|p| p.uncertainty);
@@ -166,11 +205,14 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             Row::new(cells).style(style)
         });
     let mut titles = vec!["", "", "file", "true", "pred", "p", "set"];
+    if with_sets {
+        titles.push("CP");
+    }
     if with_uncertainty {
         titles.push("H");
     }
     let header = Row::new(titles).style(theme.accent.add_modifier(Modifier::BOLD));
-    Table::new(rows, column_widths(area.width, with_uncertainty))
+    Table::new(rows, column_widths(area.width, with_uncertainty, with_sets))
         .header(header)
         .column_spacing(1)
         .render(area, buf);

@@ -27,6 +27,9 @@ pub enum Filter {
     Uncertain,
     /// Agreement score below `agreement_threshold`.
     LowAgreement,
+    /// A conformal prediction set of two classes or more: ambiguous at the
+    /// promised coverage, so referred.
+    SetOfTwo,
 }
 
 impl Filter {
@@ -35,7 +38,8 @@ impl Filter {
             Filter::All => Filter::Misclassified,
             Filter::Misclassified => Filter::Uncertain,
             Filter::Uncertain => Filter::LowAgreement,
-            Filter::LowAgreement => Filter::All,
+            Filter::LowAgreement => Filter::SetOfTwo,
+            Filter::SetOfTwo => Filter::All,
         }
     }
 
@@ -45,6 +49,7 @@ impl Filter {
             Filter::Misclassified => "misclassified",
             Filter::Uncertain => "uncertain",
             Filter::LowAgreement => "low agreement",
+            Filter::SetOfTwo => "set of two",
         }
     }
 }

@@ -17,6 +17,10 @@ impl AppState {
                 ensemble_unsure || (p.probability - 0.5).abs() <= self.uncertain_band
             }),
             Filter::LowAgreement => row.agreement.is_some_and(|a| a < self.agreement_threshold),
+            Filter::SetOfTwo => row
+                .prediction
+                .as_ref()
+                .is_some_and(|p| p.set_of_two_or_more()),
         };
         let in_split = self
             .split_filter

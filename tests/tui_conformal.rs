@@ -1,0 +1,97 @@
+//! Conformal prediction sets in the TUI: the "CP" column of the sample list,
+//! the "set of two" filter and the set on the selected image's line.
+
+mod tui_support;
+
+use melxai::progress::Event;
+use melxai::tui::keys::Action;
+use melxai::tui::state::Filter;
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
+use tui_support::*;
+
+/// The shared predictions with sets: m02 and n02 (the uncertain ones) get
+/// both classes, n01 the empty set, the rest one class.
+fn with_sets() -> melxai::tui::AppState {
+    let mut s = fresh();
+    let sets: [&[usize]; 6] = [&[1], &[0, 1], &[1], &[], &[0, 1], &[0]];
+    let mut rows = predictions();
+    for (r, set) in rows.iter_mut().zip(sets) {
+        r.conformal_set = Some(set.to_vec());
+    }
+    s.apply_event(Event::Predictions {
+        job: 1,
+        model: "weights/e.ensemble.toml".into(),
+        rows,
+    });
+    s
+}
+
+fn text(buf: &Buffer) -> String {
+    let area = buf.area;
+    (0..area.height)
+        .map(|y| {
+            (0..area.width)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn set_of_two_filter_shows_the_ambiguous_cases() {
+    let mut s = with_sets();
+    while s.filter() != Filter::SetOfTwo {
+        s.update(Action::CycleFilter);
+    }
+    assert_eq!(s.filter().label(), "set of two");
+    let ids: Vec<String> = s
+        .visible()
+        .into_iter()
+        .map(|i| s.rows()[i].id.clone())
+        .collect();
+    assert_eq!(ids, ["melanoma/m02.jpg", "naevus/n02.jpg"]);
+}
+
+#[test]
+fn set_column_and_image_line_show_each_set() {
+    let s = with_sets();
+    let area = Rect::new(0, 0, 60, 8);
+    let mut buf = Buffer::empty(area);
+    melxai::tui::panes::samples::render(&s, area, &mut buf);
+    let shown = text(&buf);
+    let header = shown.lines().next().unwrap();
+    assert!(header.contains("CP"), "{shown}");
+    let line = |id: &str| {
+        let file = id.split('/').nth(1).unwrap();
+        shown.lines().find(|l| l.contains(file)).unwrap().to_string()
+    };
+    assert!(line("melanoma/m01.jpg").contains("melan"), "{shown}");
+    assert!(line("melanoma/m02.jpg").contains("both"), "{shown}");
+    assert!(line("naevus/n01.jpg").contains('∅'), "{shown}");
+    assert!(line("naevus/n03.jpg").contains("naevu"), "{shown}");
+
+    // Without sets the column is not drawn.
+    let mut plain = fresh();
+    plain.apply_event(Event::Predictions {
+        job: 1,
+        model: "m".into(),
+        rows: predictions(),
+    });
+    let mut buf = Buffer::empty(area);
+    melxai::tui::panes::samples::render(&plain, area, &mut buf);
+    assert!(!text(&buf).lines().next().unwrap().contains("CP"));
+
+    // The selected image's line names the set's classes.
+    let mut s = with_sets();
+    while s.selected_id() != Some("melanoma/m02.jpg") {
+        s.update(Action::MoveDown);
+    }
+    let area = Rect::new(0, 0, 160, 6);
+    let mut buf = Buffer::empty(area);
+    let mut regions = Vec::new();
+    melxai::tui::panes::images::render(&s, area, &mut buf, &mut regions);
+    let shown = text(&buf);
+    assert!(shown.contains("set {naevus, melanoma}"), "{shown}");
+}
