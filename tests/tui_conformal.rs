@@ -65,7 +65,11 @@ fn set_column_and_image_line_show_each_set() {
     assert!(header.contains("CP"), "{shown}");
     let line = |id: &str| {
         let file = id.split('/').nth(1).unwrap();
-        shown.lines().find(|l| l.contains(file)).unwrap().to_string()
+        shown
+            .lines()
+            .find(|l| l.contains(file))
+            .unwrap()
+            .to_string()
     };
     assert!(line("melanoma/m01.jpg").contains("melan"), "{shown}");
     assert!(line("melanoma/m02.jpg").contains("both"), "{shown}");

@@ -21,8 +21,7 @@ use serde_json::{json, Value};
 use self::figures::{
     agreement_figures, agreement_report, confusion_figure, decision_curve_figure, grid_figures,
     reliability_figure, risk_coverage_figure, roc_figure, training_figure, write_conformal_sets,
-    write_decision_curve,
-    write_predictions, write_risk_coverage,
+    write_decision_curve, write_predictions, write_risk_coverage,
 };
 use self::models::{cv_recipe, load_spec, train_spec};
 use crate::compare::run::ComparisonReport;

@@ -97,7 +97,10 @@ fn held_out_sets(p: &ModelPredictions) -> Result<HashMap<String, Vec<usize>>> {
         .enumerate()
         .flat_map(|(f, rows)| std::iter::repeat_n(f, rows.len()))
         .collect();
-    let probs: Vec<Vec<f64>> = rows.iter().map(|r| r.probabilities(p.temperature)).collect();
+    let probs: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| r.probabilities(p.temperature))
+        .collect();
     let labels: Vec<usize> = rows.iter().map(|r| r.label).collect();
     let sets = crate::evaluate::conformal::cross_conformal_sets(
         &probs,

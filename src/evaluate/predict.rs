@@ -12,8 +12,8 @@ use crate::data::image::load_input;
 use crate::ensemble::Model;
 use crate::error::Result;
 use crate::model::Classifier;
-use crate::verdict::uncertainty::{from_member_logits, softmax, Uncertainty};
 use crate::verdict::conformal::SetVerdict;
+use crate::verdict::uncertainty::{from_member_logits, softmax, Uncertainty};
 use crate::verdict::Decision;
 
 #[derive(Debug, Clone, Serialize)]

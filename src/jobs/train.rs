@@ -163,10 +163,14 @@ fn write_fold_ensemble(
         target_sensitivity,
     )
     .ok();
-    let probs: Vec<Vec<f64>> = rows.iter().map(|r| r.probabilities(fit.temperature)).collect();
-    m.conformal =
-        crate::verdict::conformal::ConformalPredictor::calibrate_seeded(&probs, &labels, conformal, seed)
-            .ok();
+    let probs: Vec<Vec<f64>> = rows
+        .iter()
+        .map(|r| r.probabilities(fit.temperature))
+        .collect();
+    m.conformal = crate::verdict::conformal::ConformalPredictor::calibrate_seeded(
+        &probs, &labels, conformal, seed,
+    )
+    .ok();
     let path = manifest::ensemble_path(weights_dir, &outcome.name);
     manifest::write(&path, &m)?;
     Ok(path)

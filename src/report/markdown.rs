@@ -237,9 +237,18 @@ fn decisions_section(
 
 /// The conformal sets' coverage against 1 − α: cross-conformal out of fold,
 /// per class, per single model, and over repeated calibration/test halvings.
-fn conformal_text(md: &mut String, c: &crate::evaluate::conformal::ConformalEvaluation, classes: &[String]) {
+fn conformal_text(
+    md: &mut String,
+    c: &crate::evaluate::conformal::ConformalEvaluation,
+    classes: &[String],
+) {
     let e = &c.ensemble;
-    let name = |k: usize| classes.get(k).cloned().unwrap_or_else(|| format!("class {k}"));
+    let name = |k: usize| {
+        classes
+            .get(k)
+            .cloned()
+            .unwrap_or_else(|| format!("class {k}"))
+    };
     let per_class: Vec<String> = e
         .class_coverage
         .iter()

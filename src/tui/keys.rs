@@ -126,7 +126,9 @@ impl Action {
             Action::NextPane => "focus next pane",
             Action::PrevPane => "focus previous pane",
             Action::ToggleZoom => "zoom the focused pane",
-            Action::CycleFilter => "filter: all / misclassified / uncertain / low agreement / set of two",
+            Action::CycleFilter => {
+                "filter: all / misclassified / uncertain / low agreement / set of two"
+            }
             Action::CycleSort => "sort: name / probability / agreement",
             Action::StartSearch => "search by name",
             Action::Mark(TriageMark::Flag) => "flag for review",

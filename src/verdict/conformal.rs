@@ -19,7 +19,9 @@
 //! that rank exceeds n: every class is then in every set). The
 //! class-conditional (Mondrian) variant calibrates one threshold per class
 //! on that class's images, so melanoma gets its own coverage. Comparisons
-//! carry MAPIE's 1e-8 slack.
+//! carry MAPIE's 1e-8 slack. Where MAPIE 1.6 refuses (APS on two classes,
+//! α below 1/n) or falls back to class 0 (no running sum reaches q), sets
+//! here are the conservative ones: every class.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -120,12 +122,12 @@ pub enum LastLabel {
     Randomized(f64),
 }
 
-/// Class indices by descending probability; ties keep numpy's
-/// `flip(argsort(p))` order (the later index first).
+/// Class indices by descending probability, ties by ascending index (numpy's
+/// `flip(argsort(p))`, which MAPIE uses, orders ties by no fixed rule, so
+/// the fixtures have none).
 fn descending(p: &[f64]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..p.len()).collect();
-    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
-    order.reverse();
+    order.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
     order
 }
 

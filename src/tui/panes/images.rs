@@ -75,7 +75,11 @@ fn info_line(state: &AppState, row: &SampleRow) -> Line<'static> {
         }
         if let Some(set) = &p.conformal_set {
             let names: Vec<String> = set.iter().map(|&k| state.class_name(k)).collect();
-            let style = if set.len() == 1 { theme.text } else { theme.warn };
+            let style = if set.len() == 1 {
+                theme.text
+            } else {
+                theme.warn
+            };
             spans.push(Span::styled(
                 format!("  set {{{}}}", names.join(", ")),
                 style,

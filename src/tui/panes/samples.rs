@@ -57,10 +57,11 @@ pub fn column_widths(width: u16, uncertainty: bool, sets: bool) -> Vec<Constrain
 
 /// Whether any row carries a conformal prediction set.
 fn has_sets(state: &AppState) -> bool {
-    state
-        .rows()
-        .iter()
-        .any(|r| r.prediction.as_ref().is_some_and(|p| p.conformal_set.is_some()))
+    state.rows().iter().any(|r| {
+        r.prediction
+            .as_ref()
+            .is_some_and(|p| p.conformal_set.is_some())
+    })
 }
 
 /// A conformal set in five cells: one class by its name's start, two or
@@ -177,7 +178,10 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             ];
             if with_sets {
                 // The set: a referring one (two or more, or empty) stands out.
-                let set = row.prediction.as_ref().and_then(|p| p.conformal_set.as_ref());
+                let set = row
+                    .prediction
+                    .as_ref()
+                    .and_then(|p| p.conformal_set.as_ref());
                 cells.push(match set {
                     Some(set) => {
                         let text = set_cell(set, |k| state.class_name(k));
