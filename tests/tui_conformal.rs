@@ -1,5 +1,6 @@
 //! Conformal prediction sets in the TUI: the "CP" column of the sample list,
-//! the "set of two" filter and the set on the selected image's line.
+//! the "set of two" filter and the set on the selected image's line; the
+//! decision curve in the calibration pane.
 
 mod tui_support;
 
@@ -98,4 +99,36 @@ fn set_column_and_image_line_show_each_set() {
     melxai::tui::panes::images::render(&s, area, &mut buf, &mut regions);
     let shown = text(&buf);
     assert!(shown.contains("set {naevus, melanoma}"), "{shown}");
+}
+
+#[test]
+fn calibration_pane_draws_the_decision_curve_beside_risk_coverage() {
+    let s = full();
+    let dc = melxai::tui::panes::calibration::predicted_decision_curve(&s).unwrap();
+    // p = .93 .41 .77 (melanoma) and .08 .62 .21 (naevus); at t = 0.2 the
+    // five at or above it are referred: TP 3, FP 2.
+    let at = |t: f64| {
+        dc.curve
+            .points
+            .iter()
+            .find(|p| (p.threshold - t).abs() < 1e-9)
+            .unwrap()
+            .clone()
+    };
+    assert!((at(0.2).model - (3.0 - 2.0 * 0.25) / 6.0).abs() < 1e-12);
+    assert!((at(0.2).treat_all - (0.5 - 0.5 * 0.25)).abs() < 1e-12);
+    assert_eq!(dc.curve.n, 6);
+    // Side by side when wide, stacked when tall, left out when neither.
+    for (w, h) in [(140, 24), (100, 34)] {
+        let area = Rect::new(0, 0, w, h);
+        let mut buf = Buffer::empty(area);
+        melxai::tui::panes::calibration::render(&s, area, &mut buf);
+        let shown = text(&buf);
+        assert!(shown.contains("decision curve · NB at 20 %"), "{shown}");
+        assert!(shown.contains("risk–coverage · AURC"), "{shown}");
+    }
+    let area = Rect::new(0, 0, 100, 24);
+    let mut buf = Buffer::empty(area);
+    melxai::tui::panes::calibration::render(&s, area, &mut buf);
+    assert!(!text(&buf).contains("decision curve"));
 }

@@ -66,9 +66,11 @@ fn filter_search_marks_and_help() {
     s.update(Action::CycleFilter);
     s.update(Action::Mark(melxai::tui::TriageMark::Exclude));
     insta::assert_snapshot!("misclassified_filter", pane(&s, Pane::Samples, 56, 8));
-    s.update(Action::CycleFilter);
-    s.update(Action::CycleFilter);
-    s.update(Action::CycleFilter);
+    // Through uncertain, low agreement and set of two back to all.
+    for _ in 0..4 {
+        s.update(Action::CycleFilter);
+    }
+    assert_eq!(s.filter(), melxai::tui::state::Filter::All);
     s.update(Action::StartSearch);
     for c in "n0".chars() {
         s.update(Action::Input(c));

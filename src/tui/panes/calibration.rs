@@ -3,7 +3,10 @@
 //! see whether the probabilities shown in the list can be taken at face value;
 //! below it, when there is room, the risk–coverage curve of the held-out
 //! predicted images and its AURC (how well the model's confidence ranks its own errors:
-//! what error rate remains when the least certain cases are referred).
+//! what error rate remains when the least certain cases are referred), and
+//! beside it the decision curve of the same predictions (net benefit of
+//! referring by the calibrated melanoma probability against referring
+//! everyone or no one, the operating point marked).
 //!
 //! The reliability view is a bar per confidence bin with its sample count,
 //! not a line: with a few dozen test images most of 15 bins are empty or hold
@@ -23,9 +26,11 @@ use ratatui::widgets::{
 };
 
 use super::{empty_message, fmt3};
+use crate::evaluate::decision_curve::{decision_curve, default_thresholds, DecisionCurve};
 use crate::evaluate::selective::{risk_coverage, RiskCoverage};
 use crate::tui::state::{AppState, CalibrationMetrics};
 use crate::tui::theme::{Theme, ThemeKind};
+use crate::verdict::{Decision, SamplePrediction};
 
 /// Rows the diagram area needs before the risk–coverage chart gets half.
 const RISK_COVERAGE_MIN_HEIGHT: u16 = 16;
@@ -230,9 +235,32 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let rc = predicted_risk_coverage(state);
     let diagram = match &rc {
         Some(rc) if diagram.height >= RISK_COVERAGE_MIN_HEIGHT => {
-            let [top, bottom] =
-                Layout::vertical([Constraint::Percentage(55), Constraint::Min(0)]).areas(diagram);
-            risk_coverage_chart(theme, rc, bottom, buf);
+            let dc = predicted_decision_curve(state);
+            let stacked = diagram.height >= DECISION_CURVE_STACKED_HEIGHT;
+            let [top, bottom] = Layout::vertical([
+                Constraint::Percentage(if dc.is_some() && stacked { 40 } else { 55 }),
+                Constraint::Min(0),
+            ])
+            .areas(diagram);
+            match dc {
+                Some(dc) if bottom.width >= DECISION_CURVE_MIN_WIDTH => {
+                    let [left, right] = Layout::horizontal([
+                        Constraint::Percentage(50),
+                        Constraint::Percentage(50),
+                    ])
+                    .areas(bottom);
+                    risk_coverage_chart(theme, rc, left, buf);
+                    decision_curve_chart(theme, &dc, right, buf);
+                }
+                Some(dc) if stacked => {
+                    let [upper, lower] =
+                        Layout::vertical([Constraint::Percentage(50), Constraint::Min(0)])
+                            .areas(bottom);
+                    risk_coverage_chart(theme, rc, upper, buf);
+                    decision_curve_chart(theme, &dc, lower, buf);
+                }
+                _ => risk_coverage_chart(theme, rc, bottom, buf),
+            }
             top
         }
         _ => diagram,
@@ -240,6 +268,130 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     if let Some((title, bins)) = source {
         render_reliability(theme, &title, &bins, diagram, buf);
     }
+}
+
+/// Columns the lower charts need to sit side by side, titles whole.
+pub const DECISION_CURVE_MIN_WIDTH: u16 = 100;
+
+/// Rows the diagram area needs to stack the decision curve under the
+/// risk–coverage curve when they cannot sit side by side (below both, the
+/// decision curve is left out).
+pub const DECISION_CURVE_STACKED_HEIGHT: u16 = 30;
+
+/// The decision curve of the non-training predictions, with the operating
+/// point's threshold when the rows carry its decisions.
+pub struct PanelDecisionCurve {
+    pub curve: DecisionCurve,
+    /// The lowest probability the operating point refers.
+    pub operating_threshold: Option<f64>,
+}
+
+/// The positive class: the predicted class of any row whose positive-class
+/// probability is above one half (it is then the arg-max).
+fn positive_class(preds: &[&SamplePrediction]) -> Option<usize> {
+    preds
+        .iter()
+        .find(|p| p.probability > 0.5)
+        .map(|p| p.predicted)
+}
+
+/// Net benefit over 1–60 % of referring by the calibrated positive-class
+/// probability, on the images predicted by a model that did not train on
+/// them (as the risk–coverage curve); `None` without both classes.
+pub fn predicted_decision_curve(state: &AppState) -> Option<PanelDecisionCurve> {
+    let preds: Vec<&SamplePrediction> = state
+        .rows()
+        .iter()
+        .filter_map(|r| r.prediction.as_ref())
+        .filter(|p| p.split != "train")
+        .collect();
+    let positive = positive_class(&preds)?;
+    let p: Vec<f64> = preds.iter().map(|r| r.probability).collect();
+    let y: Vec<usize> = preds
+        .iter()
+        .map(|r| usize::from(r.label == positive))
+        .collect();
+    if !y.contains(&0) || !y.contains(&1) {
+        return None;
+    }
+    let curve = decision_curve(&p, &y, &default_thresholds(), None).ok()?;
+    let operating_threshold = preds
+        .iter()
+        .filter(|r| r.decision == Some(Decision::Refer))
+        .map(|r| r.probability)
+        .reduce(f64::min);
+    Some(PanelDecisionCurve {
+        curve,
+        operating_threshold,
+    })
+}
+
+/// Net benefit against the threshold probability: the model, refer all and
+/// refer none (0); the title gives them at t = 20 % and the operating point.
+fn decision_curve_chart(theme: &Theme, dc: &PanelDecisionCurve, area: Rect, buf: &mut Buffer) {
+    let pts = &dc.curve.points;
+    let model: Vec<(f64, f64)> = pts.iter().map(|p| (p.threshold, p.model)).collect();
+    let all: Vec<(f64, f64)> = pts.iter().map(|p| (p.threshold, p.treat_all)).collect();
+    let none = [(0.0, 0.0), (0.6, 0.0)];
+    let top = dc.curve.prevalence.max(0.05);
+    // Net benefit falls without bound as t grows; the view stops a quarter
+    // of the prevalence below zero.
+    let floor = -(0.05_f64.max(top * 0.25).min(0.25));
+    let clip = |v: &[(f64, f64)]| -> Vec<(f64, f64)> {
+        v.iter().map(|&(x, y)| (x, y.max(floor))).collect()
+    };
+    let (model, all) = (clip(&model), clip(&all));
+    let op: Vec<(f64, f64)> = dc
+        .operating_threshold
+        .filter(|t| *t <= 0.6)
+        .map(|t| vec![(t, floor), (t, top)])
+        .unwrap_or_default();
+    let at = |t: f64| pts.iter().find(|p| (p.threshold - t).abs() < 1e-9);
+    let title = match at(0.2) {
+        Some(p) => format!(
+            "decision curve · NB at 20 %: model {} · all {} · n {}",
+            fmt3(Some(p.model)),
+            fmt3(Some(p.treat_all)),
+            dc.curve.n
+        ),
+        None => format!("decision curve · n {}", dc.curve.n),
+    };
+    let mut sets = vec![
+        line("model", &model, Style::default().fg(theme.series[0])),
+        line("refer all", &all, Style::default().fg(theme.series[1])),
+        line("none", &none, theme.dim),
+    ];
+    if !op.is_empty() {
+        sets.push(line("op", &op, theme.warn));
+    }
+    Chart::new(sets)
+        .block(Block::default().title(Line::styled(title, theme.text)))
+        .x_axis(
+            Axis::default()
+                .bounds([0.0, 0.6])
+                .labels(vec![Span::raw("0"), Span::raw("t 0.6")])
+                .style(theme.dim),
+        )
+        .y_axis(
+            Axis::default()
+                .bounds([floor, top])
+                .labels(vec![
+                    Span::raw(format!("{floor:.2}")),
+                    Span::raw(format!("{top:.2}")),
+                ])
+                .style(theme.dim),
+        )
+        .render(area, buf);
+}
+
+/// One named line of a chart.
+fn line<'a>(name: &'static str, data: &'a [(f64, f64)], style: Style) -> Dataset<'a> {
+    Dataset::default()
+        .name(name)
+        .marker(Marker::Braille)
+        .graph_type(GraphType::Line)
+        .style(style)
+        .data(data)
 }
 
 /// Risk (error rate of the decided images) against coverage, most confident
