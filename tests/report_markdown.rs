@@ -233,6 +233,24 @@ fn metrics_json_keeps_the_scripted_keys() {
             .len(),
         4
     );
+    let conformal = &e["repeated_cv"]["ensemble"]["decisions"]["conformal"];
+    for key in [
+        "settings",
+        "target",
+        "ensemble",
+        "coverage_ci",
+        "mean_size_ci",
+        "experiment",
+    ] {
+        assert!(conformal.get(key).is_some(), "conformal.{key}");
+    }
+    assert_eq!(conformal["settings"]["score"], "lac");
+    assert!(conformal["ensemble"]["coverage"].is_f64());
+    assert_eq!(conformal["experiment"].as_array().unwrap().len(), 2);
+    assert!(
+        conformal.get("sets").is_none(),
+        "per-image sets go to the CSV"
+    );
     assert_eq!(m["agreement"]["within"]["a"]["gradcam~ig"]["ssim"]["n"], 3);
     assert_eq!(m["agreement"]["cross"][0]["models"][1], "b");
     assert_eq!(m["data"]["counts"][0], 12);

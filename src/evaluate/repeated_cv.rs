@@ -470,7 +470,6 @@ pub fn evaluate(reps: &[Repetition], opts: &RepeatedCvOptions) -> Result<Repeate
         &ens,
         &single_probs,
         &labels,
-        n,
         k0,
         opts,
     )?;
@@ -571,10 +570,10 @@ fn ensemble_evaluation(
     ens: &Calibrated,
     single_out_of_fold: &[(Vec<Vec<f64>>, &Calibrated)],
     labels: &[usize],
-    n: usize,
     k0: usize,
     opts: &RepeatedCvOptions,
 ) -> Result<EnsembleEvaluation> {
+    let n = labels.len();
     let positive = opts.positive;
     let calibrated_set = metric_set(&ens.log_probs, labels, positive)?;
     let ens_probs = probabilities(&ens.log_probs);

@@ -255,30 +255,34 @@ fn conformal_text(
         .enumerate()
         .filter_map(|(k, v)| v.map(|v| format!("{} {v:.3}", name(k))))
         .collect();
+    let spread = |m: &crate::metrics::MeanStd, digits: usize| {
+        if m.n >= 2 {
+            format!("{:.digits$} ± {:.digits$}", m.mean, m.std)
+        } else {
+            format!("{:.digits$} (one repetition)", m.mean)
+        }
+    };
     let _ = writeln!(
         md,
-        "
-**Conformal prediction sets** ({}; each image's set from thresholds calibrated on the other folds'          out-of-fold predictions). Promised coverage ≥ {:.2}; a set other than one benign class means refer.
-
-         | | ensemble [95 % CI] | single models (mean ± sd over {} repetitions) |
-|---|---|---|
-         | coverage | {:.3} [{:.3}, {:.3}] | {:.3} ± {:.3} |
-         | mean set size | {:.2} [{:.2}, {:.2}] | {:.2} ± {:.2} |
-
-         Coverage per class: {}. Sets: {:.0} % one class, {:.0} % two or more, {:.0} % empty; {:.0} % of images referred by their set.",
+        "\n**Conformal prediction sets** ({}; each image's set from thresholds calibrated on the other \
+         folds' out-of-fold predictions). Promised coverage ≥ {:.2}; a set other than one benign class \
+         means refer.\n\n\
+         | | ensemble [95 % CI] | single models (mean ± sd over {} repetitions) |\n|---|---|---|\n\
+         | coverage | {:.3} [{:.3}, {:.3}] | {} |\n\
+         | mean set size | {:.2} [{:.2}, {:.2}] | {} |\n\n\
+         Coverage per class: {}. Sets: {:.0} % one class, {:.0} % two or more, {:.0} % empty; \
+         {:.0} % of images referred by their set.",
         c.settings.describe(),
         c.target,
         c.single_coverage.len(),
         e.coverage,
         c.coverage_ci.low,
         c.coverage_ci.high,
-        c.single_coverage_spread.mean,
-        c.single_coverage_spread.std,
+        spread(&c.single_coverage_spread, 3),
         e.mean_size,
         c.mean_size_ci.low,
         c.mean_size_ci.high,
-        c.single_mean_size_spread.mean,
-        c.single_mean_size_spread.std,
+        spread(&c.single_mean_size_spread, 2),
         per_class.join(", "),
         e.singletons * 100.0,
         e.two_or_more * 100.0,
@@ -287,11 +291,9 @@ fn conformal_text(
     );
     let _ = writeln!(
         md,
-        "
-Repeated split conformal ({} random halvings of the out-of-fold predictions into calibration and test):
-
-         | α | promised | mean coverage ± MC error (2 SE) | mean set size | holds |
-|---|---|---|---|---|",
+        "\nRepeated split conformal ({} random halvings of the out-of-fold predictions into \
+         calibration and test):\n\n\
+         | α | promised | mean coverage ± MC error (2 SE) | mean set size | holds |\n|---|---|---|---|---|",
         c.experiment.first().map_or(0, |x| x.splits)
     );
     for x in &c.experiment {
