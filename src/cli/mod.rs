@@ -186,43 +186,7 @@ pub fn run(args: Args) -> Result<i32> {
                 println!("{}", serde_json::to_string_pretty(&out)?);
             } else {
                 for p in &out {
-                    println!("{}", p.input.display());
-                    if let Some(r) = &p.referral {
-                        println!(
-                            "  {}  (p = {:.3} vs threshold {:.3}, chosen for sensitivity {:.2})",
-                            r.label.to_uppercase(),
-                            r.probability,
-                            r.threshold,
-                            r.target_sensitivity
-                        );
-                    }
-                    if let Some(c) = &p.conformal_set {
-                        println!(
-                            "  set {{{}}}{}  ({:.0}% conformal set: {})",
-                            c.label,
-                            if c.refer { ": refer" } else { "" },
-                            c.coverage * 100.0,
-                            c.method
-                        );
-                    }
-                    if let (Some(u), true) = (&p.uncertainty, p.members > 1) {
-                        println!(
-                            "  uncertainty: spread {:.3}  entropy {:.3} nats  mutual information {:.3} nats ({} members{})",
-                            u.spread,
-                            u.predictive_entropy,
-                            u.mutual_information,
-                            p.members,
-                            if p.tta { ", TTA" } else { "" }
-                        );
-                    }
-                    for c in &p.top {
-                        println!(
-                            "  {:>7.3}%  {} (#{})",
-                            c.probability * 100.0,
-                            c.class,
-                            c.index
-                        );
-                    }
+                    print_prediction(p);
                 }
             }
             Ok(if failures > 0 { 2 } else { 0 })
@@ -367,4 +331,45 @@ fn batch(config: &Config, name: Option<&str>, json: bool) -> Result<i32> {
         return Ok(130);
     }
     Ok(if summary.succeeded() { 0 } else { 1 })
+}
+
+/// The text form of one `melxai predict` result.
+fn print_prediction(p: &melxai::evaluate::predict::Prediction) {
+    println!("{}", p.input.display());
+    if let Some(r) = &p.referral {
+        println!(
+            "  {}  (p = {:.3} vs threshold {:.3}, chosen for sensitivity {:.2})",
+            r.label.to_uppercase(),
+            r.probability,
+            r.threshold,
+            r.target_sensitivity
+        );
+    }
+    if let Some(c) = &p.conformal_set {
+        println!(
+            "  set {{{}}}{}  ({:.0}% conformal set: {})",
+            c.label,
+            if c.refer { ": refer" } else { "" },
+            c.coverage * 100.0,
+            c.method
+        );
+    }
+    if let (Some(u), true) = (&p.uncertainty, p.members > 1) {
+        println!(
+            "  uncertainty: spread {:.3}  entropy {:.3} nats  mutual information {:.3} nats ({} members{})",
+            u.spread,
+            u.predictive_entropy,
+            u.mutual_information,
+            p.members,
+            if p.tta { ", TTA" } else { "" }
+        );
+    }
+    for c in &p.top {
+        println!(
+            "  {:>7.3}%  {} (#{})",
+            c.probability * 100.0,
+            c.class,
+            c.index
+        );
+    }
 }

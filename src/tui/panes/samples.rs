@@ -8,7 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Cell, Row, Table, Widget};
 
 use super::empty_message;
-use crate::tui::state::AppState;
+use crate::tui::state::{AppState, SampleRow};
 
 /// First visible row so that the selection stays on screen (stateless, so
 /// the pane depends on `&AppState` only).
@@ -98,6 +98,38 @@ pub fn split_label(split: &str) -> &str {
     }
 }
 
+/// The conformal set's cell: a referring set (two or more, or empty) stands
+/// out.
+fn set_column(state: &AppState, row: &SampleRow) -> Cell<'static> {
+    let set = row
+        .prediction
+        .as_ref()
+        .and_then(|p| p.conformal_set.as_ref());
+    match set {
+        Some(set) => {
+            let text = set_cell(set, |k| state.class_name(k));
+            if set.len() == 1 {
+                Cell::from(text)
+            } else {
+                Cell::from(Span::styled(text, state.theme().warn))
+            }
+        }
+        None => Cell::from("—"),
+    }
+}
+
+/// Predictive entropy in nats; highlighted when "uncertain".
+fn entropy_column(state: &AppState, row: &SampleRow) -> Cell<'static> {
+    match row.prediction.as_ref().and_then(|p| p.uncertainty) {
+        Some(u) if u.is_uncertain() => Cell::from(Span::styled(
+            format!("{:.2}", u.predictive_entropy),
+            state.theme().warn,
+        )),
+        Some(u) => Cell::from(format!("{:.2}", u.predictive_entropy)),
+        None => Cell::from("—"),
+    }
+}
+
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     if state.rows().is_empty() {
         empty_message(
@@ -177,34 +209,10 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
                 )),
             ];
             if with_sets {
-                // The set: a referring one (two or more, or empty) stands out.
-                let set = row
-                    .prediction
-                    .as_ref()
-                    .and_then(|p| p.conformal_set.as_ref());
-                cells.push(match set {
-                    Some(set) => {
-                        let text = set_cell(set, |k| state.class_name(k));
-                        if set.len() == 1 {
-                            Cell::from(text)
-                        } else {
-                            Cell::from(Span::styled(text, theme.warn))
-                        }
-                    }
-                    None => Cell::from("—"),
-                });
+                cells.push(set_column(state, row));
             }
             if with_uncertainty {
-                // Predictive entropy in nats; highlighted when "uncertain".
-                let u = row.prediction.as_ref().and_then(|p| p.uncertainty);
-                cells.push(match u {
-                    Some(u) if u.is_uncertain() => Cell::from(Span::styled(
-                        format!("{:.2}", u.predictive_entropy),
-                        theme.warn,
-                    )),
-                    Some(u) => Cell::from(format!("{:.2}", u.predictive_entropy)),
-                    None => Cell::from("—"),
-                });
+                cells.push(entropy_column(state, row));
             }
             Row::new(cells).style(style)
         });
