@@ -132,3 +132,50 @@ fn calibration_pane_draws_the_decision_curve_beside_risk_coverage() {
     melxai::tui::panes::calibration::render(&s, area, &mut buf);
     assert!(!text(&buf).contains("decision curve"));
 }
+
+#[test]
+fn a_fold_ensembles_out_of_fold_curve_comes_with_its_calibration() {
+    use melxai::evaluate::decision_curve::{decision_curve, default_thresholds};
+    // Every row a training image (a fold ensemble): no curve from the list.
+    let mut s = fresh();
+    let rows = predictions()
+        .into_iter()
+        .map(|mut p| {
+            p.split = "train".into();
+            p
+        })
+        .collect();
+    s.apply_event(Event::Predictions {
+        job: 1,
+        model: "weights/e.ensemble.toml".into(),
+        rows,
+    });
+    assert!(melxai::tui::panes::calibration::predicted_decision_curve(&s).is_none());
+    // The calibration reports its out-of-fold curve and the operating point.
+    let curve = decision_curve(
+        &[0.9, 0.8, 0.3, 0.2, 0.1, 0.6],
+        &[1, 1, 1, 0, 0, 0],
+        &default_thresholds(),
+        None,
+    )
+    .unwrap();
+    let mut after = serde_json::json!({"ece": 0.05, "bins": []});
+    after["decision_curve"] = serde_json::to_value(&curve).unwrap();
+    after["operating_threshold"] = 0.25.into();
+    s.apply_event(Event::Calibration {
+        job: 2,
+        model: "e".into(),
+        temperature: 1.2,
+        before: serde_json::json!({"ece": 0.1, "bins": []}),
+        after,
+    });
+    let cal = s.calibration().unwrap();
+    assert_eq!(cal.after.decision_curve.as_ref(), Some(&curve));
+    assert_eq!(cal.after.operating_threshold, Some(0.25));
+    let area = Rect::new(0, 0, 120, 30);
+    let mut buf = Buffer::empty(area);
+    melxai::tui::panes::calibration::render(&s, area, &mut buf);
+    let shown = text(&buf);
+    assert!(shown.contains("decision curve · NB at 20 %"), "{shown}");
+    assert!(!shown.contains("risk–coverage"), "{shown}");
+}

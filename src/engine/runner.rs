@@ -113,6 +113,37 @@ fn held_out_sets(p: &ModelPredictions) -> Result<HashMap<String, Vec<usize>>> {
     Ok(rows.iter().map(|r| r.id.clone()).zip(sets).collect())
 }
 
+/// The decision curve (1–60 %) of the predictions the calibration reports
+/// on: a fold ensemble's out-of-fold rows, else the test split, at
+/// `temperature`; `None` without both classes.
+fn held_out_decision_curve(
+    p: &ModelPredictions,
+    positive: usize,
+    temperature: f64,
+) -> Option<crate::evaluate::decision_curve::DecisionCurve> {
+    use crate::evaluate::decision_curve::{decision_curve, default_thresholds};
+    let rows: Vec<&EvalRow> = match &p.out_of_fold {
+        Some(folds) => folds.iter().flatten().collect(),
+        None => p
+            .rows
+            .iter()
+            .filter(|r| p.split_of.get(&r.id).map(String::as_str) == Some("test"))
+            .collect(),
+    };
+    let probs: Vec<f64> = rows
+        .iter()
+        .map(|r| r.probabilities(temperature).get(positive).copied())
+        .collect::<Option<_>>()?;
+    let y: Vec<usize> = rows
+        .iter()
+        .map(|r| usize::from(r.label == positive))
+        .collect();
+    if !y.contains(&0) || !y.contains(&1) {
+        return None;
+    }
+    decision_curve(&probs, &y, &default_thresholds(), None).ok()
+}
+
 impl JobRunner for PipelineRunner {
     type Job = Request;
 
@@ -402,12 +433,22 @@ impl PipelineRunner {
             m.meta.temperature = outcome.fit.temperature;
         }
         let shown = &outcome.results[0];
+        let mut after = shown.side_json(true)?;
+        if let Some(o) = after.as_object_mut() {
+            let curve = held_out_decision_curve(&p, positive, outcome.fit.temperature);
+            if let Some(curve) = curve.and_then(|c| serde_json::to_value(c).ok()) {
+                o.insert("decision_curve".into(), curve);
+            }
+            if let Some(op) = p.operating_point {
+                o.insert("operating_threshold".into(), op.threshold.into());
+            }
+        }
         ctx.sink.send(Event::Calibration {
             job: ctx.job,
             model: p.name,
             temperature: outcome.fit.temperature,
             before: shown.side_json(false)?,
-            after: shown.side_json(true)?,
+            after,
         });
         Ok(format!(
             "temperature {:.3} fitted on {} {} predictions; {}: ECE {:.3} -> {:.3}",

@@ -9,7 +9,7 @@
 //! is worth using at `t` only where its curve lies above both. Checked
 //! against numpy in `tests/decision_fixtures.rs`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::metrics::{bootstrap_statistic, BootstrapOptions, Interval, MetricsError};
 
@@ -19,17 +19,17 @@ pub fn default_thresholds() -> Vec<f64> {
 }
 
 /// One threshold of the curve.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetBenefitPoint {
     pub threshold: f64,
     pub model: f64,
     pub treat_all: f64,
     /// Bootstrap interval of the model's net benefit, when computed.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_ci: Option<[f64; 2]>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionCurve {
     pub n: usize,
     pub prevalence: f64,

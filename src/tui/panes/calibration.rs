@@ -233,41 +233,62 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     .render(numbers, buf);
 
     let rc = predicted_risk_coverage(state);
-    let diagram = match &rc {
-        Some(rc) if diagram.height >= RISK_COVERAGE_MIN_HEIGHT => {
-            let dc = predicted_decision_curve(state);
-            let stacked = diagram.height >= DECISION_CURVE_STACKED_HEIGHT;
-            let [top, bottom] = Layout::vertical([
-                Constraint::Percentage(if dc.is_some() && stacked { 40 } else { 55 }),
-                Constraint::Min(0),
-            ])
-            .areas(diagram);
-            match dc {
-                Some(dc) if bottom.width >= DECISION_CURVE_MIN_WIDTH => {
-                    let [left, right] = Layout::horizontal([
-                        Constraint::Percentage(50),
-                        Constraint::Percentage(50),
-                    ])
-                    .areas(bottom);
-                    risk_coverage_chart(theme, rc, left, buf);
-                    decision_curve_chart(theme, &dc, right, buf);
-                }
-                Some(dc) if stacked => {
-                    let [upper, lower] =
-                        Layout::vertical([Constraint::Percentage(50), Constraint::Min(0)])
-                            .areas(bottom);
-                    risk_coverage_chart(theme, rc, upper, buf);
-                    decision_curve_chart(theme, &dc, lower, buf);
-                }
-                _ => risk_coverage_chart(theme, rc, bottom, buf),
-            }
-            top
-        }
-        _ => diagram,
+    // The calibration's own held-out (or out-of-fold) curve first: a fold
+    // ensemble's list rows are all training images.
+    let dc = cal
+        .after
+        .decision_curve
+        .clone()
+        .map(|curve| PanelDecisionCurve {
+            curve,
+            operating_threshold: cal.after.operating_threshold,
+        })
+        .or_else(|| predicted_decision_curve(state));
+    let diagram = if diagram.height >= RISK_COVERAGE_MIN_HEIGHT && (rc.is_some() || dc.is_some()) {
+        lower_charts(theme, rc.as_ref(), dc.as_ref(), diagram, buf)
+    } else {
+        diagram
     };
     if let Some((title, bins)) = source {
         render_reliability(theme, &title, &bins, diagram, buf);
     }
+}
+
+/// Draws the risk–coverage and decision curves under the reliability view
+/// (side by side when wide, stacked when tall, else risk–coverage alone)
+/// and returns the area left for the reliability view.
+fn lower_charts(
+    theme: &Theme,
+    rc: Option<&RiskCoverage>,
+    dc: Option<&PanelDecisionCurve>,
+    diagram: Rect,
+    buf: &mut Buffer,
+) -> Rect {
+    let both = rc.is_some() && dc.is_some();
+    let stacked = diagram.height >= DECISION_CURVE_STACKED_HEIGHT;
+    let wide = diagram.width >= DECISION_CURVE_MIN_WIDTH;
+    let share = if both && stacked && !wide { 40 } else { 55 };
+    let [top, bottom] =
+        Layout::vertical([Constraint::Percentage(share), Constraint::Min(0)]).areas(diagram);
+    match (rc, dc) {
+        (Some(rc), Some(dc)) if wide => {
+            let [left, right] =
+                Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)])
+                    .areas(bottom);
+            risk_coverage_chart(theme, rc, left, buf);
+            decision_curve_chart(theme, dc, right, buf);
+        }
+        (Some(rc), Some(dc)) if stacked => {
+            let [upper, lower] =
+                Layout::vertical([Constraint::Percentage(50), Constraint::Min(0)]).areas(bottom);
+            risk_coverage_chart(theme, rc, upper, buf);
+            decision_curve_chart(theme, dc, lower, buf);
+        }
+        (Some(rc), _) => risk_coverage_chart(theme, rc, bottom, buf),
+        (None, Some(dc)) => decision_curve_chart(theme, dc, bottom, buf),
+        (None, None) => {}
+    }
+    top
 }
 
 /// Columns the lower charts need to sit side by side, titles whole.

@@ -89,6 +89,10 @@ pub struct CalibrationMetrics {
     pub slope: Option<f64>,
     pub intercept: Option<f64>,
     pub bins: Vec<ReliabilityBin>,
+    /// The decision curve of the same held-out predictions, and the
+    /// operating point's threshold (binary models; the `after` side).
+    pub decision_curve: Option<crate::evaluate::decision_curve::DecisionCurve>,
+    pub operating_threshold: Option<f64>,
 }
 
 impl CalibrationMetrics {
@@ -117,6 +121,10 @@ impl CalibrationMetrics {
             intercept: v
                 .pointer("/recalibration/intercept")
                 .and_then(Value::as_f64),
+            decision_curve: v
+                .get("decision_curve")
+                .and_then(|d| serde_json::from_value(d.clone()).ok()),
+            operating_threshold: num("operating_threshold"),
             adaptive_ece: num("adaptive_ece"),
             mce: num("mce"),
             brier: num("brier"),
