@@ -476,4 +476,12 @@ fn calibration_pane_shows_the_small_sample_evidence_when_reported() {
     ] {
         assert!(text.contains(needle), "{needle}:\n{text}");
     }
+    // The statement: before, p = 0.012 and slope 0.61 (2 SE from 1): no;
+    // after, p = 0.73, slope 0.97, intercept −0.02: yes.
+    let line = text
+        .lines()
+        .find(|l| l.contains("calibrated?"))
+        .unwrap_or_else(|| panic!("{text}"));
+    let (no, yes) = (line.find("no").unwrap(), line.find("yes").unwrap());
+    assert!(no < yes, "{line}");
 }

@@ -216,6 +216,16 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
             plain_row("slope", b.slope, a.slope),
             plain_row("intercept", b.intercept, a.intercept),
         ]);
+        let says = |m: &CalibrationMetrics| match m.consistent() {
+            Some(true) => Span::styled("yes", theme.good),
+            Some(false) => Span::styled("no", theme.bad),
+            None => Span::styled("—", theme.text),
+        };
+        rows.push(Row::new(vec![
+            Cell::from(Span::styled("calibrated?", theme.text)),
+            Cell::from(says(b)),
+            Cell::from(says(a)),
+        ]));
     }
     Table::new(
         rows,

@@ -88,6 +88,9 @@ pub struct CalibrationMetrics {
     pub spiegelhalter_p: Option<f64>,
     pub slope: Option<f64>,
     pub intercept: Option<f64>,
+    /// Standard errors of the slope and intercept.
+    pub slope_se: Option<f64>,
+    pub intercept_se: Option<f64>,
     pub bins: Vec<ReliabilityBin>,
     /// The decision curve of the same held-out predictions, and the
     /// operating point's threshold (binary models; the `after` side).
@@ -96,6 +99,20 @@ pub struct CalibrationMetrics {
 }
 
 impl CalibrationMetrics {
+    /// The calibration statement at this sample size: Spiegelhalter's p at
+    /// or above 0.05, and slope 1 and intercept 0 within 1.96 standard
+    /// errors (the Wald form of the report's bootstrap check). `None`
+    /// without the evidence.
+    pub fn consistent(&self) -> Option<bool> {
+        let p = self.spiegelhalter_p?;
+        let within = |v: f64, target: f64, se: f64| (v - target).abs() <= 1.96 * se;
+        Some(
+            p >= 0.05
+                && within(self.slope?, 1.0, self.slope_se?)
+                && within(self.intercept?, 0.0, self.intercept_se?),
+        )
+    }
+
     /// Reads the engine's report JSON leniently: missing or null fields stay `None`.
     pub fn from_json(v: &Value) -> Self {
         let num = |k: &str| v.get(k).and_then(Value::as_f64);
@@ -125,6 +142,10 @@ impl CalibrationMetrics {
                 .get("decision_curve")
                 .and_then(|d| serde_json::from_value(d.clone()).ok()),
             operating_threshold: num("operating_threshold"),
+            slope_se: v.pointer("/recalibration/slope_se").and_then(Value::as_f64),
+            intercept_se: v
+                .pointer("/recalibration/intercept_se")
+                .and_then(Value::as_f64),
             adaptive_ece: num("adaptive_ece"),
             mce: num("mce"),
             brier: num("brier"),
