@@ -4,6 +4,7 @@
 pub mod agreement;
 pub mod run;
 pub mod sanity;
+pub mod scores;
 pub mod similarity;
 
 pub use similarity::Metric;
