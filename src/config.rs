@@ -33,6 +33,9 @@ pub struct Config {
     pub train: TrainConfig,
     pub explain: ExplainConfig,
     pub predict: PredictConfig,
+    /// `[scores]`: which explanation to trust (faithfulness, complexity,
+    /// randomisation, robustness and localisation scores of the maps).
+    pub scores: crate::compare::scores::scorecard::ScoreSettings,
     pub tui: TuiConfig,
     pub batch: BatchConfig,
 }
@@ -231,6 +234,7 @@ impl Default for Config {
             train: TrainConfig::default(),
             explain: ExplainConfig::default(),
             predict: PredictConfig::default(),
+            scores: Default::default(),
             tui: TuiConfig::default(),
             batch: BatchConfig::default(),
         }
@@ -413,9 +417,10 @@ impl BatchConfig {
 /// key, whose name the message carries).
 fn key_of(path: &str) -> String {
     /// Tables of config.toml, longest first so `train.augment` wins over `train`.
-    const SECTIONS: [&str; 10] = [
+    const SECTIONS: [&str; 11] = [
         "train.augment",
         "predict.conformal",
+        "scores",
         "tui.keys",
         "data",
         "model",

@@ -283,7 +283,7 @@ fn road_imputation_and_hits_equal_quantus() {
             melxai::compare::scores::road::removed_at(&order, pct / 100.0)
         );
         let randn: Vec<f64> = flat(&call["randn_k"]).iter().map(|k| k / 256.0).collect();
-        let got = impute(&grey, &removed, &randn, 0.01);
+        let got = impute(&grey, &removed, &randn, 0.01, 1e-12);
         for (k, (&p, want)) in removed
             .iter()
             .zip(flat(&call["perturbed_values"]))

@@ -176,6 +176,7 @@ fn report() -> RunReport {
                 )]),
                 figures: vec![Figure::new("agreement_a_ssim.png", "a: mean ssim")],
             }),
+            scores: Some(scores_report()),
         },
         screens: vec![Figure::new(
             "screens/images.svg",
@@ -252,10 +253,53 @@ fn metrics_json_keeps_the_scripted_keys() {
         "per-image sets go to the CSV"
     );
     assert_eq!(m["agreement"]["within"]["a"]["gradcam~ig"]["ssim"]["n"], 3);
+    let scores = &m["scores"];
+    assert_eq!(scores["model"], "a");
+    assert!(scores["summary"]["gradcam"]["road_gap"]["mean"].is_f64());
+    assert_eq!(scores["paired"][0]["better"], "gradcam");
+    assert!(scores["per_image"]["img0"]["ig"]["random_logit"].is_f64());
     assert_eq!(m["agreement"]["cross"][0]["models"][1], "b");
     assert_eq!(m["data"]["counts"][0], 12);
     assert!(
         m.get("models").is_none(),
         "models are flattened as model:<name>"
     );
+}
+
+/// Two methods' scores on three images.
+fn scores_report() -> melxai::report::run::ScoresReport {
+    use melxai::compare::scores::scorecard::{scorecard, MapScores};
+    let scores = |gap: f64, corr: f64| MapScores {
+        road_morf: 0.5 - gap / 2.0,
+        road_lerf: 0.5 + gap / 2.0,
+        road_gap: gap,
+        faithfulness_correlation: corr,
+        pixel_flipping_auc: 0.6 - gap,
+        sparseness: 0.3,
+        complexity: 10.5,
+        random_logit: Some(0.2 + corr / 10.0),
+        max_sensitivity: None,
+        avg_sensitivity: None,
+        local_lipschitz: None,
+        localisation: None,
+    };
+    let per_image = (0..3)
+        .map(|i| {
+            let d = i as f64 / 100.0;
+            let methods = [
+                ("gradcam".to_string(), scores(0.30 + d, 0.4)),
+                ("ig".to_string(), scores(0.01 - d, 0.1 + d)),
+            ]
+            .into_iter()
+            .collect();
+            (format!("img{i}"), methods)
+        })
+        .collect();
+    let mut card = scorecard("a", per_image, &BootstrapOptions::new(200, 1)).unwrap();
+    card.localisation_note =
+        Some("no lesion masks given ([data] masks): no localisation scores".into());
+    melxai::report::run::ScoresReport {
+        card,
+        figures: vec![Figure::new("scorecard_a.png", "Which explanation to trust")],
+    }
 }

@@ -238,6 +238,86 @@ pub(super) fn write_conformal_sets(
     crate::files::write_bytes(path, out.as_bytes())
 }
 
+/// The scorecard's CSV (one row per image and method, every score) and
+/// figure (the headline scores, mean and 95 % interval per method).
+pub(super) fn scores_report(
+    dir: &Path,
+    card: &crate::compare::scores::scorecard::Scorecard,
+) -> Result<crate::report::run::ScoresReport> {
+    let names = [
+        "road_morf",
+        "road_lerf",
+        "road_gap",
+        "faithfulness_correlation",
+        "pixel_flipping_auc",
+        "sparseness",
+        "complexity",
+        "random_logit",
+        "max_sensitivity",
+        "avg_sensitivity",
+        "local_lipschitz",
+        "relevance_mass",
+        "relevance_rank",
+        "top_k",
+    ];
+    let mut out = format!("sample,method,{}\n", names.join(","));
+    for (id, methods) in &card.per_image {
+        for (method, s) in methods {
+            let values: Vec<String> = names
+                .iter()
+                .map(|n| {
+                    let v = s.get(n);
+                    if v.is_nan() {
+                        String::new()
+                    } else {
+                        format!("{v:.6}")
+                    }
+                })
+                .collect();
+            out.push_str(&format!("{id},{method},{}\n", values.join(",")));
+        }
+    }
+    let model = &card.model;
+    crate::files::write_bytes(&dir.join(format!("scores_{model}.csv")), out.as_bytes())?;
+    let panels: Vec<figures::ScorePanel> = [
+        ("road_gap", "ROAD LeRF − MoRF (higher is better)"),
+        (
+            "faithfulness_correlation",
+            "faithfulness correlation (higher)",
+        ),
+        ("pixel_flipping_auc", "pixel-flipping AUC (lower)"),
+        ("random_logit", "random-logit SSIM (lower)"),
+        ("sparseness", "sparseness (higher = concise)"),
+        ("max_sensitivity", "max-sensitivity (lower)"),
+        ("relevance_mass", "relevance mass in lesion (higher)"),
+    ]
+    .iter()
+    .filter_map(|(key, title)| {
+        let methods: Vec<(String, f64, f64, f64)> = card
+            .summary
+            .iter()
+            .filter_map(|(m, s)| {
+                s.get(*key)
+                    .map(|v| (m.clone(), v.mean, v.ci.low, v.ci.high))
+            })
+            .collect();
+        (!methods.is_empty()).then(|| figures::ScorePanel {
+            title: title.to_string(),
+            methods,
+        })
+    })
+    .collect();
+    let file = format!("scorecard_{model}.png");
+    figures::scorecard(&dir.join(&file), &panels).map_err(fig)?;
+    Ok(crate::report::run::ScoresReport {
+        card: card.clone(),
+        figures: vec![Figure::new(
+            file,
+            "Which explanation to trust: mean score per method with 95 % bootstrap intervals",
+        )],
+    })
+}
+
 /// Writes the risk–coverage curve as CSV: one row per distinct confidence.
 pub(super) fn write_risk_coverage(
     path: &Path,

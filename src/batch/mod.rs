@@ -20,8 +20,8 @@ use serde_json::{json, Value};
 
 use self::figures::{
     agreement_figures, agreement_report, confusion_figure, decision_curve_figure, grid_figures,
-    reliability_figure, risk_coverage_figure, roc_figure, training_figure, write_conformal_sets,
-    write_decision_curve, write_predictions, write_risk_coverage,
+    reliability_figure, risk_coverage_figure, roc_figure, scores_report, training_figure,
+    write_conformal_sets, write_decision_curve, write_predictions, write_risk_coverage,
 };
 use self::models::{cv_recipe, load_spec, train_spec};
 use crate::compare::run::ComparisonReport;
@@ -657,6 +657,8 @@ fn compare_step(
             explain: r.config.explain.clone(),
             positive,
             out_dir: r.dir.join("maps"),
+            scores: r.config.scores.enabled.then(|| r.config.scores.clone()),
+            masks: r.config.data.masks.clone(),
         };
         let report = compare(&mut r.ctx(), job)?;
         let shown = agreement_figures(&r.dir, &report)?;
@@ -666,6 +668,9 @@ fn compare_step(
             }
         }
         r.metrics.agreement = Some(agreement_report(&report, shown));
+        if let Some(card) = &report.scores {
+            r.metrics.scores = Some(scores_report(&r.dir, card)?);
+        }
         Ok(report)
     })
 }

@@ -32,6 +32,10 @@ pub struct CompareArgs {
     pub steps: Option<usize>,
     #[arg(long, default_value = "reports/compare")]
     pub out: PathBuf,
+    /// Also score the first model's maps (`[scores]`): faithfulness,
+    /// complexity, randomisation, robustness, localisation with `[data] masks`.
+    #[arg(long)]
+    pub scores: bool,
     #[arg(long)]
     pub json: bool,
 }
@@ -98,6 +102,8 @@ pub fn run(config: &Config, args: &CompareArgs) -> Result<i32> {
         explain,
         positive,
         out_dir: args.out.clone(),
+        scores: args.scores.then(|| config.scores.clone()),
+        masks: config.data.masks.clone(),
     };
     let report = match compare(&mut ctx, job) {
         Err(melxai::Error::Cancelled) => {

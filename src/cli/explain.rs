@@ -56,6 +56,15 @@ pub struct ExplainArgs {
     /// Also run the model-randomisation sanity check (slow).
     #[arg(long)]
     pub sanity: bool,
+    /// Also score each map: ROAD, faithfulness correlation, pixel flipping,
+    /// sparseness, complexity, random logit (and robustness when `[scores]
+    /// robustness` is on); see `[scores]` in config.toml.
+    #[arg(long)]
+    pub scores: bool,
+    /// A lesion mask (white = lesion) for the localisation scores of
+    /// `--scores`; resized to the input.
+    #[arg(long)]
+    pub mask: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
     /// Print the overlays in the terminal after the run.
@@ -183,6 +192,13 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
                 "member_agreement": agreement,
             }));
         }
+        if args.scores {
+            let scores = score_input(config, &model, &x, &methods, &cfg, args.mask.as_deref())?;
+            if !args.json {
+                print_scores(&scores);
+            }
+            results.push(json!({ "input": input, "scores": scores }));
+        }
         if args.sanity {
             let steps = randomisation(load, &x, &methods, &cfg)?;
             if !args.json {
@@ -269,6 +285,83 @@ fn show_overlays(overlays: &[std::path::PathBuf]) {
             .and_then(|img| viuer::print(&img, &conf).map_err(|e| e.to_string()));
         if let Err(e) = shown {
             eprintln!("cannot show {}: {e}", p.display());
+        }
+    }
+}
+
+/// The maps of `methods` for `x` (normalised `(3, H, W)`), each scored.
+fn score_input(
+    config: &Config,
+    model: &Model,
+    x: &tch::Tensor,
+    methods: &[Method],
+    cfg: &ExplainConfig,
+    mask: Option<&std::path::Path>,
+) -> Result<std::collections::BTreeMap<String, melxai::compare::scores::scorecard::MapScores>> {
+    let size = x.size();
+    let (h, w) = (size[1] as u32, size[2] as u32);
+    let mask = match mask {
+        Some(p) => Some(melxai::data::masks::load_mask(p, h, w)?),
+        None => None,
+    };
+    let mut maps = std::collections::BTreeMap::new();
+    let mut target = 0;
+    for &method in methods {
+        let (e, _) = explain_with_agreement(model, x, method, cfg, None)?;
+        target = e.target;
+        maps.insert(method, melxai::explain::heatmap::to_vec(&e.heatmap)?);
+    }
+    let classes = model.meta.class_names.len();
+    // The random-logit test explains another class: the next one (binary:
+    // the other).
+    let other = (classes > 1).then(|| (target + 1) % classes);
+    Ok(melxai::jobs::scores::score_image(
+        model,
+        x,
+        &maps,
+        target,
+        other,
+        cfg,
+        mask.as_deref(),
+        &config.scores,
+    )?)
+}
+
+/// One line per method: the headline scores, arrows saying which way is
+/// better.
+fn print_scores(
+    scores: &std::collections::BTreeMap<String, melxai::compare::scores::scorecard::MapScores>,
+) {
+    println!(
+        "  scores        ROAD MoRF↓ LeRF↑  gap↑   faith.corr↑ flip AUC↓ sparse↑ entropy↓ rand.logit↓"
+    );
+    let opt = |v: Option<f64>| v.map_or_else(|| "—".to_string(), |v| format!("{v:.3}"));
+    for (method, s) in scores {
+        println!(
+            "  {:<12} {:>9.3} {:>6.3} {:>6.3} {:>12.3} {:>9.3} {:>7.3} {:>8.3} {:>11}",
+            method,
+            s.road_morf,
+            s.road_lerf,
+            s.road_gap,
+            s.faithfulness_correlation,
+            s.pixel_flipping_auc,
+            s.sparseness,
+            s.complexity,
+            opt(s.random_logit)
+        );
+        if let Some(l) = &s.localisation {
+            println!(
+                "  {:<12} relevance mass {:.3}  rank {:.3}  pointing {}  top-5% {:.3}",
+                "", l.relevance_mass, l.relevance_rank, l.pointing_game, l.top_k
+            );
+        }
+        if let (Some(mx), Some(avg), Some(l)) =
+            (s.max_sensitivity, s.avg_sensitivity, s.local_lipschitz)
+        {
+            println!(
+                "  {:<12} max-sensitivity {mx:.3}  avg {avg:.3}  Lipschitz {l:.3}",
+                ""
+            );
         }
     }
 }

@@ -30,6 +30,8 @@ pub struct ComparisonReport {
     pub methods: Vec<Method>,
     pub models: Vec<ModelAgreement>,
     pub cross: Vec<CrossModel>,
+    /// The reference model's maps scored (`[scores]`).
+    pub scores: Option<crate::compare::scores::scorecard::Scorecard>,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod ids;
 pub mod image;
 pub mod jpeg;
+pub mod masks;
 pub mod npy;
 pub mod scan;
 pub mod split;
@@ -21,6 +22,10 @@ pub struct DataConfig {
     pub root: PathBuf,
     /// Name of the positive class (metrics treat it as "disease present").
     pub positive_class: String,
+    /// Lesion masks for the localisation scores: a folder of
+    /// `<image stem>_segmentation.png` (ISIC 2018 task 1); none by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub masks: Option<PathBuf>,
 }
 
 impl Default for DataConfig {
@@ -28,6 +33,7 @@ impl Default for DataConfig {
         DataConfig {
             root: PathBuf::from("complete_mednode_dataset"),
             positive_class: "melanoma".into(),
+            masks: None,
         }
     }
 }

@@ -10,12 +10,17 @@ use super::explain::{explain_split, ExplainJob};
 use super::JobContext;
 use crate::compare::agreement::{cross_model, members_agreement, within_model, ExplainedSample};
 use crate::compare::run::{write, ComparisonReport, ModelAgreement};
+use crate::compare::scores::scorecard::{scorecard, ScoreSettings, Scorecard};
 use crate::compare::similarity::CompareOptions;
 use crate::data::cache::ImageCache;
+use crate::data::image::normalise;
+use crate::data::masks::{load_mask, mask_path};
 use crate::data::scan::Scan;
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::explain::{ExplainConfig, Method};
+use crate::jobs::scores::score_image;
+use crate::metrics::BootstrapOptions;
 
 pub struct CompareJob<'a> {
     pub data: &'a Scan,
@@ -29,6 +34,10 @@ pub struct CompareJob<'a> {
     pub positive: usize,
     /// Maps go to `<out_dir>/<model>/`, the agreement files to `out_dir`.
     pub out_dir: PathBuf,
+    /// Score the reference model's maps (`[scores]`), with lesion masks
+    /// from this folder when given.
+    pub scores: Option<ScoreSettings>,
+    pub masks: Option<PathBuf>,
 }
 
 pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport> {
@@ -41,6 +50,8 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
         explain,
         positive,
         out_dir,
+        scores,
+        masks,
     } = job;
     let samples: Vec<_> = data
         .samples
@@ -57,6 +68,7 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
     let mut caches: HashMap<[i64; 2], ImageCache> = HashMap::new();
     let mut explained: Vec<(String, Vec<ExplainedSample>)> = Vec::new();
     let mut per_model = Vec::new();
+    let mut scorecard = None;
     for ((path, model), label) in models.iter().zip(labels(models)) {
         let size = model.meta.input_size;
         let cache = match caches.entry(size) {
@@ -89,6 +101,19 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
                 out_dir: Some(&dir),
             },
         )?;
+        if let (Some(settings), true) = (&scores, explained.is_empty()) {
+            let job = ScoreJob {
+                model,
+                label: &label,
+                cache,
+                samples: &split_maps.samples,
+                data,
+                explain: &explain,
+                settings,
+                masks: masks.as_deref(),
+            };
+            scorecard = Some(score_split(ctx, job)?);
+        }
         let within = within_model(&split_maps.samples, &methods, &data.classes, &opts);
         per_model.push(ModelAgreement {
             model: label.clone(),
@@ -111,9 +136,91 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
         methods,
         models: per_model,
         cross,
+        scores: scorecard,
     };
     write(&report, &out_dir)?;
     Ok(report)
+}
+
+/// What scoring one model's explained split needs.
+struct ScoreJob<'a> {
+    model: &'a Model,
+    label: &'a str,
+    cache: &'a ImageCache,
+    samples: &'a [ExplainedSample],
+    data: &'a Scan,
+    explain: &'a ExplainConfig,
+    settings: &'a ScoreSettings,
+    masks: Option<&'a std::path::Path>,
+}
+
+/// Every explained image's maps scored, then summarised with intervals and
+/// paired method comparisons. Masks that are missing for an image leave its
+/// localisation out (and say so).
+fn score_split(ctx: &mut JobContext, job: ScoreJob) -> Result<Scorecard> {
+    let mut per_image = std::collections::BTreeMap::new();
+    let classes = job.data.classes.len();
+    let mut missing_masks = 0;
+    for (i, sample) in job.samples.iter().enumerate() {
+        ctx.cancel.check()?;
+        let Some(row) = job.cache.ids.iter().position(|id| *id == sample.id) else {
+            continue;
+        };
+        let x = normalise(&job.cache.batch(&[row]), &job.model.meta.normalisation).squeeze_dim(0);
+        let size = x.size();
+        let mask = match (
+            job.masks,
+            job.data.samples.iter().find(|s| s.id == sample.id),
+        ) {
+            (Some(dir), Some(s)) => {
+                match load_mask(&mask_path(dir, &s.path), size[1] as u32, size[2] as u32) {
+                    Ok(m) => Some(m),
+                    Err(_) => {
+                        missing_masks += 1;
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let maps = sample
+            .maps
+            .iter()
+            .map(|(m, h)| (*m, h.values.clone()))
+            .collect();
+        let target = job.explain.target.unwrap_or(sample.predicted);
+        let other = (classes > 1).then(|| (target + 1) % classes);
+        let scores = score_image(
+            job.model,
+            &x,
+            &maps,
+            target,
+            other,
+            job.explain,
+            mask.as_deref(),
+            job.settings,
+        )?;
+        per_image.insert(sample.id.clone(), scores);
+        ctx.sink.send(crate::progress::Event::Progress {
+            job: ctx.job,
+            stage: format!("{}: scoring the maps of {}", job.label, sample.id),
+            done: i as u64 + 1,
+            total: job.samples.len() as u64,
+            eta_seconds: None,
+        });
+    }
+    let opts = BootstrapOptions::new(1000, job.settings.seed);
+    let mut card = scorecard(job.label, per_image, &opts)?;
+    card.localisation_note = match (job.masks, missing_masks) {
+        (None, _) => Some("no lesion masks given ([data] masks): no localisation scores".into()),
+        (Some(dir), n) if n > 0 => Some(format!(
+            "{n} of {} images have no usable mask in {}: their localisation is left out",
+            job.samples.len(),
+            dir.display()
+        )),
+        _ => None,
+    };
+    Ok(card)
 }
 
 /// One label per model for its maps folder, report entry and CSV names: its

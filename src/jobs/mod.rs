@@ -9,6 +9,7 @@ pub mod calibrate;
 pub mod compare;
 pub mod evaluate;
 pub mod explain;
+pub mod scores;
 pub mod train;
 
 use std::path::Path;

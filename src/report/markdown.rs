@@ -65,6 +65,9 @@ pub fn render(report: &RunReport) -> String {
     if let Some(ag) = &m.agreement {
         agreement_section(&mut md, ag);
     }
+    if let Some(sc) = &m.scores {
+        scores_section(&mut md, sc);
+    }
     if !report.screens.is_empty() {
         let _ = writeln!(
             md,
@@ -604,4 +607,106 @@ fn cross_section(md: &mut String, c: &CrossAgreement) {
             mean("jaccard")
         );
     }
+}
+
+/// "Which explanation to trust": each method's scores with intervals, the
+/// paired comparisons, and a one-line verdict.
+fn scores_section(md: &mut String, sc: &crate::report::run::ScoresReport) {
+    let c = &sc.card;
+    let methods: Vec<&String> = c.summary.keys().collect();
+    let _ = writeln!(
+        md,
+        "\n## Which explanation to trust ({}, {} images)\n\n\
+         Scores of each method's map (the heatmap shown), read on the calibrated probability of the \
+         explained class; mean [95 % bootstrap CI] over images. Checked against Quantus 0.6 \
+         ([verification](../../docs/verification.md)).\n",
+        c.model, c.images
+    );
+    let _ = writeln!(
+        md,
+        "| score (better) | {} |\n|---|{}",
+        methods
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---|".repeat(methods.len())
+    );
+    let rows = [
+        ("road_morf", "ROAD, most relevant removed (lower)"),
+        ("road_lerf", "ROAD, least relevant removed (higher)"),
+        ("road_gap", "ROAD LeRF − MoRF (higher)"),
+        (
+            "faithfulness_correlation",
+            "faithfulness correlation (higher)",
+        ),
+        ("pixel_flipping_auc", "pixel-flipping AUC (lower)"),
+        ("sparseness", "sparseness, Gini (higher)"),
+        ("complexity", "complexity, entropy (lower)"),
+        ("random_logit", "random-logit SSIM (lower)"),
+        ("max_sensitivity", "max-sensitivity (lower)"),
+        ("avg_sensitivity", "avg-sensitivity (lower)"),
+        ("local_lipschitz", "local Lipschitz (lower)"),
+        ("relevance_mass", "relevance mass in lesion (higher)"),
+        ("relevance_rank", "relevance rank in lesion (higher)"),
+        ("top_k", "top-5 % in lesion (higher)"),
+    ];
+    for (key, label) in rows {
+        let cells: Vec<String> = methods
+            .iter()
+            .map(|m| {
+                c.summary[*m].get(key).map_or_else(
+                    || "—".to_string(),
+                    |v| format!("{:.3} [{:.3}, {:.3}]", v.mean, v.ci.low, v.ci.high),
+                )
+            })
+            .collect();
+        if cells.iter().all(|t| t == "—") {
+            continue;
+        }
+        let _ = writeln!(md, "| {label} | {} |", cells.join(" | "));
+    }
+    if let Some(note) = &c.localisation_note {
+        let _ = writeln!(md, "\nLocalisation: {note}.");
+    }
+    let _ = writeln!(
+        md,
+        "\n**Paired comparison** (bootstrap of the per-image difference a − b; the better method \
+         when the interval excludes 0):\n\n| score | a − b | mean difference [95 % CI] | better |\n|---|---|---|---|"
+    );
+    let mut wins: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for p in &c.paired {
+        if let Some(b) = &p.better {
+            *wins.entry(b.as_str()).or_default() += 1;
+        }
+        let _ = writeln!(
+            md,
+            "| {} | {} − {} | {:+.3} [{:+.3}, {:+.3}] | {} |",
+            p.score,
+            p.a,
+            p.b,
+            p.mean_difference,
+            p.ci.low,
+            p.ci.high,
+            p.better.as_deref().unwrap_or("no difference")
+        );
+    }
+    let decided = c.paired.iter().filter(|p| p.better.is_some()).count();
+    let ranking: Vec<String> = {
+        let mut w: Vec<(&str, usize)> = wins.into_iter().collect();
+        w.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        w.iter().map(|(m, n)| format!("{m} {n}")).collect()
+    };
+    let _ = writeln!(
+        md,
+        "\nOf {} paired comparisons, {} are decided; wins: {}.",
+        c.paired.len(),
+        decided,
+        if ranking.is_empty() {
+            "none".to_string()
+        } else {
+            ranking.join(", ")
+        }
+    );
+    figures(md, &sc.figures);
 }

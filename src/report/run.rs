@@ -80,6 +80,17 @@ pub struct RunMetrics {
     pub models: BTreeMap<String, ModelReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agreement: Option<AgreementReport>,
+    /// Which explanation to trust: the reference model's maps scored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scores: Option<ScoresReport>,
+}
+
+/// The scorecard of the explained split, with its figure.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoresReport {
+    #[serde(flatten)]
+    pub card: crate::compare::scores::scorecard::Scorecard,
+    pub figures: Vec<Figure>,
 }
 
 fn models_keyed<S: serde::Serializer>(

@@ -11,6 +11,8 @@
 //!   estimate.
 //! * [`randomisation`]: the random-logit test.
 //! * [`axiomatic`]: completeness and input invariance.
+//! * [`scorecard`]: all of them per image and method, summarised with
+//!   bootstrap intervals and paired method comparisons.
 //!
 //! Attributions are per pixel (`H·W`, channels summed, as melxai's maps
 //! are); where a score perturbs the input it works on the `C·H·W` features
@@ -25,6 +27,7 @@ pub mod perturbation;
 pub mod randomisation;
 pub mod road;
 pub mod robustness;
+pub mod scorecard;
 
 use tch::Tensor;
 

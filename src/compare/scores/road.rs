@@ -75,15 +75,15 @@ impl System {
             .collect()
     }
 
-    /// Conjugate gradients to a relative residual of 1e-12 (the system is
-    /// symmetric positive definite; a direct solve is what Quantus uses).
-    fn solve(&self, rhs: &[f64]) -> Vec<f64> {
+    /// Conjugate gradients to relative residual `tolerance` (the system is
+    /// symmetric positive definite; Quantus solves it directly).
+    fn solve(&self, rhs: &[f64], tolerance: f64) -> Vec<f64> {
         let n = rhs.len();
         let mut x = vec![0.0; n];
         let mut r = rhs.to_vec();
         let mut p = r.clone();
         let mut rr: f64 = r.iter().map(|v| v * v).sum();
-        let target = rr * 1e-24;
+        let target = rr * tolerance * tolerance;
         for _ in 0..(10 * n + 100) {
             if rr <= target || rr == 0.0 {
                 break;
@@ -107,8 +107,9 @@ impl System {
 
 /// `x` with the pixels `removed` (indices into `H·W`) of every channel
 /// replaced by their linear imputation plus `noise · randn`; `randn` holds
-/// one standard normal draw per removed pixel and channel (channel-major).
-pub fn impute(x: &Image, removed: &[usize], randn: &[f64], noise: f64) -> Vec<f32> {
+/// one standard normal draw per removed pixel and channel (channel-major);
+/// the linear system is solved to relative residual `tolerance`.
+pub fn impute(x: &Image, removed: &[usize], randn: &[f64], noise: f64, tolerance: f64) -> Vec<f32> {
     let system = System::new(removed, x.height, x.width);
     let hw = x.pixels();
     let mut out = x.data.clone();
@@ -124,7 +125,7 @@ pub fn impute(x: &Image, removed: &[usize], randn: &[f64], noise: f64) -> Vec<f3
                     .sum()
             })
             .collect();
-        let solved = system.solve(&rhs);
+        let solved = system.solve(&rhs, tolerance);
         for (k, &p) in removed.iter().enumerate() {
             let z = randn.get(c * removed.len() + k).copied().unwrap_or(0.0);
             out[c * hw + p] = (solved[k] + noise * z) as f32;
@@ -171,6 +172,8 @@ pub struct RoadOptions {
     /// input scale).
     pub noise: f64,
     pub seed: u64,
+    /// Relative residual of the imputation's solve: far below the noise.
+    pub tolerance: f64,
 }
 
 impl Default for RoadOptions {
@@ -179,6 +182,7 @@ impl Default for RoadOptions {
             fractions: default_fractions(),
             noise: 0.01,
             seed: 0,
+            tolerance: 1e-6,
         }
     }
 }
@@ -207,7 +211,7 @@ pub fn road(
             let randn: Vec<f64> = (0..removed.len() * x.channels)
                 .map(|_| standard_normal(&mut rng))
                 .collect();
-            impute(x, removed, &randn, noise)
+            impute(x, removed, &randn, noise, opts.tolerance)
         })
         .collect();
     let out = rows_of(&model(&x.batch(&rows))?)?;

@@ -38,6 +38,7 @@ mod heatmap;
 mod reliability;
 mod risk_coverage;
 mod roc;
+mod scorecard;
 mod training;
 
 pub use crate::explain::colormap::viridis;
@@ -49,6 +50,7 @@ pub use heatmap::similarity_heatmap;
 pub use reliability::{reliability_diagram, Bin, RELIABILITY_SIZE_PAIR, RELIABILITY_SIZE_SINGLE};
 pub use risk_coverage::{risk_coverage, RISK_COVERAGE_SIZE};
 pub use roc::{roc_curve, RocSeries, ROC_CURVE_SIZE};
+pub use scorecard::{scorecard, ScorePanel, SCORECARD_WIDTH};
 pub use training::{training_curves, EpochPoint, TRAINING_CURVES_SIZE};
 
 /// Errors from drawing or writing a figure.
