@@ -121,6 +121,13 @@ pub enum Event {
         model: String,
         map: HeatmapData,
     },
+    /// One image's maps scored (which explanation to trust): per method,
+    /// `(score name, value)` pairs in display order.
+    Scores {
+        job: JobId,
+        sample_id: String,
+        methods: Vec<(String, Vec<(String, f64)>)>,
+    },
     /// A job wrote a model (a checkpoint, or a fold run's ensemble manifest)
     /// that the faces should use from now on.
     ModelWritten {

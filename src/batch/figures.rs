@@ -244,22 +244,7 @@ pub(super) fn scores_report(
     dir: &Path,
     card: &crate::compare::scores::scorecard::Scorecard,
 ) -> Result<crate::report::run::ScoresReport> {
-    let names = [
-        "road_morf",
-        "road_lerf",
-        "road_gap",
-        "faithfulness_correlation",
-        "pixel_flipping_auc",
-        "sparseness",
-        "complexity",
-        "random_logit",
-        "max_sensitivity",
-        "avg_sensitivity",
-        "local_lipschitz",
-        "relevance_mass",
-        "relevance_rank",
-        "top_k",
-    ];
+    let names = crate::compare::scores::scorecard::SCORE_NAMES;
     let mut out = format!("sample,method,{}\n", names.join(","));
     for (id, methods) in &card.per_image {
         for (method, s) in methods {

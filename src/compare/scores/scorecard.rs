@@ -272,6 +272,24 @@ fn mean_over(v: &[f64], idx: &[usize]) -> f64 {
     }
 }
 
+/// Every score's name, in display order.
+pub const SCORE_NAMES: [&str; 14] = [
+    "road_morf",
+    "road_lerf",
+    "road_gap",
+    "faithfulness_correlation",
+    "pixel_flipping_auc",
+    "sparseness",
+    "complexity",
+    "random_logit",
+    "max_sensitivity",
+    "avg_sensitivity",
+    "local_lipschitz",
+    "relevance_mass",
+    "relevance_rank",
+    "top_k",
+];
+
 /// Summaries and paired comparisons of `per_image` (id → method → scores).
 pub fn scorecard(
     model: &str,
@@ -283,22 +301,7 @@ pub fn scorecard(
         .next()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    let names = [
-        "road_morf",
-        "road_lerf",
-        "road_gap",
-        "faithfulness_correlation",
-        "pixel_flipping_auc",
-        "sparseness",
-        "complexity",
-        "random_logit",
-        "max_sensitivity",
-        "avg_sensitivity",
-        "local_lipschitz",
-        "relevance_mass",
-        "relevance_rank",
-        "top_k",
-    ];
+    let names = SCORE_NAMES;
     let column = |method: &str, name: &str| -> Vec<f64> {
         per_image
             .values()

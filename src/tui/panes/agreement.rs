@@ -6,7 +6,7 @@
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
-use ratatui::text::Line;
+use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table, Widget};
 
 use super::empty_message;
@@ -54,7 +54,87 @@ fn matrix_table(theme: &Theme, m: &AgreementMatrix, title: String, area: Rect, b
         .render(area, buf);
 }
 
+/// The selected image's scorecard beside (or under) the agreement view
+/// when its maps were scored.
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    let scores = state
+        .selected_id()
+        .and_then(|id| state.scores_of(id).map(|s| (id, s)));
+    let Some((id, scores)) = scores else {
+        render_agreement(state, area, buf);
+        return;
+    };
+    let [left, right] = if area.width >= 100 {
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Min(0)]).areas(area)
+    } else {
+        Layout::vertical([Constraint::Percentage(50), Constraint::Min(0)]).areas(area)
+    };
+    render_agreement(state, left, buf);
+    scorecard_table(state.theme(), id, scores, right, buf);
+}
+
+/// Rows of the scorecard: (key, label with the better direction).
+const SCORE_ROWS: [(&str, &str); 7] = [
+    ("road_gap", "ROAD gap ↑"),
+    ("road_morf", "ROAD MoRF ↓"),
+    ("faithfulness_correlation", "faith. corr ↑"),
+    ("pixel_flipping_auc", "flip AUC ↓"),
+    ("sparseness", "sparseness ↑"),
+    ("random_logit", "rand. logit ↓"),
+    ("relevance_mass", "lesion mass ↑"),
+];
+
+/// Score rows × method columns for one image; the best method per row is
+/// highlighted.
+fn scorecard_table(
+    theme: &Theme,
+    id: &str,
+    scores: &[(String, Vec<(String, f64)>)],
+    area: Rect,
+    buf: &mut Buffer,
+) {
+    let value = |method: &[(String, f64)], key: &str| {
+        method
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+            .filter(|v| !v.is_nan())
+    };
+    let rows: Vec<Row> = SCORE_ROWS
+        .iter()
+        .filter(|(key, _)| scores.iter().any(|(_, m)| value(m, key).is_some()))
+        .map(|(key, label)| {
+            let higher = label.ends_with('↑');
+            let values: Vec<Option<f64>> = scores.iter().map(|(_, m)| value(m, key)).collect();
+            let best =
+                values
+                    .iter()
+                    .flatten()
+                    .copied()
+                    .reduce(|a, b| if (b > a) == higher { b } else { a });
+            let mut cells = vec![Cell::from(Span::styled(label.to_string(), theme.text))];
+            cells.extend(values.iter().map(|v| match v {
+                Some(v) if Some(*v) == best => {
+                    Cell::from(Span::styled(format!("{v:.3}"), theme.good))
+                }
+                Some(v) => Cell::from(Span::styled(format!("{v:.3}"), theme.text)),
+                None => Cell::from("—"),
+            }));
+            Row::new(cells)
+        })
+        .collect();
+    let mut widths = vec![Constraint::Length(15)];
+    widths.extend(scores.iter().map(|_| Constraint::Length(9)));
+    let header: Vec<String> = std::iter::once(String::new())
+        .chain(scores.iter().map(|(m, _)| m.clone()))
+        .collect();
+    Table::new(rows, widths)
+        .header(Row::new(header).style(theme.accent.add_modifier(Modifier::BOLD)))
+        .block(Block::default().title(Line::styled(format!("scores · {id}"), theme.text)))
+        .render(area, buf);
+}
+
+fn render_agreement(state: &AppState, area: Rect, buf: &mut Buffer) {
     let metric = state.metric();
     let sample = state
         .selected_id()

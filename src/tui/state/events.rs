@@ -57,6 +57,11 @@ impl AppState {
                 });
             }
             Event::Heatmap { model, map, .. } => self.on_heatmap(&model, map),
+            Event::Scores {
+                sample_id, methods, ..
+            } => {
+                self.scores.insert(sample_id, methods);
+            }
             Event::ModelWritten { path, .. } => self.on_model_written(path),
             Event::Finished { summary, .. } => self.on_finished(summary),
             Event::Failed { error, .. } => self.on_ended("failed", error),

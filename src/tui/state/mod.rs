@@ -57,6 +57,8 @@ pub struct AppState {
     pub(crate) training: TrainingState,
     pub(crate) calibration: Option<CalibrationState>,
     pub(crate) heatmaps: HashMap<(String, String), HeatmapData>,
+    /// Per sample: each method's scores (which explanation to trust).
+    pub(crate) scores: HashMap<String, Vec<(String, Vec<(String, f64)>)>>,
     pub(crate) photos: HashMap<String, RgbImage>,
     photo_order: Vec<String>,
     pub(crate) missing_photos: std::collections::HashSet<String>,
@@ -124,6 +126,7 @@ impl AppState {
             training: TrainingState::default(),
             calibration: None,
             heatmaps: HashMap::new(),
+            scores: HashMap::new(),
             photos: HashMap::new(),
             photo_order: Vec::new(),
             missing_photos: Default::default(),
@@ -383,6 +386,11 @@ impl AppState {
     }
 
     /// All heatmaps of a sample, in [`METHODS`] order then any others by name.
+    /// Each method's scores of `sample_id`'s maps, when they were computed.
+    pub fn scores_of(&self, sample_id: &str) -> Option<&[(String, Vec<(String, f64)>)]> {
+        self.scores.get(sample_id).map(Vec::as_slice)
+    }
+
     pub fn heatmaps_of(&self, sample_id: &str) -> Vec<&HeatmapData> {
         let mut maps: Vec<&HeatmapData> = self
             .heatmaps
