@@ -126,7 +126,7 @@ pub enum Event {
     Scores {
         job: JobId,
         sample_id: String,
-        methods: Vec<(String, Vec<(String, f64)>)>,
+        methods: Vec<MethodScores>,
     },
     /// A job wrote a model (a checkpoint, or a fold run's ensemble manifest)
     /// that the faces should use from now on.
@@ -146,6 +146,9 @@ pub enum Event {
         job: JobId,
     },
 }
+
+/// One method's scores of one image: the method and `(score, value)` pairs.
+pub type MethodScores = (String, Vec<(String, f64)>);
 
 /// Where events go. The trainer and other jobs only know this trait.
 pub trait EventSink: Send {

@@ -89,7 +89,7 @@ const SCORE_ROWS: [(&str, &str); 7] = [
 fn scorecard_table(
     theme: &Theme,
     id: &str,
-    scores: &[(String, Vec<(String, f64)>)],
+    scores: &[crate::progress::MethodScores],
     area: Rect,
     buf: &mut Buffer,
 ) {

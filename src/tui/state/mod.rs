@@ -58,7 +58,7 @@ pub struct AppState {
     pub(crate) calibration: Option<CalibrationState>,
     pub(crate) heatmaps: HashMap<(String, String), HeatmapData>,
     /// Per sample: each method's scores (which explanation to trust).
-    pub(crate) scores: HashMap<String, Vec<(String, Vec<(String, f64)>)>>,
+    pub(crate) scores: HashMap<String, Vec<crate::progress::MethodScores>>,
     pub(crate) photos: HashMap<String, RgbImage>,
     photo_order: Vec<String>,
     pub(crate) missing_photos: std::collections::HashSet<String>,
@@ -387,7 +387,7 @@ impl AppState {
 
     /// All heatmaps of a sample, in [`METHODS`] order then any others by name.
     /// Each method's scores of `sample_id`'s maps, when they were computed.
-    pub fn scores_of(&self, sample_id: &str) -> Option<&[(String, Vec<(String, f64)>)]> {
+    pub fn scores_of(&self, sample_id: &str) -> Option<&[crate::progress::MethodScores]> {
         self.scores.get(sample_id).map(Vec::as_slice)
     }
 
