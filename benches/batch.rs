@@ -117,6 +117,8 @@ internal_batch = 16
 baseline = "zero"
 cam_layer = "_conv_head"
 seed = 0
+[scores]
+enabled = false
 [batch]
 run_name = "bench"
 folds = {folds}
