@@ -176,7 +176,7 @@ fn report() -> RunReport {
                 )]),
                 figures: vec![Figure::new("agreement_a_ssim.png", "a: mean ssim")],
             }),
-            scores: Some(scores_report()),
+            scores: vec![scores_report()],
         },
         screens: vec![Figure::new(
             "screens/images.svg",
@@ -253,7 +253,7 @@ fn metrics_json_keeps_the_scripted_keys() {
         "per-image sets go to the CSV"
     );
     assert_eq!(m["agreement"]["within"]["a"]["gradcam~ig"]["ssim"]["n"], 3);
-    let scores = &m["scores"];
+    let scores = &m["scores"][0];
     assert_eq!(scores["model"], "a");
     assert!(scores["summary"]["gradcam"]["road_gap"]["mean"].is_f64());
     assert_eq!(scores["paired"][0]["better"], "gradcam");
@@ -278,6 +278,8 @@ fn scores_report() -> melxai::report::run::ScoresReport {
         sparseness: 0.3,
         complexity: 10.5,
         random_logit: Some(0.2 + corr / 10.0),
+        completeness_gap: None,
+        parameter_randomisation: None,
         max_sensitivity: None,
         avg_sensitivity: None,
         local_lipschitz: None,

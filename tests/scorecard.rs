@@ -96,6 +96,9 @@ fn a_faithful_map_beats_a_random_one_with_intervals() {
     let f = &card.summary["faithful"];
     assert!(f["relevance_rank"].mean > 0.99, "{:?}", f["relevance_rank"]);
     assert!(f["road_gap"].ci.low > 0.0);
+    // Scores a map has no value for stay out of the summary.
+    assert!(!f.contains_key("completeness_gap"));
+    assert!(!f.contains_key("parameter_randomisation"));
     let r = &card.summary["random"]["road_gap"];
     assert!(r.ci.low <= 0.02 && r.mean.abs() < 0.1, "{r:?}");
 }

@@ -668,8 +668,9 @@ fn compare_step(
             }
         }
         r.metrics.agreement = Some(agreement_report(&report, shown));
-        if let Some(card) = &report.scores {
-            r.metrics.scores = Some(scores_report(&r.dir, card)?);
+        for card in &report.scores {
+            let scored = scores_report(&r.dir, card)?;
+            r.metrics.scores.push(scored);
         }
         Ok(report)
     })

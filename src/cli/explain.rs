@@ -193,7 +193,17 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
             }));
         }
         if args.scores {
-            let scores = score_input(config, &model, &x, &methods, &cfg, args.mask.as_deref())?;
+            let single = model.single().is_some();
+            let reload = single.then_some(&load as melxai::jobs::scores::Reload);
+            let request = ScoreRequest {
+                model: &model,
+                x: &x,
+                methods: &methods,
+                cfg: &cfg,
+                mask: args.mask.as_deref(),
+                reload,
+            };
+            let scores = score_input(config, request)?;
             if !args.json {
                 print_scores(&scores);
             }
@@ -202,12 +212,7 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
         if args.sanity {
             let steps = randomisation(load, &x, &methods, &cfg)?;
             if !args.json {
-                for s in &steps {
-                    println!(
-                        "  sanity: randomised through {:<14} SSIM {:?} Spearman {:?}",
-                        s.randomised_through, s.ssim, s.spearman
-                    );
-                }
+                print_sanity(&steps);
             }
             results.push(json!({ "input": input, "sanity": steps }));
         }
@@ -289,15 +294,30 @@ fn show_overlays(overlays: &[std::path::PathBuf]) {
     }
 }
 
-/// The maps of `methods` for `x` (normalised `(3, H, W)`), each scored.
+/// The maps of `methods` for `x` (normalised `(3, H, W)`), each scored;
+/// `reload` gives a fresh copy of a single network (parameter
+/// randomisation).
+struct ScoreRequest<'a> {
+    model: &'a Model,
+    x: &'a tch::Tensor,
+    methods: &'a [Method],
+    cfg: &'a ExplainConfig,
+    mask: Option<&'a std::path::Path>,
+    reload: Option<melxai::jobs::scores::Reload<'a>>,
+}
+
 fn score_input(
     config: &Config,
-    model: &Model,
-    x: &tch::Tensor,
-    methods: &[Method],
-    cfg: &ExplainConfig,
-    mask: Option<&std::path::Path>,
+    request: ScoreRequest,
 ) -> Result<std::collections::BTreeMap<String, melxai::compare::scores::scorecard::MapScores>> {
+    let ScoreRequest {
+        model,
+        x,
+        methods,
+        cfg,
+        mask,
+        reload,
+    } = request;
     let size = x.size();
     let (h, w) = (size[1] as u32, size[2] as u32);
     let mask = match mask {
@@ -305,25 +325,33 @@ fn score_input(
         None => None,
     };
     let mut maps = std::collections::BTreeMap::new();
+    let mut deltas = std::collections::BTreeMap::new();
     let mut target = 0;
     for &method in methods {
         let (e, _) = explain_with_agreement(model, x, method, cfg, None)?;
         target = e.target;
+        if let Some(d) = e.delta {
+            deltas.insert(method, d);
+        }
         maps.insert(method, melxai::explain::heatmap::to_vec(&e.heatmap)?);
     }
     let classes = model.meta.class_names.len();
     // The random-logit test explains another class: the next one (binary:
     // the other).
-    let other = (classes > 1).then(|| (target + 1) % classes);
+    let image = melxai::jobs::scores::ImageToScore {
+        x,
+        maps: &maps,
+        deltas: &deltas,
+        target,
+        other: (classes > 1).then(|| (target + 1) % classes),
+        mask: mask.as_deref(),
+    };
     Ok(melxai::jobs::scores::score_image(
         model,
-        x,
-        &maps,
-        target,
-        other,
+        image,
         cfg,
-        mask.as_deref(),
         &config.scores,
+        reload,
     )?)
 }
 
@@ -355,6 +383,14 @@ fn print_scores(
                 "", l.relevance_mass, l.relevance_rank, l.pointing_game, l.top_k
             );
         }
+        if s.completeness_gap.is_some() || s.parameter_randomisation.is_some() {
+            println!(
+                "  {:<12} completeness gap {} logits  parameter randomisation (Spearman) {}",
+                "",
+                opt(s.completeness_gap),
+                opt(s.parameter_randomisation)
+            );
+        }
         if let (Some(mx), Some(avg), Some(l)) =
             (s.max_sensitivity, s.avg_sensitivity, s.local_lipschitz)
         {
@@ -363,5 +399,15 @@ fn print_scores(
                 ""
             );
         }
+    }
+}
+
+/// One line per randomisation step of `--sanity`.
+fn print_sanity(steps: &[melxai::compare::sanity::SanityStep]) {
+    for s in steps {
+        println!(
+            "  sanity: randomised through {:<14} SSIM {:?} Spearman {:?}",
+            s.randomised_through, s.ssim, s.spearman
+        );
     }
 }

@@ -352,6 +352,7 @@ mod tests {
             label,
             predicted,
             probability: 0.7,
+            deltas: BTreeMap::new(),
             maps,
             members: BTreeMap::new(),
         }

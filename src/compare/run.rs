@@ -30,8 +30,9 @@ pub struct ComparisonReport {
     pub methods: Vec<Method>,
     pub models: Vec<ModelAgreement>,
     pub cross: Vec<CrossModel>,
-    /// The reference model's maps scored (`[scores]`).
-    pub scores: Option<crate::compare::scores::scorecard::Scorecard>,
+    /// The models' maps scored (`[scores]`): the reference, or every model
+    /// with `all_models`.
+    pub scores: Vec<crate::compare::scores::scorecard::Scorecard>,
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {

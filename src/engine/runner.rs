@@ -383,17 +383,20 @@ impl PipelineRunner {
             .collect();
         let target = explain.target.unwrap_or(sample.predicted);
         let classes = model.meta.class_names.len();
-        let other = (classes > 1).then(|| (target + 1) % classes);
-        let scores = crate::jobs::scores::score_image(
-            model,
-            &x,
-            &maps,
+        let image = crate::jobs::scores::ImageToScore {
+            x: &x,
+            maps: &maps,
+            deltas: &sample.deltas,
             target,
-            other,
-            explain,
-            None,
-            &ctx.config.scores,
-        )?;
+            other: (classes > 1).then(|| (target + 1) % classes),
+            mask: None,
+        };
+        let device = model.device();
+        let reload = || crate::model::Classifier::from_checkpoint(path, device);
+        let reload: Option<crate::jobs::scores::Reload> =
+            model.single().is_some().then_some(&reload as _);
+        let scores =
+            crate::jobs::scores::score_image(model, image, explain, &ctx.config.scores, reload)?;
         let methods = scores
             .into_iter()
             .map(|(method, s)| {

@@ -25,6 +25,9 @@ pub struct ExplainedSample {
     /// Calibrated probability of the positive class.
     pub probability: f64,
     pub maps: BTreeMap<Method, Heatmap>,
+    /// IG's and DeepLIFT's completeness delta, Σ attribution − (f(x) −
+    /// f(baseline)), in logits.
+    pub deltas: BTreeMap<Method, f64>,
     /// For an ensemble: how far its members' maps of this image agree, per
     /// method (empty for one checkpoint).
     pub members: BTreeMap<Method, MemberAgreement>,

@@ -19,8 +19,9 @@ use crate::data::scan::Scan;
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::explain::{ExplainConfig, Method};
-use crate::jobs::scores::score_image;
+use crate::jobs::scores::{score_image, ImageToScore, Reload};
 use crate::metrics::BootstrapOptions;
+use crate::model::Classifier;
 
 pub struct CompareJob<'a> {
     pub data: &'a Scan,
@@ -68,7 +69,7 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
     let mut caches: HashMap<[i64; 2], ImageCache> = HashMap::new();
     let mut explained: Vec<(String, Vec<ExplainedSample>)> = Vec::new();
     let mut per_model = Vec::new();
-    let mut scorecard = None;
+    let mut scorecards = Vec::new();
     for ((path, model), label) in models.iter().zip(labels(models)) {
         let size = model.meta.input_size;
         let cache = match caches.entry(size) {
@@ -101,9 +102,13 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
                 out_dir: Some(&dir),
             },
         )?;
-        if let (Some(settings), true) = (&scores, explained.is_empty()) {
+        let wanted = scores
+            .as_ref()
+            .filter(|s| explained.is_empty() || s.all_models);
+        if let Some(settings) = wanted {
             let job = ScoreJob {
                 model,
+                path,
                 label: &label,
                 cache,
                 samples: &split_maps.samples,
@@ -112,7 +117,7 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
                 settings,
                 masks: masks.as_deref(),
             };
-            scorecard = Some(score_split(ctx, job)?);
+            scorecards.push(score_split(ctx, job)?);
         }
         let within = within_model(&split_maps.samples, &methods, &data.classes, &opts);
         per_model.push(ModelAgreement {
@@ -136,7 +141,7 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
         methods,
         models: per_model,
         cross,
-        scores: scorecard,
+        scores: scorecards,
     };
     write(&report, &out_dir)?;
     Ok(report)
@@ -145,6 +150,7 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
 /// What scoring one model's explained split needs.
 struct ScoreJob<'a> {
     model: &'a Model,
+    path: &'a std::path::Path,
     label: &'a str,
     cache: &'a ImageCache,
     samples: &'a [ExplainedSample],
@@ -190,15 +196,23 @@ fn score_split(ctx: &mut JobContext, job: ScoreJob) -> Result<Scorecard> {
             .collect();
         let target = job.explain.target.unwrap_or(sample.predicted);
         let other = (classes > 1).then(|| (target + 1) % classes);
-        let scores = score_image(
-            job.model,
-            &x,
-            &maps,
+        let device = job.model.device();
+        let reload = || Classifier::from_checkpoint(job.path, device);
+        let image = ImageToScore {
+            x: &x,
+            maps: &maps,
+            deltas: &sample.deltas,
             target,
             other,
+            mask: mask.as_deref(),
+        };
+        let single = job.model.single().is_some();
+        let scores = score_image(
+            job.model,
+            image,
             job.explain,
-            mask.as_deref(),
             job.settings,
+            single.then_some(&reload as Reload),
         )?;
         per_image.insert(sample.id.clone(), scores);
         ctx.sink.send(crate::progress::Event::Progress {

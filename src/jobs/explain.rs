@@ -71,6 +71,7 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
         };
         let mut maps = BTreeMap::new();
         let mut members = BTreeMap::new();
+        let mut deltas = BTreeMap::new();
         for &method in job.methods {
             ctx.cancel.check()?;
             let key = match (&model_digest, &input_digest) {
@@ -114,6 +115,9 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
                     delta,
                 },
             });
+            if let Some(d) = delta {
+                deltas.insert(method, d);
+            }
             maps.insert(method, heatmap);
             done += 1;
             ctx.sink.send(Event::Progress {
@@ -132,6 +136,7 @@ pub fn explain_split(ctx: &mut JobContext, job: ExplainJob) -> Result<ExplainedS
             predicted,
             probability: p.get(job.positive).copied().unwrap_or(f64::NAN),
             maps,
+            deltas,
             members,
         });
     }

@@ -1,40 +1,56 @@
 //! Scoring one image's maps with a loaded model (single network or
 //! ensemble): the closures the score functions need, built from the model
 //! (calibrated probabilities) and its explainer (the heatmap of another
-//! target), shared by `explain --scores` and `--batch`.
+//! target), shared by `explain --scores`, the TUI and `--batch`.
 
 use std::collections::BTreeMap;
 
 use tch::{Kind, Tensor};
 
+use crate::compare::sanity::randomisation;
 use crate::compare::scores::scorecard::{add_reexplained, score_map, MapScores, ScoreSettings};
 use crate::compare::scores::Image;
 use crate::ensemble::explain::explain_with_agreement;
 use crate::ensemble::Model;
 use crate::error::Result;
 use crate::explain::{ExplainConfig, Method};
+use crate::model::Classifier;
 
-/// `x`: one normalised input `(3, H, W)`; `maps`: each method's heatmap
-/// (`H·W`, the maps melxai shows); `target`: the class explained;
-/// `other`: the class the random-logit test explains instead.
-#[allow(clippy::too_many_arguments)]
+/// One image and its maps.
+pub struct ImageToScore<'a> {
+    /// One normalised input `(3, H, W)`.
+    pub x: &'a Tensor,
+    /// Each method's heatmap (`H·W`, the maps melxai shows).
+    pub maps: &'a BTreeMap<Method, Vec<f32>>,
+    /// IG's and DeepLIFT's completeness deltas, where known.
+    pub deltas: &'a BTreeMap<Method, f64>,
+    /// The class explained, and the one the random-logit test explains
+    /// instead.
+    pub target: usize,
+    pub other: Option<usize>,
+    pub mask: Option<&'a [bool]>,
+}
+
+/// A fresh copy of a single network, for the parameter-randomisation
+/// cascade (which re-initialises it).
+pub type Reload<'a> = &'a dyn Fn() -> Result<Classifier>;
+
+/// Every score of every map of `image`.
 pub fn score_image(
     model: &Model,
-    x: &Tensor,
-    maps: &BTreeMap<Method, Vec<f32>>,
-    target: usize,
-    other: Option<usize>,
+    image: ImageToScore,
     explain: &ExplainConfig,
-    mask: Option<&[bool]>,
     settings: &ScoreSettings,
+    reload: Option<Reload>,
 ) -> Result<BTreeMap<String, MapScores>> {
+    let x = image.x;
     let size = x.size();
     let data = Vec::<f32>::try_from(
         x.to_kind(Kind::Float)
             .to_device(tch::Device::Cpu)
             .reshape([-1]),
     )?;
-    let image = Image {
+    let input = Image {
         data,
         channels: size[0] as usize,
         height: size[1] as usize,
@@ -46,10 +62,28 @@ pub fn score_image(
             model.probabilities(&b.to_device(device), true)
         }))
     };
+    let cfg = ExplainConfig {
+        target: Some(image.target),
+        ..explain.clone()
+    };
+    let cascade = match (settings.parameter_randomisation, reload) {
+        (true, Some(reload)) => {
+            let methods: Vec<Method> = image.maps.keys().copied().collect();
+            Some((methods.clone(), randomisation(reload, x, &methods, &cfg)?))
+        }
+        _ => None,
+    };
     let mut out = BTreeMap::new();
-    for (&method, map) in maps {
+    for (&method, map) in image.maps {
         let map: Vec<f64> = map.iter().map(|&v| f64::from(v)).collect();
-        let mut scores = score_map(&probabilities, &image, &map, target, mask, settings)?;
+        let mut scores = score_map(
+            &probabilities,
+            &input,
+            &map,
+            image.target,
+            image.mask,
+            settings,
+        )?;
         let reexplain = |b: &Tensor, targets: &[i64]| -> Result<Tensor> {
             let mut rows = Vec::with_capacity(targets.len());
             for (i, &t) in targets.iter().enumerate() {
@@ -65,12 +99,22 @@ pub fn score_image(
         add_reexplained(
             &mut scores,
             &reexplain,
-            &image,
+            &input,
             &map,
-            target,
-            other,
+            image.target,
+            image.other,
             settings,
         )?;
+        scores.completeness_gap = image.deltas.get(&method).map(|d| d.abs());
+        if let Some((_, steps)) = &cascade {
+            let rs: Vec<f64> = steps
+                .iter()
+                .filter_map(|s| s.spearman.get(method.key()).copied())
+                .filter(|v| !v.is_nan())
+                .collect();
+            scores.parameter_randomisation =
+                (!rs.is_empty()).then(|| rs.iter().sum::<f64>() / rs.len() as f64);
+        }
         out.insert(method.key().to_string(), scores);
     }
     Ok(out)

@@ -65,7 +65,7 @@ pub fn render(report: &RunReport) -> String {
     if let Some(ag) = &m.agreement {
         agreement_section(&mut md, ag);
     }
-    if let Some(sc) = &m.scores {
+    for sc in &m.scores {
         scores_section(&mut md, sc);
     }
     if !report.screens.is_empty() {
@@ -644,6 +644,11 @@ fn scores_section(md: &mut String, sc: &crate::report::run::ScoresReport) {
         ("sparseness", "sparseness, Gini (higher)"),
         ("complexity", "complexity, entropy (lower)"),
         ("random_logit", "random-logit SSIM (lower)"),
+        (
+            "parameter_randomisation",
+            "parameter randomisation, Spearman (lower)",
+        ),
+        ("completeness_gap", "completeness gap, logits (lower)"),
         ("max_sensitivity", "max-sensitivity (lower)"),
         ("avg_sensitivity", "avg-sensitivity (lower)"),
         ("local_lipschitz", "local Lipschitz (lower)"),

@@ -80,9 +80,10 @@ pub struct RunMetrics {
     pub models: BTreeMap<String, ModelReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agreement: Option<AgreementReport>,
-    /// Which explanation to trust: the reference model's maps scored.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scores: Option<ScoresReport>,
+    /// Which explanation to trust: the reference model's maps scored (every
+    /// model's with `[scores] all_models`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scores: Vec<ScoresReport>,
 }
 
 /// The scorecard of the explained split, with its figure.

@@ -47,6 +47,11 @@ pub struct ScoreSettings {
     /// Uniform noise radius for sensitivity, normal std for Lipschitz, in
     /// the model's (normalised) input units.
     pub robustness_radius: f64,
+    /// The cascading model-parameter randomisation as a score (single
+    /// networks; one explanation per layer group, image and method: opt-in).
+    pub parameter_randomisation: bool,
+    /// Score every model of `--batch`, not only the reference (× models).
+    pub all_models: bool,
     /// Top-k intersection's k as a share of the pixels.
     pub top_k_share: f64,
     pub seed: u64,
@@ -65,6 +70,8 @@ impl Default for ScoreSettings {
             robustness: false,
             robustness_samples: 5,
             robustness_radius: 0.1,
+            parameter_randomisation: false,
+            all_models: false,
             top_k_share: 0.05,
             seed: 0,
         }
@@ -102,6 +109,14 @@ pub struct MapScores {
     /// map depends on the class asked about).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub random_logit: Option<f64>,
+    /// IG and DeepLIFT: |Σ attribution − (f(x) − f(baseline))| in logits
+    /// (0 = complete).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub completeness_gap: Option<f64>,
+    /// Mean Spearman between the map and the maps of the cascadingly
+    /// randomised network (lower = the map depends on the parameters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter_randomisation: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_sensitivity: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -113,12 +128,14 @@ pub struct MapScores {
 }
 
 /// Which way is better for each score in the paired comparison.
-pub const SCORES: [(&str, bool); 7] = [
+pub const SCORES: [(&str, bool); 9] = [
     ("road_gap", true),
     ("faithfulness_correlation", true),
     ("pixel_flipping_auc", false),
     ("sparseness", true),
     ("random_logit", false),
+    ("parameter_randomisation", false),
+    ("completeness_gap", false),
     ("max_sensitivity", false),
     ("relevance_mass", true),
 ];
@@ -136,6 +153,8 @@ impl MapScores {
             "sparseness" => self.sparseness,
             "complexity" => self.complexity,
             "random_logit" => opt(self.random_logit),
+            "completeness_gap" => opt(self.completeness_gap),
+            "parameter_randomisation" => opt(self.parameter_randomisation),
             "max_sensitivity" => opt(self.max_sensitivity),
             "avg_sensitivity" => opt(self.avg_sensitivity),
             "local_lipschitz" => opt(self.local_lipschitz),
@@ -181,6 +200,8 @@ pub fn score_map(
         sparseness: sparseness(map),
         complexity: complexity(map),
         random_logit: None,
+        completeness_gap: None,
+        parameter_randomisation: None,
         max_sensitivity: None,
         avg_sensitivity: None,
         local_lipschitz: None,
@@ -273,7 +294,7 @@ fn mean_over(v: &[f64], idx: &[usize]) -> f64 {
 }
 
 /// Every score's name, in display order.
-pub const SCORE_NAMES: [&str; 14] = [
+pub const SCORE_NAMES: [&str; 16] = [
     "road_morf",
     "road_lerf",
     "road_gap",
@@ -282,6 +303,8 @@ pub const SCORE_NAMES: [&str; 14] = [
     "sparseness",
     "complexity",
     "random_logit",
+    "parameter_randomisation",
+    "completeness_gap",
     "max_sensitivity",
     "avg_sensitivity",
     "local_lipschitz",

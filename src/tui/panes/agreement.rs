@@ -74,7 +74,7 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
 }
 
 /// Rows of the scorecard: (key, label with the better direction).
-const SCORE_ROWS: [(&str, &str); 7] = [
+const SCORE_ROWS: [(&str, &str); 9] = [
     ("road_gap", "ROAD gap ↑"),
     ("road_morf", "ROAD MoRF ↓"),
     ("faithfulness_correlation", "faith. corr ↑"),
@@ -82,6 +82,8 @@ const SCORE_ROWS: [(&str, &str); 7] = [
     ("sparseness", "sparseness ↑"),
     ("random_logit", "rand. logit ↓"),
     ("relevance_mass", "lesion mass ↑"),
+    ("completeness_gap", "compl. gap ↓"),
+    ("parameter_randomisation", "param. rand. ↓"),
 ];
 
 /// Score rows × method columns for one image; the best method per row is
