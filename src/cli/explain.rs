@@ -160,7 +160,8 @@ pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
                     &b,
                     &e.heatmap,
                     e.target,
-                    20,
+                    // ROAD's grid: 0, 10, …, 100 % in the same order.
+                    10,
                 )?)
             } else {
                 None
