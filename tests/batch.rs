@@ -215,10 +215,40 @@ models = [{{ name = "a", arch = "lite0", seed = 1 }}, {{ name = "b", arch = "lit
         md.contains("## Decisions") && md.contains(statement),
         "{md}"
     );
+    // Conformal sets out of fold: coverage against 1 − α, the repeated-split
+    // check at α 0.1 and 0.2, a row per image in the CSV, and report.md.
+    let c = &d["conformal"];
+    assert_eq!(c["target"], 0.9);
+    let coverage = c["ensemble"]["coverage"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&coverage), "{c}");
+    assert_eq!(c["experiment"].as_array().unwrap().len(), 2);
+    let sets = std::fs::read_to_string(rep.join("conformal_sets_a_ensemble.csv")).unwrap();
+    assert!(
+        sets.starts_with("sample,label,set,set_size,covered,refer\n"),
+        "{sets}"
+    );
+    assert_eq!(
+        sets.lines().count() as u64,
+        c["ensemble"]["n"].as_u64().unwrap() + 1
+    );
+    assert!(md.contains("**Conformal prediction sets**"), "{md}");
+    // Which explanation to trust: the reference model's maps scored.
+    let scores = &metrics["metrics"]["scores"][0];
+    assert_eq!(scores["model"], "a");
+    assert!(
+        scores["summary"]["gradcam"]["road_gap"]["mean"].is_f64(),
+        "{scores}"
+    );
+    assert!(rep.join("scores_a.csv").exists() && rep.join("scorecard_a.png").exists());
+    assert!(md.contains("## Which explanation to trust (a, "), "{md}");
     // The fold models are saved as one ensemble whose temperature is the
     // same fit on the pooled out-of-fold logits.
     let ens = weights.join("a-cv.ensemble.toml");
     let manifest = melxai::ensemble::manifest::read(&ens).unwrap();
+    // ... and the conformal thresholds calibrated on those predictions.
+    let conformal = manifest.conformal.as_ref().expect("conformal thresholds");
+    assert_eq!(conformal.quantiles.len(), 2);
+    assert_eq!(conformal.settings.alpha, 0.1);
     let names: Vec<&str> = manifest.members.iter().map(|m| m.name.as_str()).collect();
     assert_eq!(names, ["a-cv-fold0", "a-cv-fold1"]);
     // Its temperature was fitted on TTA predictions, so "auto" predicts with TTA.

@@ -632,6 +632,14 @@ fn eval_json_with_an_ensemble_carries_uncertainty_and_decisions() {
         sensitivity_ci: None,
         specificity_ci: None,
     });
+    // LAC thresholds of 0.5 per class: a class is in the set when its
+    // calibrated probability is at least one half.
+    m.conformal = Some(melxai::verdict::conformal::ConformalPredictor {
+        settings: Default::default(),
+        quantiles: vec![0.5, 0.5],
+        calibrated_on: vec![10, 10],
+        seed: 0,
+    });
     manifest::write(&path, &m).unwrap();
     common::dataset::make(&d.join("data"), 3, 40);
     std::fs::write(
@@ -672,7 +680,49 @@ fn eval_json_with_an_ensemble_carries_uncertainty_and_decisions() {
         let p = r["probability"].as_f64().unwrap();
         let want = if p >= 0.5 { "refer" } else { "likely_benign" };
         assert_eq!(r["decision"], want, "{r}");
+        assert_eq!(
+            r["conformal_set"],
+            serde_json::json!([r["predicted"]]),
+            "{r}"
+        );
     }
+    // The split's coverage is the share whose set holds the label.
+    let covered = rows
+        .iter()
+        .filter(|r| r["conformal_set"][0] == r["label"])
+        .count() as f64
+        / 6.0;
+    assert_eq!(v["conformal"]["coverage"].as_f64().unwrap(), covered);
+    assert_eq!(v["conformal"]["mean_size"], 1.0);
+    assert_eq!(v["conformal"]["promised"], 0.9);
+    // predict names the set and says whether it refers.
+    let image = std::fs::read_dir(d.join("data/melanoma"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = Command::new(env!("CARGO_BIN_EXE_melxai"))
+        .args([
+            "predict",
+            "--json",
+            "--checkpoint",
+            path.to_str().unwrap(),
+            image.to_str().unwrap(),
+        ])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let set = &p[0]["conformal_set"];
+    assert_eq!(set["classes"].as_array().unwrap().len(), 1, "{set}");
+    assert_eq!(set["coverage"], 0.9);
+    assert!(set["method"].as_str().unwrap().starts_with("LAC"), "{set}");
 }
 
 #[test]
