@@ -702,22 +702,17 @@ fn eval_json_with_an_ensemble_carries_uncertainty_and_decisions() {
         .unwrap()
         .unwrap()
         .path();
-    let out = Command::new(env!("CARGO_BIN_EXE_melxai"))
-        .args([
+    let out = common::cli::run(
+        d,
+        &[
             "predict",
             "--json",
             "--checkpoint",
             path.to_str().unwrap(),
             image.to_str().unwrap(),
-        ])
-        .current_dir(d)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
+    assert!(out.status.success(), "{}", common::cli::text(&out));
     let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let set = &p[0]["conformal_set"];
     assert_eq!(set["classes"].as_array().unwrap().len(), 1, "{set}");

@@ -28,18 +28,6 @@ fn with_sets() -> melxai::tui::AppState {
     s
 }
 
-fn text(buf: &Buffer) -> String {
-    let area = buf.area;
-    (0..area.height)
-        .map(|y| {
-            (0..area.width)
-                .map(|x| buf[(x, y)].symbol().to_string())
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn set_of_two_filter_shows_the_ambiguous_cases() {
     let mut s = with_sets();

@@ -8,18 +8,6 @@ use ratatui::buffer::Buffer;
 use ratatui::layout::Rect;
 use tui_support::*;
 
-fn text(buf: &Buffer) -> String {
-    let area = buf.area;
-    (0..area.height)
-        .map(|y| {
-            (0..area.width)
-                .map(|x| buf[(x, y)].symbol().to_string())
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn selected_image_scores_sit_beside_its_agreement() {
     let mut s = full();

@@ -51,18 +51,6 @@ fn visible_ids(s: &melxai::tui::AppState) -> Vec<String> {
         .collect()
 }
 
-fn text(buf: &Buffer) -> String {
-    let area = buf.area;
-    (0..area.height)
-        .map(|y| {
-            (0..area.width)
-                .map(|x| buf[(x, y)].symbol().to_string())
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 #[test]
 fn uncertain_filter_takes_in_high_entropy_ensemble_rows() {
     let mut s = ensemble_state();

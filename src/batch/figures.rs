@@ -244,7 +244,7 @@ pub(super) fn scores_report(
     dir: &Path,
     card: &crate::compare::scores::scorecard::Scorecard,
 ) -> Result<crate::report::run::ScoresReport> {
-    let names = crate::compare::scores::scorecard::SCORE_NAMES;
+    let names = crate::compare::scores::scorecard::SCORE_INFO.map(|s| s.name);
     let mut out = format!("sample,method,{}\n", names.join(","));
     for (id, methods) in &card.per_image {
         for (method, s) in methods {
@@ -264,20 +264,20 @@ pub(super) fn scores_report(
     }
     let model = &card.model;
     crate::files::write_bytes(&dir.join(format!("scores_{model}.csv")), out.as_bytes())?;
+    // The headline scores, one panel each.
     let panels: Vec<figures::ScorePanel> = [
-        ("road_gap", "ROAD LeRF − MoRF (higher is better)"),
-        (
-            "faithfulness_correlation",
-            "faithfulness correlation (higher)",
-        ),
-        ("pixel_flipping_auc", "pixel-flipping AUC (lower)"),
-        ("random_logit", "random-logit SSIM (lower)"),
-        ("sparseness", "sparseness (higher = concise)"),
-        ("max_sensitivity", "max-sensitivity (lower)"),
-        ("relevance_mass", "relevance mass in lesion (higher)"),
+        "road_gap",
+        "faithfulness_correlation",
+        "pixel_flipping_auc",
+        "random_logit",
+        "sparseness",
+        "max_sensitivity",
+        "relevance_mass",
     ]
     .iter()
-    .filter_map(|(key, title)| {
+    .filter_map(|key| {
+        let info = crate::compare::scores::scorecard::score_info(key)?;
+        let title = format!("{} ({} is better)", info.label, info.better());
         let methods: Vec<(String, f64, f64, f64)> = card
             .summary
             .iter()

@@ -361,61 +361,6 @@ impl PipelineRunner {
         })
     }
 
-    /// Scores `sample`'s maps (`[scores]`) and sends them to the faces.
-    fn send_scores(
-        &mut self,
-        ctx: &mut JobContext,
-        path: &Path,
-        sample: &crate::explain::split::ExplainedSample,
-        explain: &ExplainConfig,
-    ) -> Result<()> {
-        let meta = read_meta(path)?;
-        let (_, cache, model) = self.load(ctx, meta.input_size, path)?;
-        let row = cache
-            .index_of(&sample.id)
-            .ok_or_else(|| Error::Dataset(format!("sample '{}' not in the data set", sample.id)))?;
-        let x = crate::data::image::normalise(&cache.batch(&[row]), &model.meta.normalisation)
-            .squeeze_dim(0);
-        let maps = sample
-            .maps
-            .iter()
-            .map(|(m, h)| (*m, h.values.clone()))
-            .collect();
-        let target = explain.target.unwrap_or(sample.predicted);
-        let classes = model.meta.class_names.len();
-        let image = crate::jobs::scores::ImageToScore {
-            x: &x,
-            maps: &maps,
-            deltas: &sample.deltas,
-            target,
-            other: (classes > 1).then(|| (target + 1) % classes),
-            mask: None,
-        };
-        let device = model.device();
-        let reload = || crate::model::Classifier::from_checkpoint(path, device);
-        let reload: Option<crate::jobs::scores::Reload> =
-            model.single().is_some().then_some(&reload as _);
-        let scores =
-            crate::jobs::scores::score_image(model, image, explain, &ctx.config.scores, reload)?;
-        let methods = scores
-            .into_iter()
-            .map(|(method, s)| {
-                let pairs = crate::compare::scores::scorecard::SCORE_NAMES
-                    .iter()
-                    .map(|n| (n.to_string(), s.get(n)))
-                    .filter(|(_, v)| !v.is_nan())
-                    .collect();
-                (method, pairs)
-            })
-            .collect();
-        ctx.sink.send(Event::Scores {
-            job: ctx.job,
-            sample_id: sample.id.clone(),
-            methods,
-        });
-        Ok(())
-    }
-
     fn positive(&self, ctx: &JobContext) -> Result<usize> {
         let classes = self.data.as_ref().map(|d| d.classes.as_slice());
         positive_class(ctx.config, classes.unwrap_or_default())
@@ -567,7 +512,20 @@ impl PipelineRunner {
         let maps: usize = explained.samples.iter().map(|s| s.maps.len()).sum();
         // One image (the TUI's `e`): its maps scored, for the scorecard.
         if let ([sample], true) = (explained.samples.as_slice(), ctx.config.scores.enabled) {
-            self.send_scores(ctx, path, sample, &explain_config)?;
+            let scores = crate::jobs::scores::score_sample(
+                model,
+                path,
+                cache,
+                sample,
+                &explain_config,
+                &ctx.config.scores,
+                None,
+            )?;
+            ctx.sink.send(Event::Scores {
+                job: ctx.job,
+                sample_id: sample.id.clone(),
+                methods: scores.into_iter().map(|(m, s)| (m, s.pairs())).collect(),
+            });
         }
         Ok(format!("{maps} maps for {} samples", ids.len()))
     }

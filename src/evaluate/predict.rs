@@ -119,10 +119,7 @@ pub fn predict(
     });
     let referral = match (model.operating_point(), positive) {
         (Some(op), Some(p)) => {
-            let calibrated_p = softmax(&logits_v, model.meta.temperature)
-                .get(p)
-                .copied()
-                .unwrap_or(f64::NAN);
+            let calibrated_p = calibrated_probs.get(p).copied().unwrap_or(f64::NAN);
             let decision = op.decide(calibrated_p);
             Some(Referral {
                 decision,

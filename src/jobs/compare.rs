@@ -13,15 +13,13 @@ use crate::compare::run::{write, ComparisonReport, ModelAgreement};
 use crate::compare::scores::scorecard::{scorecard, ScoreSettings, Scorecard};
 use crate::compare::similarity::CompareOptions;
 use crate::data::cache::ImageCache;
-use crate::data::image::normalise;
 use crate::data::masks::{load_mask, mask_path};
 use crate::data::scan::Scan;
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::explain::{ExplainConfig, Method};
-use crate::jobs::scores::{score_image, ImageToScore, Reload};
+use crate::jobs::scores::score_sample;
 use crate::metrics::BootstrapOptions;
-use crate::model::Classifier;
 
 pub struct CompareJob<'a> {
     pub data: &'a Scan,
@@ -165,54 +163,31 @@ struct ScoreJob<'a> {
 /// localisation out (and say so).
 fn score_split(ctx: &mut JobContext, job: ScoreJob) -> Result<Scorecard> {
     let mut per_image = std::collections::BTreeMap::new();
-    let classes = job.data.classes.len();
     let mut missing_masks = 0;
     for (i, sample) in job.samples.iter().enumerate() {
         ctx.cancel.check()?;
-        let Some(row) = job.cache.ids.iter().position(|id| *id == sample.id) else {
-            continue;
-        };
-        let x = normalise(&job.cache.batch(&[row]), &job.model.meta.normalisation).squeeze_dim(0);
-        let size = x.size();
+        let [h, w] = job.model.meta.input_size;
         let mask = match (
             job.masks,
             job.data.samples.iter().find(|s| s.id == sample.id),
         ) {
-            (Some(dir), Some(s)) => {
-                match load_mask(&mask_path(dir, &s.path), size[1] as u32, size[2] as u32) {
-                    Ok(m) => Some(m),
-                    Err(_) => {
-                        missing_masks += 1;
-                        None
-                    }
+            (Some(dir), Some(s)) => match load_mask(&mask_path(dir, &s.path), h as u32, w as u32) {
+                Ok(m) => Some(m),
+                Err(_) => {
+                    missing_masks += 1;
+                    None
                 }
-            }
+            },
             _ => None,
         };
-        let maps = sample
-            .maps
-            .iter()
-            .map(|(m, h)| (*m, h.values.clone()))
-            .collect();
-        let target = job.explain.target.unwrap_or(sample.predicted);
-        let other = (classes > 1).then(|| (target + 1) % classes);
-        let device = job.model.device();
-        let reload = || Classifier::from_checkpoint(job.path, device);
-        let image = ImageToScore {
-            x: &x,
-            maps: &maps,
-            deltas: &sample.deltas,
-            target,
-            other,
-            mask: mask.as_deref(),
-        };
-        let single = job.model.single().is_some();
-        let scores = score_image(
+        let scores = score_sample(
             job.model,
-            image,
+            job.path,
+            job.cache,
+            sample,
             job.explain,
             job.settings,
-            single.then_some(&reload as Reload),
+            mask.as_deref(),
         )?;
         per_image.insert(sample.id.clone(), scores);
         ctx.sink.send(crate::progress::Event::Progress {

@@ -10,9 +10,12 @@ use tch::{Kind, Tensor};
 use crate::compare::sanity::randomisation;
 use crate::compare::scores::scorecard::{add_reexplained, score_map, MapScores, ScoreSettings};
 use crate::compare::scores::Image;
+use crate::data::cache::ImageCache;
+use crate::data::image::normalise;
 use crate::ensemble::explain::explain_with_agreement;
 use crate::ensemble::Model;
 use crate::error::Result;
+use crate::explain::split::ExplainedSample;
 use crate::explain::{ExplainConfig, Method};
 use crate::model::Classifier;
 
@@ -118,4 +121,43 @@ pub fn score_image(
         out.insert(method.key().to_string(), scores);
     }
     Ok(out)
+}
+
+/// Scores an explained sample of `cache`: its input normalised for
+/// `model`, the class explained (`explain.target`, else the predicted one),
+/// the next class for the random-logit test, and a fresh copy of the
+/// network at `path` for parameter randomisation (single networks only).
+/// `mask` is a lesion mask for the input, when there is one.
+pub fn score_sample(
+    model: &Model,
+    path: &std::path::Path,
+    cache: &ImageCache,
+    sample: &ExplainedSample,
+    explain: &ExplainConfig,
+    settings: &ScoreSettings,
+    mask: Option<&[bool]>,
+) -> Result<BTreeMap<String, MapScores>> {
+    let row = cache.index_of(&sample.id).ok_or_else(|| {
+        crate::Error::Dataset(format!("sample '{}' not in the data set", sample.id))
+    })?;
+    let x = normalise(&cache.batch(&[row]), &model.meta.normalisation).squeeze_dim(0);
+    let maps = sample
+        .maps
+        .iter()
+        .map(|(m, h)| (*m, h.values.clone()))
+        .collect();
+    let target = explain.target.unwrap_or(sample.predicted);
+    let classes = model.meta.class_names.len();
+    let image = ImageToScore {
+        x: &x,
+        maps: &maps,
+        deltas: &sample.deltas,
+        target,
+        other: (classes > 1).then(|| (target + 1) % classes),
+        mask,
+    };
+    let device = model.device();
+    let reload = || Classifier::from_checkpoint(path, device);
+    let reload: Option<Reload> = model.single().is_some().then_some(&reload as _);
+    score_image(model, image, explain, settings, reload)
 }

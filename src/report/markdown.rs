@@ -632,31 +632,8 @@ fn scores_section(md: &mut String, sc: &crate::report::run::ScoresReport) {
             .join(" | "),
         "---|".repeat(methods.len())
     );
-    let rows = [
-        ("road_morf", "ROAD, most relevant removed (lower)"),
-        ("road_lerf", "ROAD, least relevant removed (higher)"),
-        ("road_gap", "ROAD LeRF − MoRF (higher)"),
-        (
-            "faithfulness_correlation",
-            "faithfulness correlation (higher)",
-        ),
-        ("pixel_flipping_auc", "pixel-flipping AUC (lower)"),
-        ("sparseness", "sparseness, Gini (higher)"),
-        ("complexity", "complexity, entropy (lower)"),
-        ("random_logit", "random-logit SSIM (lower)"),
-        (
-            "parameter_randomisation",
-            "parameter randomisation, Spearman (lower)",
-        ),
-        ("completeness_gap", "completeness gap, logits (lower)"),
-        ("max_sensitivity", "max-sensitivity (lower)"),
-        ("avg_sensitivity", "avg-sensitivity (lower)"),
-        ("local_lipschitz", "local Lipschitz (lower)"),
-        ("relevance_mass", "relevance mass in lesion (higher)"),
-        ("relevance_rank", "relevance rank in lesion (higher)"),
-        ("top_k", "top-5 % in lesion (higher)"),
-    ];
-    for (key, label) in rows {
+    for score in crate::compare::scores::scorecard::SCORE_INFO {
+        let (key, label) = (score.name, format!("{} ({})", score.label, score.better()));
         let cells: Vec<String> = methods
             .iter()
             .map(|m| {

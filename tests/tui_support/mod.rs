@@ -234,3 +234,16 @@ pub fn full() -> AppState {
     s.set_agreement("melanoma/m02.jpg", 0.21);
     s
 }
+
+/// The characters of a rendered buffer, one line per row.
+pub fn text(buf: &ratatui::buffer::Buffer) -> String {
+    let area = buf.area;
+    (0..area.height)
+        .map(|y| {
+            (0..area.width)
+                .map(|x| buf[(x, y)].symbol().to_string())
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -99,5 +99,6 @@ pub fn pixel_flipping(
 /// Area under a curve sampled once per step (the trapezoidal rule with unit
 /// spacing: Quantus's AUC of the pixel-flipping curve).
 pub fn area_per_step(curve: &[f64]) -> f64 {
-    curve.windows(2).map(|w| (w[0] + w[1]) / 2.0).sum()
+    let steps: Vec<f64> = (0..curve.len()).map(|i| i as f64).collect();
+    crate::explain::faithfulness::trapezoid(&steps, curve)
 }

@@ -31,13 +31,15 @@ pub fn normal_noise(features: usize, std: f64, samples: usize, seed: u64) -> Vec
         .collect()
 }
 
-/// The explanations of `x + noise` for each noise vector (one batch).
-fn explain_noisy(
+/// `‖a − ã‖` for each noise vector, ã the explanation of `x + noise` (one
+/// batch).
+fn distances(
     explain: &ExplainFn,
     x: &Image,
+    a: &[f64],
     target: usize,
     noises: &[Vec<f64>],
-) -> Result<Vec<Vec<f64>>> {
+) -> Result<Vec<f64>> {
     let rows: Vec<Vec<f32>> = noises
         .iter()
         .map(|n| {
@@ -50,7 +52,10 @@ fn explain_noisy(
         .collect();
     let targets = vec![target as i64; rows.len()];
     let maps = explain(&x.batch(&rows), &targets)?;
-    rows_of(&maps.view([rows.len() as i64, -1]))
+    Ok(rows_of(&maps.view([rows.len() as i64, -1]))?
+        .iter()
+        .map(|b| norm(a.iter().zip(b).map(|(p, q)| p - q)))
+        .collect())
 }
 
 /// Per noise sample: `‖a − ã‖ / ‖a‖`, ã the explanation of the perturbed
@@ -62,11 +67,9 @@ pub fn sensitivity(
     target: usize,
     noises: &[Vec<f64>],
 ) -> Result<Vec<f64>> {
-    let denominator = norm(a.iter().copied());
-    Ok(explain_noisy(explain, x, target, noises)?
-        .iter()
-        .map(|b| norm(a.iter().zip(b).map(|(p, q)| p - q)) / denominator)
-        .collect())
+    let size = norm(a.iter().copied());
+    let moved = distances(explain, x, a, target, noises)?;
+    Ok(moved.iter().map(|d| d / size).collect())
 }
 
 /// Per noise sample: `‖a − ã‖ / (‖noise‖ + 1e-10)`; the local Lipschitz
@@ -78,10 +81,11 @@ pub fn lipschitz_ratios(
     target: usize,
     noises: &[Vec<f64>],
 ) -> Result<Vec<f64>> {
-    Ok(explain_noisy(explain, x, target, noises)?
+    let moved = distances(explain, x, a, target, noises)?;
+    Ok(moved
         .iter()
         .zip(noises)
-        .map(|(b, n)| norm(a.iter().zip(b).map(|(p, q)| p - q)) / (norm(n.iter().copied()) + 1e-10))
+        .map(|(d, n)| d / (norm(n.iter().copied()) + 1e-10))
         .collect())
 }
 

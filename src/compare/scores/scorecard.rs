@@ -127,21 +127,88 @@ pub struct MapScores {
     pub localisation: Option<LocalisationScores>,
 }
 
-/// Which way is better for each score in the paired comparison.
-pub const SCORES: [(&str, bool); 9] = [
-    ("road_gap", true),
-    ("faithfulness_correlation", true),
-    ("pixel_flipping_auc", false),
-    ("sparseness", true),
-    ("random_logit", false),
-    ("parameter_randomisation", false),
-    ("completeness_gap", false),
-    ("max_sensitivity", false),
-    ("relevance_mass", true),
+/// One score: its name (in metrics.json and the CSV), its label in tables
+/// and figures, and which way is better.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ScoreInfo {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub higher_is_better: bool,
+}
+
+impl ScoreInfo {
+    /// "higher" or "lower".
+    pub fn better(&self) -> &'static str {
+        if self.higher_is_better {
+            "higher"
+        } else {
+            "lower"
+        }
+    }
+}
+
+const fn info(name: &'static str, label: &'static str, higher_is_better: bool) -> ScoreInfo {
+    ScoreInfo {
+        name,
+        label,
+        higher_is_better,
+    }
+}
+
+/// Every score, in display order.
+pub const SCORE_INFO: [ScoreInfo; 16] = [
+    info("road_morf", "ROAD, most relevant removed", false),
+    info("road_lerf", "ROAD, least relevant removed", true),
+    info("road_gap", "ROAD LeRF − MoRF", true),
+    info("faithfulness_correlation", "faithfulness correlation", true),
+    info("pixel_flipping_auc", "pixel-flipping AUC", false),
+    info("sparseness", "sparseness, Gini", true),
+    info("complexity", "complexity, entropy", false),
+    info("random_logit", "random-logit SSIM", false),
+    info(
+        "parameter_randomisation",
+        "parameter randomisation, Spearman",
+        false,
+    ),
+    info("completeness_gap", "completeness gap, logits", false),
+    info("max_sensitivity", "max-sensitivity", false),
+    info("avg_sensitivity", "avg-sensitivity", false),
+    info("local_lipschitz", "local Lipschitz", false),
+    info("relevance_mass", "relevance mass in lesion", true),
+    info("relevance_rank", "relevance rank in lesion", true),
+    info("top_k", "top-5 % in lesion", true),
 ];
 
+/// The scores the paired comparison decides on (one per question: ROAD's
+/// gap stands for its two curves, max-sensitivity for robustness).
+pub const PAIRED: [&str; 9] = [
+    "road_gap",
+    "faithfulness_correlation",
+    "pixel_flipping_auc",
+    "sparseness",
+    "random_logit",
+    "parameter_randomisation",
+    "completeness_gap",
+    "max_sensitivity",
+    "relevance_mass",
+];
+
+/// The [`ScoreInfo`] of `name`.
+pub fn score_info(name: &str) -> Option<&'static ScoreInfo> {
+    SCORE_INFO.iter().find(|s| s.name == name)
+}
+
 impl MapScores {
-    /// A score by its name in [`SCORES`] (NaN when not computed).
+    /// Every computed score as `(name, value)`, in [`SCORE_INFO`] order.
+    pub fn pairs(&self) -> Vec<(String, f64)> {
+        SCORE_INFO
+            .iter()
+            .map(|s| (s.name.to_string(), self.get(s.name)))
+            .filter(|(_, v)| !v.is_nan())
+            .collect()
+    }
+
+    /// A score by its name in [`SCORE_INFO`] (NaN when not computed).
     pub fn get(&self, name: &str) -> f64 {
         let opt = |v: Option<f64>| v.unwrap_or(f64::NAN);
         match name {
@@ -285,33 +352,8 @@ pub struct Scorecard {
 
 /// Mean of `v` over `idx`, NaN entries skipped.
 fn mean_over(v: &[f64], idx: &[usize]) -> f64 {
-    let kept: Vec<f64> = idx.iter().map(|&i| v[i]).filter(|x| !x.is_nan()).collect();
-    if kept.is_empty() {
-        f64::NAN
-    } else {
-        kept.iter().sum::<f64>() / kept.len() as f64
-    }
+    super::robustness::nan_mean(&idx.iter().map(|&i| v[i]).collect::<Vec<_>>())
 }
-
-/// Every score's name, in display order.
-pub const SCORE_NAMES: [&str; 16] = [
-    "road_morf",
-    "road_lerf",
-    "road_gap",
-    "faithfulness_correlation",
-    "pixel_flipping_auc",
-    "sparseness",
-    "complexity",
-    "random_logit",
-    "parameter_randomisation",
-    "completeness_gap",
-    "max_sensitivity",
-    "avg_sensitivity",
-    "local_lipschitz",
-    "relevance_mass",
-    "relevance_rank",
-    "top_k",
-];
 
 /// Summaries and paired comparisons of `per_image` (id → method → scores).
 pub fn scorecard(
@@ -324,7 +366,7 @@ pub fn scorecard(
         .next()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
-    let names = SCORE_NAMES;
+    let names = SCORE_INFO.map(|s| s.name);
     let column = |method: &str, name: &str| -> Vec<f64> {
         per_image
             .values()
@@ -359,7 +401,8 @@ pub fn scorecard(
     let mut paired = Vec::new();
     for (i, a) in methods.iter().enumerate() {
         for b in &methods[i + 1..] {
-            for (name, higher_better) in SCORES {
+            for name in PAIRED {
+                let higher_better = score_info(name).is_some_and(|s| s.higher_is_better);
                 let (va, vb) = (column(a, name), column(b, name));
                 let d: Vec<f64> = va.iter().zip(&vb).map(|(x, y)| x - y).collect();
                 if d.iter().all(|x| x.is_nan()) {

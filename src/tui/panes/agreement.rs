@@ -73,17 +73,18 @@ pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     scorecard_table(state.theme(), id, scores, right, buf);
 }
 
-/// Rows of the scorecard: (key, label with the better direction).
+/// Rows of the scorecard: the score and its short label (the arrow, which
+/// way is better, comes from [`SCORE_INFO`](crate::compare::scores::scorecard::SCORE_INFO)).
 const SCORE_ROWS: [(&str, &str); 9] = [
-    ("road_gap", "ROAD gap ↑"),
-    ("road_morf", "ROAD MoRF ↓"),
-    ("faithfulness_correlation", "faith. corr ↑"),
-    ("pixel_flipping_auc", "flip AUC ↓"),
-    ("sparseness", "sparseness ↑"),
-    ("random_logit", "rand. logit ↓"),
-    ("relevance_mass", "lesion mass ↑"),
-    ("completeness_gap", "compl. gap ↓"),
-    ("parameter_randomisation", "param. rand. ↓"),
+    ("road_gap", "ROAD gap"),
+    ("road_morf", "ROAD MoRF"),
+    ("faithfulness_correlation", "faith. corr"),
+    ("pixel_flipping_auc", "flip AUC"),
+    ("sparseness", "sparseness"),
+    ("random_logit", "rand. logit"),
+    ("relevance_mass", "lesion mass"),
+    ("completeness_gap", "compl. gap"),
+    ("parameter_randomisation", "param. rand."),
 ];
 
 /// Score rows × method columns for one image; the best method per row is
@@ -105,8 +106,10 @@ fn scorecard_table(
     let rows: Vec<Row> = SCORE_ROWS
         .iter()
         .filter(|(key, _)| scores.iter().any(|(_, m)| value(m, key).is_some()))
-        .map(|(key, label)| {
-            let higher = label.ends_with('↑');
+        .map(|(key, short)| {
+            let higher = crate::compare::scores::scorecard::score_info(key)
+                .is_some_and(|s| s.higher_is_better);
+            let label = format!("{short} {}", if higher { '↑' } else { '↓' });
             let values: Vec<Option<f64>> = scores.iter().map(|(_, m)| value(m, key)).collect();
             let best =
                 values
@@ -114,7 +117,7 @@ fn scorecard_table(
                     .flatten()
                     .copied()
                     .reduce(|a, b| if (b > a) == higher { b } else { a });
-            let mut cells = vec![Cell::from(Span::styled(label.to_string(), theme.text))];
+            let mut cells = vec![Cell::from(Span::styled(label, theme.text))];
             cells.extend(values.iter().map(|v| match v {
                 Some(v) if Some(*v) == best => {
                     Cell::from(Span::styled(format!("{v:.3}"), theme.good))
