@@ -128,6 +128,7 @@ fn build_cache(
         paths: (0..n)
             .map(|i| PathBuf::from(format!("gen/{i:03}.png")))
             .collect(),
+        groups: (0..n).collect(),
         labels,
         size: [SIZE, SIZE],
         skipped: Vec::new(),

@@ -73,6 +73,50 @@ pub enum MetricsError {
         /// Resamples drawn before giving up.
         drawn: usize,
     },
+    /// Fewer than two classes: one-vs-rest metrics need a "rest".
+    #[error("need at least 2 classes, got {0}")]
+    TooFewClasses(usize),
+    /// A probability row has another length than the first row.
+    #[error("row {row} has {found} probabilities, expected {expected}")]
+    RaggedRow {
+        /// Offending row.
+        row: usize,
+        /// Classes in row 0.
+        expected: usize,
+        /// Classes in the offending row.
+        found: usize,
+    },
+    /// A label is not a valid class index.
+    #[error("label {label} at index {index} is out of range for {num_classes} classes")]
+    LabelOutOfRange {
+        /// Sample index.
+        index: usize,
+        /// The label.
+        label: usize,
+        /// Number of classes.
+        num_classes: usize,
+    },
+    /// A row has an entry outside [0, 1] (or NaN) or does not sum to 1.
+    #[error("row {row} is not a probability distribution (entries in [0, 1], sum {sum})")]
+    NotADistribution {
+        /// Offending row.
+        row: usize,
+        /// Its sum.
+        sum: f64,
+    },
+    /// A side input given per row or per class has the wrong length.
+    #[error("{what}: expected {expected} entries, got {found}")]
+    WrongLength {
+        /// What the input is ("groups", "class names").
+        what: &'static str,
+        /// Required length.
+        expected: usize,
+        /// Given length.
+        found: usize,
+    },
+    /// `n_bins` is zero.
+    #[error("n_bins must be at least 1")]
+    InvalidBins,
 }
 
 /// Serde helper: NaN <-> `null`, so undefined metrics round-trip through JSON.

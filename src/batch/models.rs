@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use super::{ModelSpec, Run};
 use crate::data::cache::ImageCache;
+use crate::data::groups::grouped_split;
 use crate::data::scan::Scan;
-use crate::data::split::stratified_split;
 use crate::ensemble::read_meta;
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
@@ -78,7 +78,15 @@ pub(super) fn load_spec(
         Some(rec) => (index_of(&rec.val, "val")?, index_of(&rec.test, "test")?),
         None => {
             let labels: Vec<usize> = data.samples.iter().map(|s| s.label).collect();
-            let s = stratified_split(&labels, base.test_fraction, base.val_fraction, spec.seed)?;
+            let keys: Vec<Option<String>> = data.samples.iter().map(|s| s.group.clone()).collect();
+            let groups = crate::data::groups::dense_groups(&keys);
+            let s = grouped_split(
+                &labels,
+                &groups,
+                base.test_fraction,
+                base.val_fraction,
+                spec.seed,
+            )?;
             r.sink.send(Event::Warning {
                 job: 0,
                 message: format!(

@@ -29,9 +29,10 @@ pub struct ExplainArgs {
     /// Comma-separated: gradcam, gradcam++, ig, deeplift.
     #[arg(long, default_value = "gradcam,ig,deeplift")]
     pub method: String,
-    /// Class index to explain (default: [explain] target, else the predicted class).
+    /// Class to explain, by name (`mel`, `melanoma`) or logit index
+    /// (default: [explain] target, else the predicted class).
     #[arg(long)]
-    pub target: Option<usize>,
+    pub target: Option<String>,
     /// IG steps (default: [explain] steps).
     #[arg(long)]
     pub steps: Option<usize>,
@@ -76,9 +77,6 @@ pub struct ExplainArgs {
 /// with the flag named.
 fn explain_config(config: &Config, args: &ExplainArgs) -> Result<ExplainConfig> {
     let mut cfg = config.explain.clone();
-    if args.target.is_some() {
-        cfg.target = args.target;
-    }
     if let Some(v) = args.steps {
         cfg.steps = v;
     }
@@ -107,23 +105,43 @@ fn explain_config(config: &Config, args: &ExplainArgs) -> Result<ExplainConfig> 
     Ok(cfg)
 }
 
+/// The logit index of `--target`: a class name of the model, or an index.
+fn target_class(classes: &[String], target: &str) -> Result<usize> {
+    if let Some(i) = classes.iter().position(|c| c == target) {
+        return Ok(i);
+    }
+    match target.parse::<usize>() {
+        Ok(i) if i < classes.len() => Ok(i),
+        _ => anyhow::bail!("--target {target}: not a class of the model (its classes: {classes:?}) nor an index below {}", classes.len()),
+    }
+}
+
+/// The checkpoint (a model or an ensemble) or the bare ImageNet network.
+fn load_model(config: &Config, args: &ExplainArgs, device: tch::Device) -> Result<Model> {
+    match &args.checkpoint {
+        Some(p) => Ok(Model::load(p, device)?),
+        None if args.imagenet => {
+            let arch: Arch = args.arch.parse()?;
+            Ok(Classifier::imagenet(arch, &config.model.weights_dir, device)?.into())
+        }
+        None => anyhow::bail!("explain needs --checkpoint PATH or --imagenet"),
+    }
+}
+
 pub fn run(config: &Config, args: &ExplainArgs) -> Result<i32> {
-    let cfg = explain_config(config, args)?;
+    let mut cfg = explain_config(config, args)?;
     let device = parse_device(&config.device)?;
-    let arch: Arch = args.arch.parse()?;
+    let model = load_model(config, args, device)?;
+    // A fresh copy of the network, for the checks that perturb its weights.
     let load = || -> melxai::Result<Classifier> {
         match &args.checkpoint {
             Some(p) => Classifier::from_checkpoint(p, device),
-            None => Classifier::imagenet(arch, &config.model.weights_dir, device),
+            None => Classifier::imagenet(args.arch.parse()?, &config.model.weights_dir, device),
         }
     };
-    if args.checkpoint.is_none() && !args.imagenet {
-        anyhow::bail!("explain needs --checkpoint PATH or --imagenet");
+    if let Some(t) = &args.target {
+        cfg.target = Some(target_class(&model.meta.class_names, t)?);
     }
-    let model: Model = match &args.checkpoint {
-        Some(p) => Model::load(p, device)?,
-        None => load()?.into(),
-    };
     // The faithfulness curves and the randomisation check perturb one network.
     if args.faithfulness {
         model.require_single("--faithfulness")?;

@@ -17,6 +17,9 @@ pub struct ImageCache {
     pub labels: Vec<usize>,
     pub ids: Vec<String>,
     pub paths: Vec<PathBuf>,
+    /// Dense lesion/patient group per row (every row its own group when the
+    /// data set has none), so splits keep a group on one side.
+    pub groups: Vec<usize>,
     pub size: [i64; 2],
     /// Files that failed to decode here (already-scanned sets rarely have any).
     pub skipped: Vec<Skipped>,
@@ -60,6 +63,7 @@ impl ImageCache {
         let mut data = Vec::with_capacity(samples.len() * 3 * (h * w) as usize);
         let (mut labels, mut ids, mut paths, mut skipped) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut group_keys = Vec::new();
         for (i, r) in decoded {
             match r {
                 Ok(chw) => {
@@ -67,6 +71,7 @@ impl ImageCache {
                     labels.push(samples[i].label);
                     ids.push(samples[i].id.clone());
                     paths.push(samples[i].path.clone());
+                    group_keys.push(samples[i].group.clone());
                 }
                 Err(reason) => skipped.push(Skipped {
                     path: samples[i].path.clone(),
@@ -81,6 +86,7 @@ impl ImageCache {
             labels,
             ids,
             paths,
+            groups: super::groups::dense_groups(&group_keys),
             size,
             skipped,
         })

@@ -2,6 +2,7 @@
 
 pub mod augment;
 pub mod cache;
+pub mod groups;
 pub mod ids;
 pub mod image;
 pub mod jpeg;
@@ -10,15 +11,21 @@ pub mod npy;
 pub mod scan;
 pub mod split;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 /// `[data]` of `config.toml`: where the data set is and which class is positive.
+///
+/// Two sources: a folder with one sub-folder per class (`root`, ImageFolder
+/// rules), or a metadata table (`table`, as HAM10000, ISIC and PAD-UFES-20
+/// publish theirs), which also gives lesion/patient groups for grouped splits
+/// and attributes for subgroup results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
-    /// Folder with one sub-folder per class.
+    /// Folder with one sub-folder per class (unused when `table` is set).
     pub root: PathBuf,
     /// Name of the positive class (metrics treat it as "disease present").
     pub positive_class: String,
@@ -26,6 +33,67 @@ pub struct DataConfig {
     /// `<image stem>_segmentation.png` (ISIC 2018 task 1); none by default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub masks: Option<PathBuf>,
+    /// Metadata table(s): a CSV, or several joined on `image_column`.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub table: Vec<PathBuf>,
+    /// The table column naming each image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_column: Option<String>,
+    /// The column holding each image's class name ...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label_column: Option<String>,
+    /// ... or one-hot class columns of 0/1 (ISIC 2019's ground truth).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub label_columns: Vec<String>,
+    /// Lesion or patient id: when set, every split keeps a group on one side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_column: Option<String>,
+    /// Folder(s) searched in order for each image file.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub image_dir: Vec<PathBuf>,
+    /// File name of an image, `{image}` standing for the image column's cell.
+    #[serde(
+        default = "default_pattern",
+        skip_serializing_if = "is_default_pattern"
+    )]
+    pub image_pattern: String,
+    /// Class renames and merges (`mel = "melanoma"`, `"*" = "other"`); a
+    /// class mapped to `""` is dropped.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub label_map: BTreeMap<String, String>,
+    /// Columns reported by subgroup (numbers binned, e.g. age by decade).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribute_columns: Vec<String>,
+}
+
+fn default_pattern() -> String {
+    "{image}.jpg".into()
+}
+
+fn is_default_pattern(p: &str) -> bool {
+    p == "{image}.jpg"
+}
+
+/// A path or a list of paths.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 impl Default for DataConfig {
@@ -34,6 +102,22 @@ impl Default for DataConfig {
             root: PathBuf::from("complete_mednode_dataset"),
             positive_class: "melanoma".into(),
             masks: None,
+            table: Vec::new(),
+            image_column: None,
+            label_column: None,
+            label_columns: Vec::new(),
+            group_column: None,
+            image_dir: Vec::new(),
+            image_pattern: default_pattern(),
+            label_map: BTreeMap::new(),
+            attribute_columns: Vec::new(),
         }
+    }
+}
+
+impl DataConfig {
+    /// Whether the data come from a metadata table rather than class folders.
+    pub fn is_table(&self) -> bool {
+        !self.table.is_empty()
     }
 }

@@ -21,6 +21,27 @@ pub struct Sample {
     /// Path relative to the data root, with `/` separators (stable identifier).
     pub id: String,
     pub label: usize,
+    /// Lesion/patient id from a table's group column (None: the image is its
+    /// own group, as in every ImageFolder set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// (column, raw value) of the configured attribute columns, in config
+    /// order: what subgroup results are broken down by.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<(String, String)>,
+}
+
+impl Sample {
+    /// An ImageFolder sample: no group, no attributes.
+    pub fn new(path: PathBuf, id: String, label: usize) -> Sample {
+        Sample {
+            path,
+            id,
+            label,
+            group: None,
+            attributes: Vec::new(),
+        }
+    }
 }
 
 /// A file that was left out, and why.
@@ -236,7 +257,7 @@ fn class_candidates(
             "{name}/{}",
             p.file_name().map(name_text).unwrap_or_default()
         );
-        candidates.push(Sample { path: p, id, label });
+        candidates.push(Sample::new(p, id, label));
     }
     Ok(name)
 }

@@ -10,11 +10,14 @@
 pub mod conformal;
 pub mod decision_curve;
 pub mod decisions;
+pub mod group_bootstrap;
+pub mod multiclass;
 pub mod operating_point;
 pub mod predict;
 pub mod predictions;
 pub mod repeated_cv;
 pub mod selective;
+pub mod subgroups;
 
 pub use predictions::{
     balanced_class_weights, metrics, predict_model_rows, predict_rows, weight_tensor,

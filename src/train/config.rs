@@ -90,6 +90,29 @@ pub struct TrainConfig {
     /// part of a model's recorded recipe: it changes no training.
     #[serde(skip_serializing)]
     pub combine: CombineRule,
+    /// How each epoch draws its training images: `shuffle` (every image
+    /// once, the loss weighted by inverse class frequency) or
+    /// `class_balanced` (as many draws, with replacement, every class
+    /// equally likely; the loss unweighted, so imbalance is not corrected
+    /// twice). Left out of a recorded recipe while it is `shuffle`, so
+    /// earlier checkpoints keep matching their recipe.
+    #[serde(skip_serializing_if = "Sampler::is_shuffle")]
+    pub sampler: Sampler,
+}
+
+/// `[train] sampler`: the epoch's draw of training images.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampler {
+    #[default]
+    Shuffle,
+    ClassBalanced,
+}
+
+impl Sampler {
+    fn is_shuffle(&self) -> bool {
+        *self == Sampler::Shuffle
+    }
 }
 
 impl Default for TrainConfig {
@@ -121,6 +144,7 @@ impl Default for TrainConfig {
             target_sensitivity: 0.95,
             tta: TtaSetting::Off,
             combine: CombineRule::MeanProbabilities,
+            sampler: Sampler::Shuffle,
         }
     }
 }

@@ -10,5 +10,5 @@ pub mod schedule;
 pub mod trainer;
 mod weight_average;
 
-pub use config::{Monitor, TrainConfig};
+pub use config::{Monitor, Sampler, TrainConfig};
 pub use trainer::{train, CrossValidation, RunOutcome, SplitOutcome, TrainContext};

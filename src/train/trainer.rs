@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use tch::Tensor;
 
-use super::config::TrainConfig;
+use super::config::{Sampler, TrainConfig};
 pub use super::epoch::TrainContext;
 use super::epoch::{best_path, run_epoch, EpochClock, SplitPlan, SplitState, EPOCHS_AVERAGED};
 use super::optimizer::AdamW;
@@ -22,7 +22,8 @@ use super::resume_point::{
 };
 use super::weight_average::WeightAverage;
 use crate::data::cache::ImageCache;
-use crate::data::split::{fold_split, stratified_split, Split};
+use crate::data::groups::{grouped_fold_split, grouped_split};
+use crate::data::split::Split;
 use crate::ensemble::tta::TtaSetting;
 use crate::error::{Error, Result};
 use crate::evaluate::{balanced_class_weights, metrics, predict_rows, weight_tensor};
@@ -157,12 +158,20 @@ pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
             range.end()
         )));
     }
-    let labels = &ctx.cache.labels;
+    let (labels, groups) = (&ctx.cache.labels, &ctx.cache.groups);
     let mut splits = Vec::new();
     let mut notes = Vec::new();
     let cross_validation = if cfg.folds >= 2 {
         for fold in 0..cfg.folds {
-            let split = fold_split(labels, cfg.folds, fold, cfg.fold_val_fraction(), cfg.seed)?;
+            let split = grouped_fold_split(
+                labels,
+                groups,
+                cfg.folds,
+                fold,
+                cfg.fold_val_fraction(),
+                cfg.seed,
+            )?;
+            no_group_on_two_sides(&split, groups)?;
             let name = format!("{}-fold{}", cfg.name, fold);
             notes.extend(missing_parts(
                 ctx,
@@ -181,7 +190,14 @@ pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
         }
         Some(cross_validate(&splits, ctx.positive, cfg.seed)?)
     } else {
-        let split = stratified_split(labels, cfg.test_fraction, cfg.val_fraction, cfg.seed)?;
+        let split = grouped_split(
+            labels,
+            groups,
+            cfg.test_fraction,
+            cfg.val_fraction,
+            cfg.seed,
+        )?;
+        no_group_on_two_sides(&split, groups)?;
         notes.extend(missing_parts(ctx, cfg, &cfg.name, &split, cfg.val_fraction));
         splits.push(train_split(cfg, ctx, &cfg.name, split, None)?);
         None
@@ -193,6 +209,19 @@ pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
         cross_validation,
         notes,
     })
+}
+
+/// A split that put one lesion's or patient's images on two sides would
+/// inflate every held-out figure: refuse it rather than report it.
+fn no_group_on_two_sides(split: &Split, groups: &[usize]) -> Result<()> {
+    let leaked = crate::data::groups::groups_on_two_sides(split, groups);
+    if leaked.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Other(format!(
+        "internal error: {} groups landed on two sides of a split",
+        leaked.len()
+    )))
 }
 
 /// Says (on the event sink, and returned for the report) when a split holds
@@ -332,7 +361,10 @@ fn train_split(
     let average = WeightAverage::new(cfg.epochs, cfg.swa_epochs);
 
     let train_labels: Vec<usize> = split.train.iter().map(|&i| ctx.cache.labels[i]).collect();
-    let class_weights = balanced_class_weights(&train_labels, ctx.class_names.len());
+    let class_weights = match cfg.sampler {
+        Sampler::Shuffle => balanced_class_weights(&train_labels, ctx.class_names.len()),
+        Sampler::ClassBalanced => vec![1.0; ctx.class_names.len()],
+    };
     let weights_t = weight_tensor(&class_weights, ctx.device);
     let batches_per_epoch = split.train.len().div_ceil(cfg.batch_size.max(1));
     let mut state = SplitState {

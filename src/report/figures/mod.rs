@@ -30,6 +30,7 @@ use plotters::prelude::DrawingAreaErrorKind;
 
 mod backend;
 mod confusion;
+mod confusion_k;
 mod decision_curve;
 mod deletion_insertion;
 mod draw;
@@ -43,6 +44,7 @@ mod training;
 
 pub use crate::explain::colormap::viridis;
 pub use confusion::{confusion_matrix, confusion_matrix_cell_rect, CONFUSION_MATRIX_SIZE};
+pub use confusion_k::{confusion_matrix_k, CONFUSION_K_SIZE};
 pub use decision_curve::{decision_curve, DECISION_CURVE_SIZE};
 pub use deletion_insertion::{deletion_insertion, DeletionInsertionCurve, DELETION_INSERTION_SIZE};
 pub use grid::{explanation_grid, explanation_grid_size, GridMap, GridRow};
