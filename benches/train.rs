@@ -132,6 +132,7 @@ fn build_cache(
         labels,
         size: [SIZE, SIZE],
         skipped: Vec::new(),
+        streamed: None,
     };
     (
         cache,

@@ -189,6 +189,15 @@ pub struct BatchConfig {
     /// Explain the cross-validation's fold ensemble too (its combined output)
     /// and measure how far its members' explanations agree.
     pub explain_ensemble: bool,
+    /// How many images of `split` are explained: `"all"`, or N drawn
+    /// stratified by class and by whether the reference model got them
+    /// right (seeded by the reference model's seed).
+    #[serde(skip_serializing_if = "is_all")]
+    pub explain_images: crate::data::subset::ExplainImages,
+}
+
+fn is_all(e: &crate::data::subset::ExplainImages) -> bool {
+    *e == crate::data::subset::ExplainImages::All
 }
 
 impl Default for BatchConfig {
@@ -221,6 +230,7 @@ impl Default for BatchConfig {
             cv_extra_input_sizes: Vec::new(),
             bootstrap_samples: 2000,
             explain_ensemble: true,
+            explain_images: crate::data::subset::ExplainImages::All,
         }
     }
 }

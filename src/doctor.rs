@@ -7,7 +7,6 @@ use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
 use crate::config::Config;
-use crate::data::scan::scan;
 use crate::model::{Arch, Classifier};
 
 #[derive(Debug, Clone, Serialize)]
@@ -135,7 +134,7 @@ fn weights_check(arch: Arch, dir: &Path) -> std::result::Result<String, String> 
 }
 
 fn data_check(config: &Config) -> std::result::Result<String, String> {
-    let s = scan(&config.data.root, true)
+    let s = crate::data::load(&config.data, config.data.store.is_none())
         .map_err(|e| format!("{e}; run `make setup` or set data.root in config.toml"))?;
     let counts = s.class_counts();
     let parts: Vec<String> = s

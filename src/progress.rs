@@ -27,6 +27,22 @@ pub enum JobKind {
     Compare,
 }
 
+/// Set while the TUI owns the terminal: progress bars on stderr would draw
+/// over its screen.
+static TERMINAL_OWNED: AtomicBool = AtomicBool::new(false);
+
+/// Called by the TUI when it takes and gives back the terminal.
+pub fn set_terminal_owned(owned: bool) {
+    TERMINAL_OWNED.store(owned, Ordering::SeqCst);
+}
+
+/// Whether a long step may draw a progress bar on stderr: a terminal that
+/// the TUI does not own.
+pub fn progress_bars_allowed() -> bool {
+    use std::io::IsTerminal;
+    !TERMINAL_OWNED.load(Ordering::SeqCst) && std::io::stderr().is_terminal()
+}
+
 /// Per-epoch summary of training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochSummary {

@@ -112,6 +112,7 @@ fn report() -> RunReport {
                 Figure::new("training_a.png", "Training curves"),
                 Figure::new("roc_a.png", "ROC (test split)"),
             ],
+            breakdown: Default::default(),
         },
     );
     RunReport {
@@ -144,6 +145,7 @@ fn report() -> RunReport {
                     path: PathBuf::from("data/naevus/broken.jpg"),
                     reason: "not an image".into(),
                 }],
+                groups: None,
             }),
             cross_validation: Some(CrossValidationReport {
                 model: "a".into(),
@@ -159,6 +161,7 @@ fn report() -> RunReport {
             models,
             agreement: Some(AgreementReport {
                 images: 3,
+                of_images: 3,
                 methods: vec!["gradcam".into(), "ig".into()],
                 within,
                 cross: vec![CrossAgreement {

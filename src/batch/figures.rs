@@ -462,6 +462,7 @@ pub(super) fn agreement_report(report: &ComparisonReport, figures: Vec<Figure>) 
         .collect();
     AgreementReport {
         images: report.sample_ids.len(),
+        of_images: report.sample_ids.len(),
         methods: keys,
         within,
         cross,

@@ -9,6 +9,8 @@
 //! not need it still run. Finished work is reused on a re-run: checkpoints
 //! whose training finished, and maps already written.
 
+mod breakdown;
+mod explained;
 mod figures;
 mod models;
 
@@ -28,7 +30,6 @@ use crate::compare::run::ComparisonReport;
 use crate::config::Config;
 pub use crate::config::{BatchConfig, ModelSpec};
 use crate::data::scan::Scan;
-use crate::data::split::SplitName;
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::evaluate::metrics;
@@ -43,7 +44,7 @@ use crate::report::run::{
     CrossValidationReport, DataSummary, EnsembleReport, Figure, ModelReport, RunMetrics, RunReport,
     RunResults, ScreenshotFn, StepRecord, WithoutTta,
 };
-use crate::train::{RunOutcome, SplitOutcome, TrainConfig};
+use crate::train::{RunOutcome, TrainConfig};
 use crate::verdict::EvalRow;
 
 #[derive(Debug, Clone, Serialize)]
@@ -154,6 +155,7 @@ pub fn run(
             classes: s.classes.clone(),
             counts: s.class_counts(),
             skipped: s.skipped.clone(),
+            groups: s.group_count(),
         });
         Ok((s, positive))
     });
@@ -413,7 +415,9 @@ fn repeated_cv_steps(
                 png,
                 "Risk–coverage (least certain referred first), ensemble out-of-fold",
             )];
+            let extra = breakdown::ensemble_breakdown(r, data, positive, name, repeats, &out, &opts)?;
             let mut report = EnsembleReport::new(name, out.report, figures);
+            report.breakdown = extra;
             report.without_tta = without_tta;
             report.decision_figure = Some(Figure::new(
                 dca,
@@ -597,6 +601,7 @@ fn evaluate_model(
         positive,
         cal.fit.temperature,
     )?;
+    let test_breakdown = breakdown::model_breakdown(r, data, positive, name, &split.test, &cal)?;
     let mut model = Model::load(path, r.device)?;
     model.set_tta(r.config.predict.tta);
     model.meta.name = name.clone();
@@ -612,6 +617,7 @@ fn evaluate_model(
             calibration: cal,
             history: split.history.clone(),
             figures,
+            breakdown: test_breakdown,
         },
     );
     Ok(model)
@@ -648,10 +654,13 @@ fn compare_step(
             .find(|(_, o)| o.name == reference.1.meta.name)
             .map(|(_, o)| &o.splits[0])
             .ok_or_else(|| Error::Other("the reference model's evaluation is missing".into()))?;
+        let all_ids = explained::explained_ids(r.batch.split, own, data);
+        let held_out = all_ids.len();
+        let seed = r.batch.models[0].seed;
         let job = CompareJob {
             data,
             models: loaded,
-            sample_ids: explained_ids(r.batch.split, own, data),
+            sample_ids: explained::sampled(all_ids, own, data, r.batch.explain_images, seed),
             split: r.batch.split.to_string(),
             methods: r.batch.methods.clone(),
             explain: r.config.explain.clone(),
@@ -667,37 +676,15 @@ fn compare_step(
                 m.figures.push(figure);
             }
         }
-        r.metrics.agreement = Some(agreement_report(&report, shown));
+        let mut agreement = agreement_report(&report, shown);
+        agreement.of_images = held_out;
+        r.metrics.agreement = Some(agreement);
         for card in &report.scores {
             let scored = scores_report(&r.dir, card)?;
             r.metrics.scores.push(scored);
         }
         Ok(report)
     })
-}
-
-/// The ids of `split` for the reference model: its own validation or test
-/// images, its training images (every sample in neither), or all.
-fn explained_ids(split: SplitName, own: &SplitOutcome, data: &Scan) -> Vec<String> {
-    let ids_of = |rows: &[EvalRow]| rows.iter().map(|e| e.id.clone()).collect();
-    match split {
-        SplitName::Test => ids_of(&own.test),
-        SplitName::Val => ids_of(&own.val),
-        SplitName::Train => {
-            let held: std::collections::HashSet<&str> = own
-                .val
-                .iter()
-                .chain(&own.test)
-                .map(|e| e.id.as_str())
-                .collect();
-            data.samples
-                .iter()
-                .filter(|s| !held.contains(s.id.as_str()))
-                .map(|s| s.id.clone())
-                .collect()
-        }
-        SplitName::All => data.samples.iter().map(|s| s.id.clone()).collect(),
-    }
 }
 
 /// `[batch]` of `config`, `name` overriding `run_name`; refuses an empty

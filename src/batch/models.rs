@@ -119,7 +119,12 @@ pub(super) fn load_spec(
         .chain(&test)
         .map(|&i| data.samples[i].clone())
         .collect();
-    let cache = ImageCache::build(&samples, meta.input_size)?;
+    let cache = ImageCache::for_config(
+        &samples,
+        meta.input_size,
+        &r.config.data,
+        crate::progress::progress_bars_allowed(),
+    )?;
     let val_rows: Vec<usize> = (0..val.len()).collect();
     let test_rows: Vec<usize> = (val.len()..samples.len()).collect();
     let outcome = RunOutcome {

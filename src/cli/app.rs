@@ -7,7 +7,6 @@ use anyhow::Result;
 use melxai::compare::similarity::{CompareOptions, Map};
 use melxai::config::Config;
 use melxai::data::image::decode_rgb;
-use melxai::data::scan::scan;
 use melxai::engine::Request;
 use melxai::progress::HeatmapData;
 use melxai::tui::{run_app, GraphicsMode, KeyMap, Metric, TuiOptions};
@@ -29,7 +28,7 @@ pub fn run(config: Config, graphics: &str) -> Result<i32> {
     let graphics: GraphicsMode = graphics
         .parse()
         .map_err(|e| anyhow::anyhow!("--graphics: {e}"))?;
-    let data = scan(&config.data.root, false)?;
+    let data = melxai::data::load(&config.data, false)?;
     let report_dir = PathBuf::from("reports");
     let mut options = TuiOptions::new(report_dir.join("triage.toml"), report_dir);
     options.graphics = graphics;

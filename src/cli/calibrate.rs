@@ -68,7 +68,12 @@ pub fn run(config: &Config, args: &CalibrateArgs) -> Result<i32> {
             .filter(|s| split.val.contains(&s.id) || split.test.contains(&s.id))
             .cloned()
             .collect();
-        let cache = ImageCache::build(&wanted, meta.input_size)?;
+        let cache = ImageCache::for_config(
+            &wanted,
+            meta.input_size,
+            &config.data,
+            melxai::progress::progress_bars_allowed(),
+        )?;
         let model = Model::load(&path, ctx.device)?;
         let all: Vec<usize> = (0..cache.len()).collect();
         let job = EvaluateJob {

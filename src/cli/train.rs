@@ -9,6 +9,7 @@ use melxai::data::scan::{Sample, Scan};
 use melxai::ensemble::tta::TtaSetting;
 use melxai::ensemble::Model;
 use melxai::evaluate::metrics;
+use melxai::evaluate::multiclass::{multiclass_metrics, MulticlassMetrics};
 use melxai::jobs::{self, JobContext};
 use melxai::metrics::{bootstrap_ci, BinaryMetrics, BootstrapOptions, Interval, DEFAULT_THRESHOLD};
 use melxai::model::checkpoint::SplitRecord;
@@ -289,7 +290,12 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
     jobs::check_classes(&args.checkpoint, &meta.class_names, &data)?;
     let ids = split_ids(args, &meta.split, &model)?;
     let samples = split_samples(&data, ids.as_deref());
-    let cache = ImageCache::build(&samples, meta.input_size)?;
+    let cache = ImageCache::for_config(
+        &samples,
+        meta.input_size,
+        &config.data,
+        melxai::progress::progress_bars_allowed(),
+    )?;
     let rows: Vec<usize> = (0..cache.len()).collect();
     let job = jobs::evaluate::EvaluateJob {
         model: &model,
@@ -330,6 +336,7 @@ pub fn run_eval(config: &Config, args: &EvalArgs) -> Result<i32> {
         auroc_ci,
         bacc_ci,
         per_sample: &per_sample,
+        multiclass: every_class(&preds, &cache, &data.classes, temperature)?,
     };
     print_eval_result(args, &model, result)?;
     Ok(0)
@@ -440,6 +447,60 @@ struct EvalResult<'a> {
     auroc_ci: Option<Interval>,
     bacc_ci: Option<Interval>,
     per_sample: &'a [SamplePrediction],
+    /// Every class's figures, for a model of more than two classes.
+    multiclass: Option<MulticlassMetrics>,
+}
+
+/// Per-class AUROC, balanced accuracy, the KxK confusion and class-wise
+/// calibration of `preds` (K > 2 only), intervals resampling the data set's
+/// patient/lesion groups when it has them.
+fn every_class(
+    preds: &[melxai::verdict::EvalRow],
+    cache: &ImageCache,
+    classes: &[String],
+    temperature: f64,
+) -> Result<Option<MulticlassMetrics>> {
+    if classes.len() <= 2 {
+        return Ok(None);
+    }
+    let probs: Vec<Vec<f64>> = preds.iter().map(|r| r.probabilities(temperature)).collect();
+    let labels: Vec<usize> = preds.iter().map(|r| r.label).collect();
+    let row_of: std::collections::HashMap<&str, usize> = cache
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.as_str(), i))
+        .collect();
+    let groups: Vec<usize> = preds
+        .iter()
+        .map(|r| cache.groups[row_of[r.id.as_str()]])
+        .collect();
+    let grouped = !melxai::data::groups::is_ungrouped(&groups);
+    let m = multiclass_metrics(
+        &probs,
+        &labels,
+        classes,
+        melxai::calibrate::DEFAULT_N_BINS,
+        &melxai::metrics::BootstrapOptions::new(1000, 0),
+        grouped.then_some(groups.as_slice()),
+    )?;
+    Ok(Some(m))
+}
+
+/// The K-class figures as text: macro numbers, then one line per class.
+fn print_every_class(m: &MulticlassMetrics) {
+    let macro_auroc = m.macro_auroc.map_or(f64::NAN, |i| i.point);
+    println!(
+        "  every class: macro AUROC {macro_auroc:.3}, balanced accuracy {:.3}, top-label ECE {:.3}, class-wise ECE {:.3}, Brier {:.3}, NLL {:.3}",
+        m.balanced_accuracy.point, m.top_label_ece, m.classwise_ece, m.brier, m.nll
+    );
+    for (c, row) in m.per_class.iter().zip(&m.confusion) {
+        let auroc = c.auroc.map_or(f64::NAN, |i| i.point);
+        println!(
+            "    {:<12} n {:>5}  AUROC {auroc:.3}  recall {:.3}  precision {:.3}  predicted as {row:?}",
+            c.name, c.n, c.recall, c.precision
+        );
+    }
 }
 
 /// Prints the result as JSON (`--json`) or as text, keeping the two forms
@@ -459,6 +520,7 @@ fn print_eval_result(args: &EvalArgs, model: &Model, r: EvalResult) -> Result<()
                 "balanced_accuracy_ci95": r.bacc_ci.map(|c| [c.low, c.high]),
                 "predictions": r.per_sample,
                 "conformal": set_summary(model, r.per_sample),
+                "multiclass": r.multiclass,
             }))?
         );
     } else {
@@ -474,6 +536,9 @@ fn print_eval_result(args: &EvalArgs, model: &Model, r: EvalResult) -> Result<()
             );
         }
         print_eval(args, r.metrics, r.temperature, r.auroc_ci, r.bacc_ci);
+        if let Some(m) = &r.multiclass {
+            print_every_class(m);
+        }
         if let Some(s) = set_summary(model, r.per_sample) {
             println!(
                 "  conformal sets ({}): coverage {:.3} (promised ≥ {:.2}), mean size {:.2}, {:.0}% of two classes or more",

@@ -9,6 +9,8 @@ use tch::{Kind, Tensor};
 
 use super::image::{decode_rgb, resize};
 use super::scan::{Sample, Skipped};
+use super::store::{ImageStore, StoreOptions};
+use super::DataConfig;
 use crate::error::Result;
 
 /// Images `(N,3,H,W)` as u8 (0..255), labels, and the ids in the same order.
@@ -23,22 +25,36 @@ pub struct ImageCache {
     pub size: [i64; 2],
     /// Files that failed to decode here (already-scanned sets rarely have any).
     pub skipped: Vec<Skipped>,
+    /// Set when the decoded images exceed `[data] memory_budget_mb`: rows
+    /// are read from the store batch by batch and `images` is empty.
+    pub streamed: Option<StreamedRows>,
+}
+
+/// The store rows of a streamed cache, one per cache row.
+pub struct StreamedRows {
+    pub store: std::sync::Arc<ImageStore>,
+    pub rows: Vec<usize>,
+}
+
+/// Zero would panic in the resize, a huge size abort on allocation.
+fn check_size(size: [i64; 2]) -> Result<()> {
+    let range = 1..=*crate::model::checkpoint::INPUT_SIDE_RANGE.end();
+    if !range.contains(&size[0]) || !range.contains(&size[1]) {
+        return Err(crate::error::Error::Config(format!(
+            "input size {}x{} is outside {}..={} pixels per side",
+            size[0],
+            size[1],
+            range.start(),
+            range.end()
+        )));
+    }
+    Ok(())
 }
 
 impl ImageCache {
     /// Decodes and resizes `samples` to `size` = (H, W).
     pub fn build(samples: &[Sample], size: [i64; 2]) -> Result<ImageCache> {
-        // Zero would panic in the resize, a huge size abort on allocation.
-        let range = 1..=*crate::model::checkpoint::INPUT_SIDE_RANGE.end();
-        if !range.contains(&size[0]) || !range.contains(&size[1]) {
-            return Err(crate::error::Error::Config(format!(
-                "input size {}x{} is outside {}..={} pixels per side",
-                size[0],
-                size[1],
-                range.start(),
-                range.end()
-            )));
-        }
+        check_size(size)?;
         let (h, w) = (size[0] as u32, size[1] as u32);
         let decoded: Vec<(usize, std::result::Result<Vec<u8>, String>)> = samples
             .par_iter()
@@ -89,6 +105,82 @@ impl ImageCache {
             groups: super::groups::dense_groups(&group_keys),
             size,
             skipped,
+            streamed: None,
+        })
+    }
+
+    /// As `[data]` asks: through the decode-once store when `store` is set
+    /// (held in memory within `memory_budget_mb`, streamed beyond it),
+    /// else decoded here. `progress` draws a bar on stderr (never in the TUI).
+    pub fn for_config(
+        samples: &[Sample],
+        size: [i64; 2],
+        data: &DataConfig,
+        progress: bool,
+    ) -> Result<ImageCache> {
+        let Some(dir) = &data.store else {
+            return ImageCache::build(samples, size);
+        };
+        check_size(size)?;
+        let paths: Vec<PathBuf> = samples.iter().map(|s| s.path.clone()).collect();
+        let built = ImageStore::open_or_build(
+            &paths,
+            &StoreOptions {
+                dir: dir.clone(),
+                height: size[0] as u32,
+                width: size[1] as u32,
+                decode: data.decode,
+                progress,
+            },
+        )?;
+        let mut skipped: Vec<Skipped> = built
+            .failed
+            .iter()
+            .map(|(i, reason)| Skipped {
+                path: samples[*i].path.clone(),
+                reason: reason.clone(),
+            })
+            .collect();
+        skipped.sort_by(|a, b| a.path.cmp(&b.path));
+        let kept: Vec<(usize, usize)> = built
+            .rows
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.map(|r| (i, r)))
+            .collect();
+        let store = std::sync::Arc::new(built.store);
+        let rows: Vec<usize> = kept.iter().map(|&(_, r)| r).collect();
+        let bytes = rows.len() * store.row_len();
+        let fits = bytes <= data.memory_budget_mb.saturating_mul(1 << 20);
+        let (images, streamed) = if fits {
+            let mut buf = Vec::with_capacity(bytes);
+            store.read_rows(&rows, &mut buf);
+            let t = Tensor::from_slice(&buf).view([rows.len() as i64, 3, size[0], size[1]]);
+            (t, None)
+        } else {
+            (
+                Tensor::zeros([0], (Kind::Uint8, tch::Device::Cpu)),
+                Some(StreamedRows { store, rows }),
+            )
+        };
+        let pick = |f: &dyn Fn(&Sample) -> String| {
+            kept.iter()
+                .map(|&(i, _)| f(&samples[i]))
+                .collect::<Vec<_>>()
+        };
+        let group_keys: Vec<Option<String>> = kept
+            .iter()
+            .map(|&(i, _)| samples[i].group.clone())
+            .collect();
+        Ok(ImageCache {
+            images,
+            labels: kept.iter().map(|&(i, _)| samples[i].label).collect(),
+            ids: pick(&|s| s.id.clone()),
+            paths: kept.iter().map(|&(i, _)| samples[i].path.clone()).collect(),
+            groups: super::groups::dense_groups(&group_keys),
+            size,
+            skipped,
+            streamed,
         })
     }
 
@@ -102,6 +194,15 @@ impl ImageCache {
 
     /// Float batch `(B,3,H,W)` in 0..1 for the given cache rows.
     pub fn batch(&self, rows: &[usize]) -> Tensor {
+        if let Some(s) = &self.streamed {
+            let wanted: Vec<usize> = rows.iter().map(|&r| s.rows[r]).collect();
+            let mut buf = Vec::with_capacity(wanted.len() * s.store.row_len());
+            s.store.read_rows(&wanted, &mut buf);
+            return Tensor::from_slice(&buf)
+                .view([rows.len() as i64, 3, self.size[0], self.size[1]])
+                .to_kind(Kind::Float)
+                / 255.0;
+        }
         let idx = Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>());
         self.images.index_select(0, &idx).to_kind(Kind::Float) / 255.0
     }

@@ -6,10 +6,14 @@ pub mod groups;
 pub mod ids;
 pub mod image;
 pub mod jpeg;
+pub mod lookalike;
 pub mod masks;
 pub mod npy;
 pub mod scan;
 pub mod split;
+pub mod store;
+pub mod subset;
+pub mod table;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -72,6 +76,30 @@ pub struct DataConfig {
     /// Columns reported by subgroup (numbers binned, e.g. age by decade).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attribute_columns: Vec<String>,
+    /// Folder of the decode-once image store (decoded, resized rows keyed by
+    /// file content; a second run starts in seconds). None: decode every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<PathBuf>,
+    /// `full`, or `reduced`: large JPEGs decoded at 1/2..1/8 scale in the DCT
+    /// domain (still at least twice the input size), then resized. Store only.
+    #[serde(default, skip_serializing_if = "is_full")]
+    pub decode: store::DecodeMode,
+    /// Decoded images above this many MiB are streamed from the store batch
+    /// by batch instead of held in memory.
+    #[serde(default = "default_budget", skip_serializing_if = "is_default_budget")]
+    pub memory_budget_mb: usize,
+}
+
+fn is_full(m: &store::DecodeMode) -> bool {
+    *m == store::DecodeMode::Full
+}
+
+fn default_budget() -> usize {
+    2048
+}
+
+fn is_default_budget(b: &usize) -> bool {
+    *b == default_budget()
 }
 
 fn default_pattern() -> String {
@@ -111,6 +139,9 @@ impl Default for DataConfig {
             image_pattern: default_pattern(),
             label_map: BTreeMap::new(),
             attribute_columns: Vec::new(),
+            store: None,
+            decode: store::DecodeMode::Full,
+            memory_budget_mb: default_budget(),
         }
     }
 }
@@ -120,4 +151,49 @@ impl DataConfig {
     pub fn is_table(&self) -> bool {
         !self.table.is_empty()
     }
+
+    /// The `table` settings, with a clear error for a missing `image_column`
+    /// and the table's own folder as the image folder when none is given.
+    fn table_source(&self) -> crate::Result<table::TableSource> {
+        let image_column = self.image_column.clone().ok_or_else(|| {
+            crate::Error::Config(
+                "[data] table is set but image_column is not (e.g. image_column = \"image_id\")"
+                    .into(),
+            )
+        })?;
+        let image_dirs = if self.image_dir.is_empty() {
+            let first = &self.table[0];
+            vec![first.parent().map(PathBuf::from).unwrap_or_default()]
+        } else {
+            self.image_dir.clone()
+        };
+        Ok(table::TableSource {
+            tables: self.table.clone(),
+            image_column,
+            label_column: self.label_column.clone(),
+            label_columns: self.label_columns.clone(),
+            group_column: self.group_column.clone(),
+            image_dirs,
+            image_pattern: self.image_pattern.clone(),
+            label_map: self.label_map.clone(),
+            attribute_columns: self.attribute_columns.clone(),
+        })
+    }
+}
+
+/// The data set `[data]` describes: class folders, or a metadata table.
+/// `verify` decodes every image up front so unreadable ones are skipped and
+/// listed before any work starts.
+pub fn load(config: &DataConfig, verify: bool) -> crate::Result<scan::Scan> {
+    if !config.is_table() {
+        return scan::scan(&config.root, verify);
+    }
+    let src = config.table_source()?;
+    let t = table::read_table(&src, verify.then_some(&table::decodes as table::Verify))?;
+    Ok(scan::Scan {
+        root: config.table[0].clone(),
+        classes: t.classes,
+        samples: t.samples,
+        skipped: t.skipped,
+    })
 }

@@ -68,6 +68,14 @@ impl Scan {
         counts
     }
 
+    /// Distinct groups when any sample has a group id (None: ImageFolder
+    /// sets, every image its own group).
+    pub fn group_count(&self) -> Option<usize> {
+        let keys: Vec<Option<String>> = self.samples.iter().map(|s| s.group.clone()).collect();
+        let groups = super::groups::dense_groups(&keys);
+        (!super::groups::is_ungrouped(&groups)).then(|| groups.iter().max().map_or(0, |m| m + 1))
+    }
+
     pub fn class_index(&self, name: &str) -> Option<usize> {
         self.classes.iter().position(|c| c == name)
     }

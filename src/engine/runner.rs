@@ -217,7 +217,12 @@ impl PipelineRunner {
             .ok_or_else(|| Error::Other("data set not scanned".into()))?;
         if let std::collections::hash_map::Entry::Vacant(slot) = self.caches.entry(size) {
             ctx.cancel.check()?;
-            slot.insert(ImageCache::build(&data.samples, size)?);
+            slot.insert(ImageCache::for_config(
+                &data.samples,
+                size,
+                &ctx.config.data,
+                false,
+            )?);
         }
         let key = checkpoint::tensors_path(path);
         let now = stamp(path);

@@ -182,6 +182,11 @@ pub struct ImageProvenance {
 pub struct RepeatedCv {
     pub report: RepeatedCvReport,
     pub provenance: Vec<ImageProvenance>,
+    /// The calibrated ensemble's out-of-fold probabilities (all K classes)
+    /// and the labels, in provenance (id) order: what the K-class and
+    /// subgroup figures are computed from.
+    pub ensemble_probabilities: Vec<Vec<f64>>,
+    pub labels: Vec<usize>,
 }
 
 /// Log-probabilities of one repetition's images (id order) after its
@@ -501,6 +506,8 @@ pub fn evaluate(reps: &[Repetition], opts: &RepeatedCvOptions) -> Result<Repeate
             seed_abs_diff_ensemble,
         },
         provenance,
+        ensemble_probabilities: probabilities(&ens.log_probs),
+        labels,
     })
 }
 

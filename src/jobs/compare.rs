@@ -20,6 +20,7 @@ use crate::error::{Error, Result};
 use crate::explain::{ExplainConfig, Method};
 use crate::jobs::scores::score_sample;
 use crate::metrics::BootstrapOptions;
+use crate::progress::progress_bars_allowed as bars;
 
 pub struct CompareJob<'a> {
     pub data: &'a Scan,
@@ -72,9 +73,12 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
         let size = model.meta.input_size;
         let cache = match caches.entry(size) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(ImageCache::build(&samples, size)?)
-            }
+            std::collections::hash_map::Entry::Vacant(e) => e.insert(ImageCache::for_config(
+                &samples,
+                size,
+                &ctx.config.data,
+                bars(),
+            )?),
         };
         let rows: Vec<usize> = (0..cache.len()).collect();
         let preds = evaluate(

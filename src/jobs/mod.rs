@@ -17,7 +17,7 @@ use std::path::Path;
 use tch::Device;
 
 use crate::config::Config;
-use crate::data::scan::{scan, Scan};
+use crate::data::scan::Scan;
 use crate::error::{Error, Result};
 use crate::progress::{CancelToken, Event, EventSink, JobId};
 
@@ -96,9 +96,11 @@ pub fn check_classes(checkpoint: &Path, classes: &[String], data: &Scan) -> Resu
     })
 }
 
-/// Scans `[data] root`, reporting each skipped file as a warning.
+/// Reads the data set `[data]` describes, reporting each skipped file as a
+/// warning. Images are decoded up front to skip unreadable ones, except
+/// with a store, which lists (and remembers) them as it decodes.
 pub fn scan_data(ctx: &mut JobContext) -> Result<Scan> {
-    let data = scan(&ctx.config.data.root, true)?;
+    let data = crate::data::load(&ctx.config.data, ctx.config.data.store.is_none())?;
     for k in &data.skipped {
         ctx.warn(format!("skipped {}: {}", k.path.display(), k.reason));
     }

@@ -11,6 +11,7 @@ use crate::calibrate::fit_temperature;
 use crate::data::cache::ImageCache;
 use crate::data::scan::Scan;
 use crate::error::Result;
+use crate::progress::progress_bars_allowed as bars;
 use crate::train::{RunOutcome, TrainConfig, TrainContext};
 
 /// One training run.
@@ -81,7 +82,7 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
     }
     ctx.cancel.check()?;
     let t0 = Instant::now();
-    let cache = ImageCache::build(&samples, [size, size])?;
+    let cache = ImageCache::for_config(&samples, [size, size], &ctx.config.data, bars())?;
     let decode_seconds = t0.elapsed().as_secs_f64();
     let weights_dir = ctx.config.model.weights_dir.clone();
     let mut train_ctx = TrainContext {

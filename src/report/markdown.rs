@@ -86,6 +86,13 @@ fn data_section(md: &mut String, data: &DataSummary) {
         data.classes,
         data.counts
     );
+    if let Some(g) = data.groups {
+        let _ = writeln!(
+            md,
+            "\n{g} patient/lesion groups: every split keeps a group's images on one side, \
+             and intervals resample groups."
+        );
+    }
     if !data.skipped.is_empty() {
         let _ = writeln!(md, "\nSkipped files ({}):\n", data.skipped.len());
         for s in &data.skipped {
@@ -172,6 +179,7 @@ fn ensemble_section(md: &mut String, e: &EnsembleReport) {
     ensemble_notes(md, e);
     operating_point_text(md, &e.operating_point);
     figures(md, &e.figures);
+    super::markdown_breakdown::breakdown_sections(md, "ensemble out of fold", &e.breakdown);
 }
 
 /// "Decisions": the calibration statement with its evidence, and what the
@@ -524,13 +532,21 @@ fn model_section(md: &mut String, name: &str, m: &ModelReport) {
         calibration_change(c)
     );
     figures(md, &m.figures);
+    super::markdown_breakdown::breakdown_sections(md, "test split", &m.breakdown);
 }
 
 fn agreement_section(md: &mut String, ag: &AgreementReport) {
     let _ = writeln!(
         md,
-        "\n## Agreement between explanations ({} images)\n",
-        ag.images
+        "\n## Agreement between explanations ({})\n",
+        if ag.of_images > ag.images {
+            format!(
+                "{} of the split's {} images, stratified by class and correctness",
+                ag.images, ag.of_images
+            )
+        } else {
+            format!("{} images", ag.images)
+        }
     );
     let _ = writeln!(md, "Mean over images (± standard deviation). Per-image values: `maps/within_*.csv`, `maps/cross_*.csv`.\n");
     let _ = writeln!(md, "| model | methods | SSIM | Pearson | cosine | Jaccard (top 10 %) |\n|---|---|---|---|---|---|");

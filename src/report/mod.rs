@@ -3,4 +3,5 @@
 
 pub mod figures;
 pub mod markdown;
+mod markdown_breakdown;
 pub mod run;

@@ -113,6 +113,10 @@ pub struct DataSummary {
     /// Images per class, in class order.
     pub counts: Vec<usize>,
     pub skipped: Vec<Skipped>,
+    /// Distinct patient/lesion groups, when the data set has a group column
+    /// (every split then keeps a group on one side).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<usize>,
 }
 
 /// k-fold cross-validation of the reference model, pooled out of fold.
@@ -175,6 +179,9 @@ pub struct EnsembleReport {
     /// The decision curve, shown in report.md's "Decisions" section.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision_figure: Option<Figure>,
+    /// Every class (K > 2) and every subgroup, out of fold.
+    #[serde(skip_serializing_if = "Breakdown::is_empty")]
+    pub breakdown: Breakdown,
 }
 
 /// The repeated cross-validation's headline figures from the same models'
@@ -273,6 +280,7 @@ impl EnsembleReport {
             repeated_cv: cv,
             figures,
             decision_figure: None,
+            breakdown: Breakdown::default(),
         }
     }
 }
@@ -292,12 +300,43 @@ pub struct ModelReport {
     pub calibration: CalibrationOutcome,
     pub history: Vec<EpochSummary>,
     pub figures: Vec<Figure>,
+    /// Every class (K > 2) and every subgroup, on the test split.
+    #[serde(skip_serializing_if = "Breakdown::is_empty")]
+    pub breakdown: Breakdown,
+}
+
+/// K-class and subgroup results of one set of held-out predictions.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Breakdown {
+    /// Every class, when the model has more than two.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub multiclass: Option<crate::evaluate::multiclass::MulticlassMetrics>,
+    /// By `[data] attribute_columns`, at the operating point.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subgroups: Option<crate::evaluate::subgroups::SubgroupReport>,
+    /// Images and distinct patient/lesion groups the figures cover (groups
+    /// only when the data set has a group column).
+    pub images: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups: Option<usize>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub figures: Vec<Figure>,
+}
+
+impl Breakdown {
+    /// Whether there is anything beyond the binary view to report.
+    pub fn is_empty(&self) -> bool {
+        self.multiclass.is_none() && self.subgroups.is_none()
+    }
 }
 
 /// Agreement of explanations on the explained split.
 #[derive(Debug, Clone, Serialize)]
 pub struct AgreementReport {
     pub images: usize,
+    /// Images of the explained split: `images` is a sample of them when
+    /// `[batch] explain_images` is a number.
+    pub of_images: usize,
     pub methods: Vec<String>,
     /// model -> `"<method a>~<method b>"` -> metric -> summary over images.
     pub within: BTreeMap<String, BTreeMap<String, BTreeMap<String, Summary>>>,

@@ -262,11 +262,12 @@ fn train_batches(
         let idx = draw
             .order_t
             .narrow(0, (b * cfg.batch_size.max(1)) as i64, rows.len() as i64);
-        let x = augment(
-            &ImageCache::gather(images, &idx),
-            &cfg.augment,
-            &mut draw.rng,
-        );
+        let x = if ctx.cache.streamed.is_some() {
+            ctx.cache.batch(rows).to_device(ctx.device)
+        } else {
+            ImageCache::gather(images, &idx)
+        };
+        let x = augment(&x, &cfg.augment, &mut draw.rng);
         let x = normalise(&x, &state.model.meta.normalisation);
         let y = labels.index_select(0, &idx);
         let loss = cfg.precision.run(ctx.device, || {

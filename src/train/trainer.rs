@@ -395,7 +395,8 @@ fn train_split(
     start_or_resume(&plan, ctx, &mut state)?;
 
     // Decoded images and labels live on the training device for the whole
-    // run: batches are gathered and augmented there, no per-step copy.
+    // run: batches are gathered and augmented there, no per-step copy. A
+    // streamed cache (over `[data] memory_budget_mb`) sends each batch.
     let images = ctx.cache.images.to_device(ctx.device);
     let labels = Tensor::from_slice(
         &ctx.cache

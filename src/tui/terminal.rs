@@ -33,6 +33,7 @@ pub fn stdout_is_terminal() -> bool {
 /// this runs on the way out, where nothing better can be done).
 pub fn restore() {
     if ACTIVE.swap(false, Ordering::SeqCst) {
+        crate::progress::set_terminal_owned(false);
         let _ = disable_raw_mode();
         let _ = execute!(
             io::stdout(),
@@ -72,6 +73,7 @@ impl TerminalGuard {
         install_panic_hook();
         enable_raw_mode()?;
         ACTIVE.store(true, Ordering::SeqCst);
+        crate::progress::set_terminal_owned(true);
         let entered = execute!(io::stdout(), EnterAlternateScreen, EnableMouseCapture)
             .map_err(TuiError::from)
             .and_then(|_| {

@@ -40,6 +40,7 @@ mod reliability;
 mod risk_coverage;
 mod roc;
 mod scorecard;
+mod subgroups;
 mod training;
 
 pub use crate::explain::colormap::viridis;
@@ -53,6 +54,7 @@ pub use reliability::{reliability_diagram, Bin, RELIABILITY_SIZE_PAIR, RELIABILI
 pub use risk_coverage::{risk_coverage, RISK_COVERAGE_SIZE};
 pub use roc::{roc_curve, RocSeries, ROC_CURVE_SIZE};
 pub use scorecard::{scorecard, ScorePanel, SCORECARD_WIDTH};
+pub use subgroups::{subgroup_forest, subgroup_forest_size};
 pub use training::{training_curves, EpochPoint, TRAINING_CURVES_SIZE};
 
 /// Errors from drawing or writing a figure.

@@ -1,0 +1,268 @@
+//! The public sets' layouts end to end: generated look-alikes of HAM10000,
+//! ISIC 2019, ISIC 2020 and PAD-UFES-20 (exact file layouts and column
+//! names) and an ImageFolder set train, evaluate, calibrate and explain
+//! through the CLI and report through `--batch`; the decode-once store
+//! streams batches without changing what is learned.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::cli::{run, text};
+use melxai::data::lookalike::{self, Layout, LookalikeSpec};
+
+/// A project folder holding a look-alike of `layout`, the Lite0 weights and
+/// a `config.toml` of the look-alike's `[data]`, a tiny `[train]` and `extra`.
+fn project(layout: Layout, images: usize, extra: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let spec = LookalikeSpec {
+        images,
+        width: 48,
+        height: 40,
+        seed: 7,
+        corrupt: 1,
+        missing: if layout == Layout::ImageFolder { 0 } else { 1 },
+        ..LookalikeSpec::default()
+    };
+    let set = lookalike::write(layout, &root.join("set"), &spec).unwrap();
+    let weights = root.join("weights");
+    std::fs::create_dir_all(&weights).unwrap();
+    let f = "efficientnet-lite0-imagenet.safetensors";
+    std::os::unix::fs::symlink(common::weights_dir().join(f), weights.join(f)).unwrap();
+    let config = format!(
+        "device = \"cpu\"\n{}\n[model]\nweights_dir = \"{}\"\n[train]\nname = \"m\"\nepochs = 2\nbatch_size = 8\ninput_size = 32\nswa_epochs = 0\n{extra}",
+        set.data_toml,
+        weights.display()
+    );
+    std::fs::write(root.join("config.toml"), config).unwrap();
+    let checkpoint = weights.join("m.safetensors");
+    (dir, checkpoint)
+}
+
+fn ok(o: &std::process::Output) -> String {
+    let t = text(o);
+    assert!(o.status.success(), "failed:\n{t}");
+    t
+}
+
+fn json(o: &std::process::Output) -> serde_json::Value {
+    ok(o);
+    serde_json::from_slice(&o.stdout).expect("JSON on stdout")
+}
+
+/// (layout, classes after its `[data] label_map`)
+const LAYOUTS: [(Layout, usize); 5] = [
+    (Layout::ImageFolder, 2),
+    (Layout::Ham10000, 7),
+    (Layout::Isic2019, 8),
+    (Layout::Isic2020, 2),
+    (Layout::PadUfes20, 6),
+];
+
+#[test]
+fn every_layout_trains_evaluates_calibrates_and_explains_through_the_cli() {
+    for (layout, classes) in LAYOUTS {
+        let (dir, checkpoint) = project(layout, 48, "");
+        let root = dir.path();
+        let trained = ok(&run(root, &["train"]));
+        // The corrupt file and the row without a file are listed, not fatal.
+        let listed = trained.matches("skipped /").count();
+        assert_eq!(
+            listed,
+            if layout == Layout::ImageFolder { 1 } else { 2 },
+            "{layout}: {trained}"
+        );
+        if layout != Layout::ImageFolder {
+            assert!(trained.contains("not found"), "{layout}: {trained}");
+        }
+        let ck = checkpoint.to_str().unwrap();
+        let eval = json(&run(
+            root,
+            &["eval", "--checkpoint", ck, "--split", "all", "--json"],
+        ));
+        let n = eval["predictions"].as_array().unwrap().len();
+        assert_eq!(
+            n,
+            48 - 1 - usize::from(layout != Layout::ImageFolder),
+            "{layout}"
+        );
+        let every = &eval["multiclass"];
+        if classes > 2 {
+            assert_eq!(
+                every["per_class"].as_array().unwrap().len(),
+                classes,
+                "{layout}"
+            );
+            let cm = every["confusion"].as_array().unwrap();
+            let total: u64 = cm
+                .iter()
+                .flat_map(|r| r.as_array().unwrap())
+                .map(|v| v.as_u64().unwrap())
+                .sum();
+            assert_eq!(total as usize, n, "{layout}");
+        } else {
+            assert!(
+                every.is_null(),
+                "{layout}: binary models keep the binary view"
+            );
+        }
+        ok(&run(root, &["calibrate", "--checkpoint", ck]));
+        let image = first_image(root);
+        let out = root.join("maps");
+        let explained = ok(&run(
+            root,
+            &[
+                "explain",
+                image.to_str().unwrap(),
+                "--checkpoint",
+                ck,
+                "--method",
+                "gradcam",
+                "--target",
+                "melanoma",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        ));
+        assert!(explained.contains("(melanoma)"), "{layout}: {explained}");
+        let refused = run(
+            root,
+            &[
+                "explain",
+                image.to_str().unwrap(),
+                "--checkpoint",
+                ck,
+                "--target",
+                "no-such-class",
+            ],
+        );
+        assert!(!refused.status.success());
+        assert!(
+            text(&refused).contains("not a class of the model"),
+            "{}",
+            text(&refused)
+        );
+    }
+}
+
+/// Some readable image of the look-alike (the largest file: never the
+/// truncated one).
+fn first_image(root: &Path) -> PathBuf {
+    let mut files = Vec::new();
+    let mut stack = vec![root.join("set")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("jpg" | "png")) {
+                files.push((std::fs::metadata(&p).unwrap().len(), p));
+            }
+        }
+    }
+    files.sort();
+    files.pop().unwrap().1
+}
+
+#[test]
+fn a_grouped_seven_class_batch_reports_every_class_subgroups_and_groups() {
+    let batch = r#"
+[batch]
+run_name = "ham"
+folds = 2
+cv_repeats = 1
+bootstrap_samples = 100
+methods = ["gradcam"]
+explain_images = 4
+models = [{ name = "a", arch = "lite0", seed = 1 }]
+[scores]
+enabled = false
+"#;
+    let (dir, _) = project(Layout::Ham10000, 70, batch);
+    let root = dir.path();
+    ok(&run(root, &["--batch"]));
+    let report = root.join("reports/ham");
+    let metrics: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("metrics.json")).unwrap()).unwrap();
+    let m = &metrics["metrics"];
+    let groups = m["data"]["groups"]
+        .as_u64()
+        .expect("the lesion groups are counted");
+    assert!(groups > 0 && groups < 68, "{groups}");
+    let b = &m["ensemble"]["breakdown"];
+    assert_eq!(b["multiclass"]["per_class"].as_array().unwrap().len(), 7);
+    assert_eq!(b["groups"].as_u64(), Some(groups));
+    let rows = b["subgroups"]["rows"].as_array().unwrap();
+    let columns: std::collections::BTreeSet<&str> =
+        rows.iter().map(|r| r["column"].as_str().unwrap()).collect();
+    assert_eq!(columns, ["age", "localization", "sex"].into());
+    let n: u64 = rows
+        .iter()
+        .filter(|r| r["column"] == "sex")
+        .map(|r| r["n"].as_u64().unwrap())
+        .sum();
+    assert_eq!(
+        n,
+        b["images"].as_u64().unwrap(),
+        "every image in one sex group"
+    );
+    for f in [
+        "confusion_a_ensemble.png",
+        "subgroups_a_ensemble.png",
+        "subgroups_a_ensemble.csv",
+    ] {
+        assert!(report.join(f).exists(), "{f}");
+    }
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    for needle in [
+        "patient/lesion groups",
+        "### Every class",
+        "### By subgroup",
+        "| akiec |",
+    ] {
+        assert!(md.contains(needle), "report.md lacks {needle}");
+    }
+}
+
+#[test]
+fn a_store_streams_batches_and_learns_exactly_what_memory_does() {
+    let (dir, checkpoint) = project(Layout::ImageFolder, 24, "");
+    let root = dir.path();
+    ok(&run(root, &["train"]));
+    let ck = checkpoint.to_str().unwrap();
+    let in_memory = json(&run(
+        root,
+        &["eval", "--checkpoint", ck, "--split", "all", "--json"],
+    ));
+    // The same run through a store, over its memory budget: every batch
+    // is read from the store file.
+    let config = std::fs::read_to_string(root.join("config.toml")).unwrap();
+    let store = root.join("store");
+    let streamed_config = config.replace(
+        "[data]\n",
+        &format!(
+            "[data]\nstore = \"{}\"\nmemory_budget_mb = 0\n",
+            store.display()
+        ),
+    );
+    std::fs::write(root.join("config.toml"), streamed_config).unwrap();
+    ok(&run(root, &["train", "--name", "s"]));
+    let streamed_ck = root.join("weights/s.safetensors");
+    let streamed = json(&run(
+        root,
+        &[
+            "eval",
+            "--checkpoint",
+            streamed_ck.to_str().unwrap(),
+            "--split",
+            "all",
+            "--json",
+        ],
+    ));
+    assert_eq!(in_memory["predictions"], streamed["predictions"]);
+    assert!(
+        std::fs::read_dir(&store).unwrap().next().is_some(),
+        "store written"
+    );
+}
