@@ -42,6 +42,13 @@ pub fn run(config: Config, graphics: &str) -> Result<i32> {
         .map(|s| (s.id.clone(), s.label))
         .collect();
     options.class_names = data.classes.clone();
+    options.attribute_columns = config.data.attribute_columns.clone();
+    options.attributes = data
+        .samples
+        .iter()
+        .filter(|s| !s.attributes.is_empty())
+        .map(|s| (s.id.clone(), s.attributes.clone()))
+        .collect();
     options.weights_dir = config.model.weights_dir.clone();
     // Resolved before the screen is taken over: an unusable device is a clear
     // error here, and the header names the one the jobs will use.

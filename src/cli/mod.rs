@@ -3,6 +3,7 @@
 mod app;
 mod calibrate;
 mod compare;
+mod data;
 mod explain;
 mod progress;
 mod train;
@@ -58,6 +59,12 @@ pub enum Command {
     Calibrate(calibrate::CalibrateArgs),
     /// Explain a split with several models and measure how far the maps agree.
     Compare(compare::CompareArgs),
+    /// Decode the data set into the `[data] store` once (a job's first step;
+    /// later runs start in seconds).
+    Prepare(data::PrepareArgs),
+    /// Write a generated data set with a public set's exact layout and
+    /// column names (HAM10000, ISIC 2019/2020, PAD-UFES-20, ImageFolder).
+    Lookalike(data::LookalikeArgs),
     /// Check the installation: libtorch, weights, data set, config.
     Doctor {
         #[arg(long)]
@@ -131,6 +138,8 @@ pub fn run(args: Args) -> Result<i32> {
         Some(Command::Calibrate(a)) => calibrate::run(&config, &a),
         Some(Command::Compare(a)) => compare::run(&config, &a),
         Some(Command::Doctor { json }) => doctor(&config, &args.config, json),
+        Some(Command::Prepare(a)) => data::prepare(&config, &a),
+        Some(Command::Lookalike(a)) => data::lookalike(&a),
         Some(Command::Predict {
             inputs,
             checkpoint,
@@ -210,7 +219,10 @@ fn check_device(config: &Config, args: &Args) -> Result<()> {
     use melxai::device::{auto_choice, resolve, DeviceSpec};
     if matches!(
         args.command,
-        Some(Command::Doctor { .. }) | Some(Command::Similarity { .. })
+        Some(Command::Doctor { .. })
+            | Some(Command::Similarity { .. })
+            | Some(Command::Lookalike(_))
+            | Some(Command::Prepare(_))
     ) {
         return Ok(());
     }

@@ -56,6 +56,8 @@ pub enum Action {
     OverlayWeaker,
     /// Show one split (train / val / test / out-of-fold) or all.
     CycleSplit,
+    /// The calibration pane: calibration / every class / subgroups.
+    CycleCalibrationView,
     /// A character typed into the search or note field.
     Input(char),
     Backspace,
@@ -67,7 +69,7 @@ pub enum Action {
 
 impl Action {
     /// Remappable actions with their config names, in help order.
-    pub const NAMED: [(&'static str, Action); 28] = [
+    pub const NAMED: [(&'static str, Action); 29] = [
         ("move_down", Action::MoveDown),
         ("move_up", Action::MoveUp),
         ("page_down", Action::PageDown),
@@ -79,6 +81,7 @@ impl Action {
         ("toggle_zoom", Action::ToggleZoom),
         ("cycle_filter", Action::CycleFilter),
         ("cycle_split", Action::CycleSplit),
+        ("cycle_calibration_view", Action::CycleCalibrationView),
         ("cycle_sort", Action::CycleSort),
         ("search", Action::StartSearch),
         ("flag", Action::Mark(TriageMark::Flag)),
@@ -146,6 +149,9 @@ impl Action {
             Action::OverlayStronger => "overlay opacity up",
             Action::OverlayWeaker => "overlay opacity down",
             Action::CycleSplit => "split: all / train / val / test / out-of-fold",
+            Action::CycleCalibrationView => {
+                "calibration pane: calibration / every class / subgroups"
+            }
             Action::Input(_) | Action::Backspace | Action::Submit | Action::SelectRow(_) => "",
         }
     }
@@ -331,6 +337,7 @@ impl Default for KeyMap {
             (c(']'), Action::OverlayStronger),
             (c('['), Action::OverlayWeaker),
             (c('v'), Action::CycleSplit),
+            (c('b'), Action::CycleCalibrationView),
         ];
         KeyMap {
             bindings: pairs.into_iter().collect(),

@@ -57,6 +57,9 @@ pub struct TuiOptions {
     pub samples: Vec<(String, usize)>,
     /// Class names in label order.
     pub class_names: Vec<String>,
+    /// `[data] attribute_columns` and each sample's values (subgroup view).
+    pub attribute_columns: Vec<String>,
+    pub attributes: std::collections::HashMap<String, Vec<(String, String)>>,
     /// Checkpoint for explain/evaluate until the engine reports another.
     pub checkpoint: Option<PathBuf>,
     /// Directory bare model names in events resolve against.
@@ -81,6 +84,8 @@ impl TuiOptions {
             keys: KeyMap::default(),
             samples: Vec::new(),
             class_names: Vec::new(),
+            attribute_columns: Vec::new(),
+            attributes: Default::default(),
             checkpoint: None,
             weights_dir: PathBuf::from("weights"),
             device: None,
@@ -111,6 +116,7 @@ impl App {
     /// the status line and left untouched until the next mark).
     pub fn new(options: TuiOptions) -> Self {
         let mut state = AppState::new(options.samples, options.class_names);
+        state.set_attributes(options.attribute_columns, options.attributes);
         state.set_weights_dir(options.weights_dir);
         state.device = options.device;
         if let Some(cp) = options.checkpoint {

@@ -75,6 +75,13 @@ impl AppState {
                 self.metric = self.metric.next();
                 self.info(format!("agreement metric: {}", self.metric.title()));
             }
+            Action::CycleCalibrationView => {
+                self.calibration_view = self.calibration_view.next();
+                self.info(format!(
+                    "calibration pane: {}",
+                    self.calibration_view.title()
+                ));
+            }
             Action::Screenshot => {}
             Action::ToggleOverlay => {
                 self.overlay = !self.overlay;

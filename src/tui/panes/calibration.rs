@@ -28,7 +28,7 @@ use ratatui::widgets::{
 use super::{empty_message, fmt3};
 use crate::evaluate::decision_curve::{decision_curve, default_thresholds, DecisionCurve};
 use crate::evaluate::selective::{risk_coverage, RiskCoverage};
-use crate::tui::state::{AppState, CalibrationMetrics};
+use crate::tui::state::{AppState, CalibrationMetrics, CalibrationView};
 use crate::tui::theme::{Theme, ThemeKind};
 use crate::verdict::{Decision, SamplePrediction};
 
@@ -160,6 +160,11 @@ pub fn reliability_source(state: &AppState) -> Option<(String, Vec<BarBin>)> {
 }
 
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
+    match state.calibration_view() {
+        CalibrationView::Classes => return super::breakdown::render_classes(state, area, buf),
+        CalibrationView::Subgroups => return super::breakdown::render_subgroups(state, area, buf),
+        CalibrationView::Calibration => {}
+    }
     let theme = state.theme();
     let source = reliability_source(state);
     let Some(cal) = state.calibration() else {

@@ -5,6 +5,7 @@
 //! zoomed, and when exported alone by `--batch`.
 
 pub mod agreement;
+pub mod breakdown;
 pub mod calibration;
 pub mod images;
 pub mod samples;

@@ -88,6 +88,40 @@ pub struct AppState {
     /// Heatmaps drawn over the photo, at `overlay_opacity` percent.
     pub(crate) overlay: bool,
     pub(crate) overlay_opacity: u8,
+    /// What the calibration pane shows (`b` cycles).
+    pub(crate) calibration_view: CalibrationView,
+    /// `[data] attribute_columns` and each sample's values, for subgroups.
+    pub(crate) attribute_columns: Vec<String>,
+    pub(crate) attributes: HashMap<String, Vec<(String, String)>>,
+}
+
+/// The calibration pane's three views.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CalibrationView {
+    #[default]
+    Calibration,
+    /// The KxK confusion with per-class recall and precision.
+    Classes,
+    /// Results by attribute subgroup.
+    Subgroups,
+}
+
+impl CalibrationView {
+    pub fn next(self) -> Self {
+        match self {
+            CalibrationView::Calibration => CalibrationView::Classes,
+            CalibrationView::Classes => CalibrationView::Subgroups,
+            CalibrationView::Subgroups => CalibrationView::Calibration,
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            CalibrationView::Calibration => "calibration",
+            CalibrationView::Classes => "every class",
+            CalibrationView::Subgroups => "subgroups",
+        }
+    }
 }
 
 impl Default for AppState {
@@ -149,6 +183,9 @@ impl AppState {
             theme: Theme::default(),
             overlay: false,
             overlay_opacity: DEFAULT_OVERLAY_OPACITY,
+            calibration_view: CalibrationView::Calibration,
+            attribute_columns: Vec::new(),
+            attributes: HashMap::new(),
         };
         state.ensure_selection();
         state
@@ -311,6 +348,33 @@ impl AppState {
 
     pub fn rows(&self) -> &[SampleRow] {
         &self.rows
+    }
+
+    pub fn class_names(&self) -> &[String] {
+        &self.class_names
+    }
+
+    pub fn calibration_view(&self) -> CalibrationView {
+        self.calibration_view
+    }
+
+    /// The data set's attribute columns and each sample's values (from its
+    /// metadata table), so the calibration pane can break results down.
+    pub fn set_attributes(
+        &mut self,
+        columns: Vec<String>,
+        values: HashMap<String, Vec<(String, String)>>,
+    ) {
+        self.attribute_columns = columns;
+        self.attributes = values;
+    }
+
+    pub fn attribute_columns(&self) -> &[String] {
+        &self.attribute_columns
+    }
+
+    pub fn attributes_of(&self, id: &str) -> &[(String, String)] {
+        self.attributes.get(id).map_or(&[], Vec::as_slice)
     }
 
     pub fn class_name(&self, label: usize) -> String {
