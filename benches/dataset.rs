@@ -228,20 +228,22 @@ fn train_phase(config: &Path, batches: usize) {
     let open_seconds = t0.elapsed().as_secs_f64();
     let dir = tempfile::tempdir().unwrap();
     let cancel = CancelToken::new();
-    let (mut first, mut last, mut seen) = (None, None, 0usize);
+    let (mut first, mut last, mut seen) = (None::<(Instant, usize)>, None, 0usize);
     {
         let cancel_ref = &cancel;
         let mut sink = |e: Event| {
             if let Event::Batch { batch, .. } = e {
+                // The first step warms up; the next `batches` are timed.
                 let now = Instant::now();
-                if batch == 0 {
-                    first = Some(now);
-                } else if batch <= batches {
-                    last = Some(now);
-                    seen = batch;
-                }
-                if batch >= batches {
-                    cancel_ref.cancel();
+                match first {
+                    None => first = Some((now, batch)),
+                    Some((_, b0)) => {
+                        last = Some(now);
+                        seen = batch - b0;
+                        if seen >= batches {
+                            cancel_ref.cancel();
+                        }
+                    }
                 }
             }
         };
@@ -270,7 +272,7 @@ fn train_phase(config: &Path, batches: usize) {
         let _ = melxai::train::train(&cfg, &mut ctx);
     }
     let seconds = match (first, last) {
-        (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
+        (Some((a, _)), Some(b)) => b.duration_since(a).as_secs_f64(),
         _ => f64::NAN,
     };
     println!(

@@ -165,11 +165,9 @@ fn first_image(root: &Path) -> PathBuf {
     files.pop().unwrap().1
 }
 
-#[test]
-fn a_grouped_seven_class_batch_reports_every_class_subgroups_and_groups() {
-    let batch = r#"
+const BATCH: &str = r#"
 [batch]
-run_name = "ham"
+run_name = "set"
 folds = 2
 cv_repeats = 1
 bootstrap_samples = 100
@@ -179,49 +177,110 @@ models = [{ name = "a", arch = "lite0", seed = 1 }]
 [scores]
 enabled = false
 "#;
-    let (dir, _) = project(Layout::Ham10000, 70, batch);
-    let root = dir.path();
-    ok(&run(root, &["--batch"]));
-    let report = root.join("reports/ham");
-    let metrics: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(report.join("metrics.json")).unwrap()).unwrap();
-    let m = &metrics["metrics"];
-    let groups = m["data"]["groups"]
-        .as_u64()
-        .expect("the lesion groups are counted");
-    assert!(groups > 0 && groups < 68, "{groups}");
-    let b = &m["ensemble"]["breakdown"];
-    assert_eq!(b["multiclass"]["per_class"].as_array().unwrap().len(), 7);
-    assert_eq!(b["groups"].as_u64(), Some(groups));
-    let rows = b["subgroups"]["rows"].as_array().unwrap();
-    let columns: std::collections::BTreeSet<&str> =
-        rows.iter().map(|r| r["column"].as_str().unwrap()).collect();
-    assert_eq!(columns, ["age", "localization", "sex"].into());
-    let n: u64 = rows
-        .iter()
-        .filter(|r| r["column"] == "sex")
-        .map(|r| r["n"].as_u64().unwrap())
-        .sum();
-    assert_eq!(
-        n,
-        b["images"].as_u64().unwrap(),
-        "every image in one sex group"
-    );
-    for f in [
-        "confusion_a_ensemble.png",
-        "subgroups_a_ensemble.png",
-        "subgroups_a_ensemble.csv",
-    ] {
-        assert!(report.join(f).exists(), "{f}");
-    }
-    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
-    for needle in [
-        "patient/lesion groups",
-        "### Every class",
-        "### By subgroup",
-        "| akiec |",
-    ] {
-        assert!(md.contains(needle), "report.md lacks {needle}");
+
+#[test]
+fn every_table_layout_reports_through_batch_with_classes_groups_and_subgroups() {
+    for (layout, classes) in LAYOUTS.into_iter().skip(1) {
+        let (dir, _) = project(layout, 64, BATCH);
+        let root = dir.path();
+        ok(&run(root, &["--batch"]));
+        let report = root.join("reports/set");
+        let metrics: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(report.join("metrics.json")).unwrap()).unwrap();
+        let m = &metrics["metrics"];
+        assert_eq!(
+            m["data"]["classes"].as_array().unwrap().len(),
+            classes,
+            "{layout}"
+        );
+        assert_eq!(
+            m["data"]["skipped"].as_array().unwrap().len(),
+            2,
+            "{layout}"
+        );
+        let groups = m["data"]["groups"]
+            .as_u64()
+            .expect("the groups are counted");
+        assert!(groups > 1 && groups < 62, "{layout}: {groups}");
+        let b = &m["ensemble"]["breakdown"];
+        assert_eq!(
+            b["groups"].as_u64().map(|g| g <= groups),
+            Some(true),
+            "{layout}"
+        );
+        assert!(
+            b["positive"]["auprc"]["point"].as_f64().is_some(),
+            "{layout}"
+        );
+        let every = b["multiclass"]["per_class"].as_array().map_or(0, Vec::len);
+        assert_eq!(every, if classes > 2 { classes } else { 0 }, "{layout}");
+        let rows = b["subgroups"]["rows"].as_array().unwrap();
+        let columns: std::collections::BTreeSet<&str> =
+            rows.iter().map(|r| r["column"].as_str().unwrap()).collect();
+        assert_eq!(
+            columns.len(),
+            if layout == Layout::PadUfes20 { 4 } else { 3 },
+            "{layout}"
+        );
+        let first = rows[0]["column"].as_str().unwrap();
+        let n: u64 = rows
+            .iter()
+            .filter(|r| r["column"] == first)
+            .map(|r| r["n"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            n,
+            b["images"].as_u64().unwrap(),
+            "{layout}: every image in one group of {first}"
+        );
+        assert_eq!(m["agreement"]["images"], 4, "{layout}: explain_images = 4");
+        for f in [
+            "subgroups_a_ensemble.png",
+            "subgroups_a_ensemble.csv",
+            "screens/calibration.svg",
+        ] {
+            assert!(report.join(f).exists(), "{layout}: {f}");
+        }
+        assert_eq!(
+            report.join("confusion_a_ensemble.png").exists(),
+            classes > 2,
+            "{layout}"
+        );
+        // The TUI's views of the run, rendered headless.
+        assert!(report.join("screens/subgroups.svg").exists(), "{layout}");
+        assert_eq!(
+            report.join("screens/classes.svg").exists(),
+            classes > 2,
+            "{layout}"
+        );
+        let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+        let sp = &m["model:a"]["split"];
+        let parts: u64 = ["train", "val", "test"]
+            .iter()
+            .map(|p| sp[p]["images"].as_u64().unwrap())
+            .sum();
+        assert_eq!(
+            parts,
+            m["data"]["counts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_u64().unwrap())
+                .sum::<u64>(),
+            "{layout}"
+        );
+        for needle in [
+            "patient/lesion groups",
+            "### By subgroup",
+            "AUPRC",
+            "4 of the split's",
+            "no group on two sides",
+        ] {
+            assert!(md.contains(needle), "{layout}: report.md lacks {needle}");
+        }
+        if classes > 2 {
+            assert!(md.contains("### Every class"), "{layout}");
+        }
     }
 }
 

@@ -113,6 +113,7 @@ fn report() -> RunReport {
                 Figure::new("roc_a.png", "ROC (test split)"),
             ],
             breakdown: Default::default(),
+            split: None,
         },
     );
     RunReport {

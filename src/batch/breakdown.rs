@@ -10,11 +10,13 @@ use std::path::Path;
 use crate::data::groups::{dense_groups, is_ungrouped};
 use crate::data::scan::{Sample, Scan};
 use crate::error::{Error, Result};
+use crate::evaluate::group_bootstrap::bootstrap_by_group;
 use crate::evaluate::multiclass::multiclass_metrics;
 use crate::evaluate::subgroups::{subgroup_report, to_csv, SubgroupOptions, SubgroupReport};
+use crate::metrics::average_precision;
 use crate::metrics::BootstrapOptions;
 use crate::report::figures;
-use crate::report::run::{Breakdown, Figure};
+use crate::report::run::{Breakdown, Figure, PositiveView};
 use crate::verdict::EvalRow;
 
 use super::Run;
@@ -64,6 +66,7 @@ pub(super) fn breakdown(
         ..Breakdown::default()
     };
     let patient_groups = grouped.then_some(groups.as_slice());
+    out.positive = positive_view(data, held, patient_groups);
     if data.classes.len() > 2 {
         let m = multiclass_metrics(
             held.probabilities,
@@ -100,6 +103,40 @@ pub(super) fn breakdown(
         )?);
     }
     Ok(out)
+}
+
+/// AUPRC of the positive class with a (group) bootstrap interval; `None`
+/// when it is undefined (no positive image held out).
+fn positive_view(data: &Scan, held: &HeldOut, groups: Option<&[usize]>) -> Option<PositiveView> {
+    let scores: Vec<f64> = held
+        .probabilities
+        .iter()
+        .map(|p| p[held.positive])
+        .collect();
+    let ap = |rows: &[usize]| {
+        let l: Vec<usize> = rows.iter().map(|&i| held.labels[i]).collect();
+        let s: Vec<f64> = rows.iter().map(|&i| scores[i]).collect();
+        average_precision(&l, &s, held.positive).unwrap_or(f64::NAN)
+    };
+    let all: Vec<usize> = (0..scores.len()).collect();
+    let point = ap(&all);
+    if !point.is_finite() {
+        return None;
+    }
+    let auprc = bootstrap_by_group(
+        scores.len(),
+        groups,
+        point,
+        |rows| ap(rows),
+        &held.bootstrap,
+    )
+    .ok()?;
+    let positives = held.labels.iter().filter(|&&l| l == held.positive).count();
+    Some(PositiveView {
+        class: data.classes.get(held.positive).cloned().unwrap_or_default(),
+        prevalence: positives as f64 / held.labels.len().max(1) as f64,
+        auprc,
+    })
 }
 
 /// The subgroup table of `held`, its CSV and figure.
@@ -207,5 +244,54 @@ pub(super) fn ensemble_breakdown(
         data,
         &r.config.data.attribute_columns,
         &held,
+    )
+}
+
+/// Images and groups per part of a model's split, for grouped data sets
+/// (train: every image in neither validation nor test).
+pub(super) fn split_summary(
+    data: &Scan,
+    split: &crate::train::SplitOutcome,
+) -> Option<crate::data::groups::SplitSummary> {
+    data.group_count()?;
+    let index: HashMap<&str, usize> = data
+        .samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.id.as_str(), i))
+        .collect();
+    let rows = |part: &[EvalRow]| -> Vec<usize> {
+        part.iter()
+            .filter_map(|r| index.get(r.id.as_str()).copied())
+            .collect()
+    };
+    let (val, test) = (rows(&split.val), rows(&split.test));
+    let held: std::collections::HashSet<usize> = val.iter().chain(&test).copied().collect();
+    let train = (0..data.samples.len())
+        .filter(|i| !held.contains(i))
+        .collect();
+    let parts = crate::data::split::Split { train, val, test };
+    let labels: Vec<usize> = data.samples.iter().map(|s| s.label).collect();
+    let keys: Vec<Option<String>> = data.samples.iter().map(|s| s.group.clone()).collect();
+    let groups = dense_groups(&keys);
+    Some(crate::data::groups::summarise(
+        &parts,
+        &labels,
+        &groups,
+        data.classes.len(),
+    ))
+}
+
+/// Image id -> dense patient/lesion group, for grouped data sets only.
+pub(super) fn group_of(data: &Scan) -> Option<HashMap<String, usize>> {
+    data.group_count()?;
+    let keys: Vec<Option<String>> = data.samples.iter().map(|s| s.group.clone()).collect();
+    let dense = dense_groups(&keys);
+    Some(
+        data.samples
+            .iter()
+            .zip(dense)
+            .map(|(s, g)| (s.id.clone(), g))
+            .collect(),
     )
 }

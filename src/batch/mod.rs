@@ -371,7 +371,9 @@ fn repeated_cv_steps(
                 .iter()
                 .map(|o| repetition_of(o))
                 .collect::<Result<Vec<_>>>()?;
-            let out = crate::evaluate::repeated_cv::evaluate(&reps, &opts)?;
+            // Grouped data sets: the headline intervals resample groups.
+            let group_of = breakdown::group_of(data);
+            let out = crate::evaluate::repeated_cv::evaluate_grouped(&reps, &opts, group_of.as_ref())?;
             let plain: Option<Vec<Repetition>> = all
                 .iter()
                 .zip(&reps)
@@ -618,6 +620,7 @@ fn evaluate_model(
             history: split.history.clone(),
             figures,
             breakdown: test_breakdown,
+            split: breakdown::split_summary(data, split),
         },
     );
     Ok(model)

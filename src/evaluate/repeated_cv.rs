@@ -43,8 +43,7 @@ use crate::error::{Error, Result};
 use crate::evaluate::operating_point::{operating_point_report, OperatingPointReport};
 use crate::evaluate::selective::{risk_coverage, RiskCoverage};
 use crate::metrics::{
-    auroc, binary_metrics, bootstrap_statistic, mean_std, BootstrapOptions, Interval, MeanStd,
-    DEFAULT_THRESHOLD,
+    auroc, binary_metrics, mean_std, BootstrapOptions, Interval, MeanStd, DEFAULT_THRESHOLD,
 };
 use crate::verdict::EvalRow;
 
@@ -293,14 +292,15 @@ pub fn metric_set(log_probs: &[Vec<f64>], labels: &[usize], positive: usize) -> 
 /// `stat(indices)`; `point` holds the full-sample values. All metrics share
 /// the seed, so their resamples are paired.
 fn intervals(
-    n: usize,
+    (n, groups): (usize, Option<&[usize]>),
     point: &MetricSet,
     opts: &BootstrapOptions,
     stat: impl Fn(&[usize]) -> Option<MetricSet>,
 ) -> Result<MetricIntervals> {
     let one = |pick: fn(&MetricSet) -> f64| {
-        bootstrap_statistic(
+        crate::evaluate::group_bootstrap::bootstrap_by_group(
             n,
+            groups,
             pick(point),
             |idx| stat(idx).map_or(f64::NAN, |m| pick(&m)),
             opts,
@@ -444,11 +444,28 @@ fn align(
 /// temperature, or the ensemble's operating point cannot be chosen (no
 /// positive image outside some fold).
 pub fn evaluate(reps: &[Repetition], opts: &RepeatedCvOptions) -> Result<RepeatedCv> {
+    evaluate_grouped(reps, opts, None)
+}
+
+/// As [`evaluate`], the headline intervals resampling patient/lesion groups
+/// (`group_of`: image id -> group) instead of images, where the data set
+/// has them: images of one lesion are not independent draws.
+pub fn evaluate_grouped(
+    reps: &[Repetition],
+    opts: &RepeatedCvOptions,
+    group_of: Option<&std::collections::HashMap<String, usize>>,
+) -> Result<RepeatedCv> {
     let (ids, labels, logits, folds) = align(reps)?;
     let positive = opts.positive;
     let n = ids.len();
+    let groups: Option<Vec<usize>> = group_of.map(|g| {
+        ids.iter()
+            .map(|id| g.get(id).copied().unwrap_or(usize::MAX))
+            .collect()
+    });
+    let groups = groups.as_deref();
     let calibrated = calibrate_repetitions(reps, &logits, &labels, &ids, &folds)?;
-    let single = single_models(&calibrated, &labels, n, opts)?;
+    let single = single_models(&calibrated, &labels, n, opts, groups)?;
 
     // The ensemble: members' uncalibrated probabilities averaged, then one
     // temperature cross-fitted on the first repetition's folds.
@@ -475,7 +492,7 @@ pub fn evaluate(reps: &[Repetition], opts: &RepeatedCvOptions) -> Result<Repeate
         &ens,
         &single_probs,
         &labels,
-        k0,
+        (k0, groups),
         opts,
     )?;
 
@@ -546,6 +563,7 @@ fn single_models(
     labels: &[usize],
     n: usize,
     opts: &RepeatedCvOptions,
+    groups: Option<&[usize]>,
 ) -> Result<SingleModels> {
     let positive = opts.positive;
     let per_repetition = calibrated
@@ -561,7 +579,12 @@ fn single_models(
         sets.map(|s| mean_of(&s))
     };
     Ok(SingleModels {
-        pooled: intervals(n, &mean_of(&per_repetition), &opts.bootstrap, single_stat)?,
+        pooled: intervals(
+            (n, groups),
+            &mean_of(&per_repetition),
+            &opts.bootstrap,
+            single_stat,
+        )?,
         spread: spread(&per_repetition),
         per_repetition,
         temperatures: calibrated.iter().map(|c| c.temperatures.clone()).collect(),
@@ -577,7 +600,7 @@ fn ensemble_evaluation(
     ens: &Calibrated,
     single_out_of_fold: &[(Vec<Vec<f64>>, &Calibrated)],
     labels: &[usize],
-    k0: usize,
+    (k0, groups): (usize, Option<&[usize]>),
     opts: &RepeatedCvOptions,
 ) -> Result<EnsembleEvaluation> {
     let n = labels.len();
@@ -631,7 +654,7 @@ fn ensemble_evaluation(
         members,
         combine: "mean of the members' probabilities, then one temperature on their log".into(),
         uncalibrated: metric_set(combined, labels, positive)?,
-        intervals: intervals(n, &calibrated_set, &opts.bootstrap, |idx| {
+        intervals: intervals((n, groups), &calibrated_set, &opts.bootstrap, |idx| {
             metric_set(&pick(&ens.log_probs, idx), &pick(labels, idx), positive).ok()
         })?,
         calibrated: calibrated_set,

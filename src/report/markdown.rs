@@ -531,6 +531,18 @@ fn model_section(md: &mut String, name: &str, m: &ModelReport) {
         c.fitted_n,
         calibration_change(c)
     );
+    if let Some(sp) = &m.split {
+        let part = |p: &crate::data::groups::PartSummary| {
+            format!("{} images ({} groups)", p.images, p.groups)
+        };
+        let _ = writeln!(
+            md,
+            "\nSplit, no group on two sides: train {}, validation {}, test {}.",
+            part(&sp.train),
+            part(&sp.val),
+            part(&sp.test)
+        );
+    }
     figures(md, &m.figures);
     super::markdown_breakdown::breakdown_sections(md, "test split", &m.breakdown);
 }

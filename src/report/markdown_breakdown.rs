@@ -24,11 +24,20 @@ fn with_ci(i: &Interval) -> String {
     }
 }
 
-/// Both sections for one set of held-out predictions (`what`: "out of fold",
-/// "test split"), or nothing when the model is binary and has no subgroups.
+/// The positive class's AUPRC, then every class and every subgroup, for one
+/// set of held-out predictions (`what`: "ensemble out of fold", "test split").
 pub(super) fn breakdown_sections(md: &mut String, what: &str, b: &Breakdown) {
     if b.is_empty() {
         return;
+    }
+    if let Some(p) = &b.positive {
+        let _ = writeln!(
+            md,
+            "\n{} ({what}): AUPRC {} at a prevalence of {} (a coin's AUPRC).",
+            p.class,
+            with_ci(&p.auprc),
+            num(p.prevalence)
+        );
     }
     let groups = b.groups.map_or(String::new(), |g| {
         format!(" from {g} patient/lesion groups (intervals resample groups)")

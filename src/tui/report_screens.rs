@@ -19,7 +19,7 @@ use crate::progress::{Event, HeatmapData, JobKind, SamplePrediction};
 use crate::report::run::{Figure, RunResults};
 use crate::tui::keys::Action;
 use crate::tui::screenshot::export_pane;
-use crate::tui::state::{AppState, Metric, Pane};
+use crate::tui::state::{AppState, CalibrationView, Metric, Pane};
 
 /// Terminal size of each exported pane, in cells.
 const SCREEN_COLUMNS: u16 = 120;
@@ -59,6 +59,51 @@ pub fn render_run_screens(results: &RunResults) -> Result<Vec<Figure>> {
         )
         .map_err(|e| Error::Other(format!("screenshot {name}: {e}")))?;
         figures.push(Figure::new(file, format!("{} pane", pane.title())));
+    }
+    figures.extend(breakdown_screens(&mut state, results)?);
+    Ok(figures)
+}
+
+/// The calibration pane's "every class" (K > 2) and "subgroups" (a table
+/// with attributes) views, as `screens/classes.svg` and `screens/subgroups.svg`.
+fn breakdown_screens(state: &mut AppState, results: &RunResults) -> Result<Vec<Figure>> {
+    let data = results.data;
+    let columns: Vec<String> = data
+        .samples
+        .first()
+        .map(|s| s.attributes.iter().map(|(c, _)| c.clone()).collect())
+        .unwrap_or_default();
+    let values = data
+        .samples
+        .iter()
+        .map(|s| (s.id.clone(), s.attributes.clone()))
+        .collect();
+    state.set_attributes(columns.clone(), values);
+    let wanted = [
+        (CalibrationView::Classes, "classes", data.classes.len() > 2),
+        (CalibrationView::Subgroups, "subgroups", !columns.is_empty()),
+    ];
+    let mut figures = Vec::new();
+    for (view, name, show) in wanted {
+        while state.calibration_view() != view {
+            state.update(Action::CycleCalibrationView);
+        }
+        if !show {
+            continue;
+        }
+        let file = format!("screens/{name}.svg");
+        export_pane(
+            state,
+            Pane::Calibration,
+            SCREEN_COLUMNS,
+            SCREEN_ROWS,
+            &results.dir.join(&file),
+        )
+        .map_err(|e| Error::Other(format!("screenshot {name}: {e}")))?;
+        figures.push(Figure::new(
+            file,
+            format!("Calibration pane, {} view (b)", view.title()),
+        ));
     }
     Ok(figures)
 }
