@@ -242,7 +242,7 @@ fn every_table_layout_reports_through_batch_with_classes_groups_and_subgroups() 
             assert!(report.join(f).exists(), "{layout}: {f}");
         }
         assert_eq!(
-            report.join("confusion_a_ensemble.png").exists(),
+            report.join("confusion_classes_a_ensemble.png").exists(),
             classes > 2,
             "{layout}"
         );

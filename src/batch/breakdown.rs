@@ -77,7 +77,7 @@ pub(super) fn breakdown(
             patient_groups,
         )
         .map_err(|e| Error::Other(format!("K-class metrics of {title}: {e}")))?;
-        let file = format!("confusion_{stem}.png");
+        let file = format!("confusion_classes_{stem}.png");
         let labels: Vec<&str> = data.classes.iter().map(String::as_str).collect();
         let counts: Vec<Vec<u64>> = m
             .confusion
