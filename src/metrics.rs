@@ -481,7 +481,7 @@ pub(crate) fn quantile_sorted(sorted: &[f64], q: f64) -> f64 {
 pub fn bootstrap_statistic<F>(
     n: usize,
     point: f64,
-    mut statistic: F,
+    statistic: F,
     opts: &BootstrapOptions,
 ) -> Result<Interval, MetricsError>
 where
@@ -490,6 +490,31 @@ where
     if n == 0 {
         return Err(MetricsError::Empty);
     }
+    percentile_bootstrap(
+        point,
+        |rng, idx| {
+            idx.clear();
+            idx.extend((0..n).map(|_| rng.gen_range(0..n)));
+        },
+        statistic,
+        opts,
+    )
+}
+
+/// The resampling loop every bootstrap here shares: `draw` fills one
+/// resample's row indices from the seeded stream, `statistic` scores it;
+/// non-finite values are skipped (at most `max(10 * n_resamples, 100)`
+/// draws) and the interval is the NumPy-default percentiles.
+pub(crate) fn percentile_bootstrap<D, F>(
+    point: f64,
+    mut draw: D,
+    mut statistic: F,
+    opts: &BootstrapOptions,
+) -> Result<Interval, MetricsError>
+where
+    D: FnMut(&mut ChaCha8Rng, &mut Vec<usize>),
+    F: FnMut(&[usize]) -> f64,
+{
     if opts.n_resamples == 0 {
         return Err(MetricsError::NoResamples);
     }
@@ -498,13 +523,11 @@ where
     }
     let max_draws = opts.n_resamples.saturating_mul(10).max(100);
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let mut idx = vec![0usize; n];
+    let mut idx = Vec::new();
     let mut values = Vec::with_capacity(opts.n_resamples);
     let mut drawn = 0;
     while values.len() < opts.n_resamples && drawn < max_draws {
-        for slot in idx.iter_mut() {
-            *slot = rng.gen_range(0..n);
-        }
+        draw(&mut rng, &mut idx);
         drawn += 1;
         let v = statistic(&idx);
         if v.is_finite() {

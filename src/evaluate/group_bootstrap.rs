@@ -9,12 +9,9 @@
 
 use std::collections::BTreeMap;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use rand::Rng;
 
-use crate::metrics::{
-    bootstrap_statistic, quantile_sorted, BootstrapOptions, Interval, MetricsError,
-};
+use crate::metrics::{bootstrap_statistic, BootstrapOptions, Interval, MetricsError};
 
 /// Seeded percentile bootstrap that resamples groups of rows.
 ///
@@ -39,7 +36,7 @@ pub fn bootstrap_by_group<F: FnMut(&[usize]) -> f64>(
     n: usize,
     groups: Option<&[usize]>,
     point: f64,
-    mut statistic: F,
+    statistic: F,
     opts: &BootstrapOptions,
 ) -> Result<Interval, MetricsError> {
     let Some(groups) = groups else {
@@ -56,41 +53,17 @@ pub fn bootstrap_by_group<F: FnMut(&[usize]) -> f64>(
     if members.len() == n {
         return bootstrap_statistic(n, point, statistic, opts);
     }
-    if opts.n_resamples == 0 {
-        return Err(MetricsError::NoResamples);
-    }
-    if !(opts.level > 0.0 && opts.level < 1.0) {
-        return Err(MetricsError::InvalidLevel(opts.level));
-    }
-    let max_draws = opts.n_resamples.saturating_mul(10).max(100);
-    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
-    let mut idx = Vec::with_capacity(2 * n);
-    let mut values = Vec::with_capacity(opts.n_resamples);
-    let mut drawn = 0;
-    while values.len() < opts.n_resamples && drawn < max_draws {
-        idx.clear();
-        for _ in 0..members.len() {
-            idx.extend_from_slice(&members[rng.gen_range(0..members.len())]);
-        }
-        drawn += 1;
-        let v = statistic(&idx);
-        if v.is_finite() {
-            values.push(v);
-        }
-    }
-    if values.is_empty() {
-        return Err(MetricsError::NoValidResamples { drawn });
-    }
-    values.sort_by(f64::total_cmp);
-    let alpha = 1.0 - opts.level;
-    Ok(Interval {
+    crate::metrics::percentile_bootstrap(
         point,
-        low: quantile_sorted(&values, alpha / 2.0),
-        high: quantile_sorted(&values, 1.0 - alpha / 2.0),
-        level: opts.level,
-        n_valid: values.len(),
-        n_drawn: drawn,
-    })
+        |rng, idx| {
+            idx.clear();
+            for _ in 0..members.len() {
+                idx.extend_from_slice(&members[rng.gen_range(0..members.len())]);
+            }
+        },
+        statistic,
+        opts,
+    )
 }
 
 /// Rows of each non-empty group, groups in ascending id, rows ascending.
