@@ -335,6 +335,16 @@ impl Config {
             ));
         }
         Arch::check("[model] arch", &self.model.arch)?;
+        // `decode` only applies to the store: without one it would be ignored.
+        if self.data.decode == crate::data::store::DecodeMode::Reduced && self.data.store.is_none()
+        {
+            return Err(OutOfRange::new(
+                "decode",
+                "\"reduced\"",
+                "\"full\" unless [data] store is set (reduced decoding fills the store)",
+            )
+            .in_section("[data]"));
+        }
         // The augmentation table first, so its errors name `[train.augment]`.
         self.train
             .augment

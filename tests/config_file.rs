@@ -140,6 +140,15 @@ fn bad_enum_values_are_rejected_with_their_key_and_choices() {
     assert_mentions(&err, &["[train] epochs", "ten"]);
     let err = rejection("[tui]\ntheme = \"solarized\"\n");
     assert_mentions(&err, &["[tui] theme", "solarized", "auto", "dark", "light"]);
+    // The data-set keys of issue 27.
+    let err = rejection("[data]\ndecode = \"half\"\n");
+    assert_mentions(&err, &["[data] decode", "half", "reduced"]);
+    let err = rejection("[data]\ndecode = \"reduced\"\n");
+    assert_mentions(&err, &["[data] decode", "[data] store"]);
+    let err = rejection("[batch]\nexplain_images = \"some\"\n");
+    assert_mentions(&err, &["explain_images", "some"]);
+    let err = rejection("[train]\nsampler = \"oversample\"\n");
+    assert_mentions(&err, &["[train] sampler", "oversample", "class_balanced"]);
 }
 
 #[test]

@@ -325,3 +325,33 @@ fn a_store_streams_batches_and_learns_exactly_what_memory_does() {
         "store written"
     );
 }
+
+#[test]
+fn a_broken_table_is_refused_naming_file_row_and_column() {
+    let (dir, _) = project(Layout::Isic2019, 24, "");
+    let root = dir.path();
+    let truth = root.join("set/ISIC_2019_Training_GroundTruth.csv");
+    let text = std::fs::read_to_string(&truth).unwrap();
+    // Row 3 (spreadsheet numbering) gets a second label: MEL and NV both set.
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    let mut cells: Vec<String> = lines[2].split(',').map(String::from).collect();
+    cells[1] = "1.0".into();
+    cells[2] = "1.0".into();
+    lines[2] = cells.join(",");
+    std::fs::write(&truth, lines.join("\n") + "\n").unwrap();
+    let o = run(root, &["train"]);
+    common::cli::assert_refused(
+        &o,
+        &["ISIC_2019_Training_GroundTruth.csv", "row 3", "MEL", "NV"],
+    );
+    // A label_map key that is no class of the table.
+    std::fs::write(&truth, text).unwrap();
+    let config = std::fs::read_to_string(root.join("config.toml")).unwrap();
+    std::fs::write(
+        root.join("config.toml"),
+        config.replace("MEL = \"melanoma\"", "MELANOMA = \"melanoma\""),
+    )
+    .unwrap();
+    let o = run(root, &["train"]);
+    common::cli::assert_refused(&o, &["label_map", "MELANOMA"]);
+}

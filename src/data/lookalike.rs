@@ -484,7 +484,6 @@ fn data_toml(layout: Layout, root: &Path) -> String {
                 "attribute_columns",
                 list(&["sex", "age_approx", "anatom_site_general_challenge"]),
             ),
-            ("decode", q("reduced")),
         ],
         Layout::PadUfes20 => vec![
             ("table", path("metadata.csv")),

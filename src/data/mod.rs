@@ -80,7 +80,7 @@ pub struct DataConfig {
     /// file content; a second run starts in seconds). None: decode every run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store: Option<PathBuf>,
-    /// `full`, or `reduced`: large JPEGs decoded at 1/2..1/8 scale in the DCT
+    /// `full`, or `reduced`: large JPEGs decoded at 1/4 or 1/8 scale in the DCT
     /// domain (still at least twice the input size), then resized. Store only.
     #[serde(default, skip_serializing_if = "is_full")]
     pub decode: store::DecodeMode,

@@ -15,6 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::evaluate::group_bootstrap::bootstrap_by_group;
 use crate::metrics::{bootstrap_mean_ci, BootstrapOptions, Interval, MetricsError};
 use crate::verdict::OperatingPoint;
 
@@ -160,22 +161,47 @@ pub fn rate_intervals(
     threshold: f64,
     opts: &BootstrapOptions,
 ) -> Result<RateIntervals, OperatingPointError> {
+    rate_intervals_grouped(labels, scores, positive, threshold, opts, None)
+}
+
+/// As [`rate_intervals`], resampling each class's patient/lesion groups
+/// (`groups[i]`: sample i's group) instead of its images when given; with
+/// every image its own group the intervals are the same.
+pub fn rate_intervals_grouped(
+    labels: &[usize],
+    scores: &[f64],
+    positive: usize,
+    threshold: f64,
+    opts: &BootstrapOptions,
+    groups: Option<&[usize]>,
+) -> Result<RateIntervals, OperatingPointError> {
     positive_scores(labels, scores, positive)?;
-    let hits = |want_positive: bool| -> Vec<f64> {
-        labels
-            .iter()
-            .zip(scores)
-            .filter(|(&y, _)| (y == positive) == want_positive)
-            .map(|(_, &s)| f64::from(u8::from((s >= threshold) == want_positive)))
+    let class_rows = |want_positive: bool| -> Vec<usize> {
+        (0..labels.len())
+            .filter(|&i| (labels[i] == positive) == want_positive)
             .collect()
+    };
+    let interval = |want_positive: bool, opts: &BootstrapOptions| {
+        let rows = class_rows(want_positive);
+        let hits: Vec<f64> = rows
+            .iter()
+            .map(|&i| f64::from(u8::from((scores[i] >= threshold) == want_positive)))
+            .collect();
+        let Some(groups) = groups else {
+            return bootstrap_mean_ci(&hits, opts);
+        };
+        let of_rows: Vec<usize> = rows.iter().map(|&i| groups[i]).collect();
+        let mean = |idx: &[usize]| idx.iter().map(|&i| hits[i]).sum::<f64>() / idx.len() as f64;
+        let all: Vec<usize> = (0..hits.len()).collect();
+        bootstrap_by_group(hits.len(), Some(&of_rows), mean(&all), mean, opts)
     };
     let second = BootstrapOptions {
         seed: opts.seed.wrapping_add(1),
         ..*opts
     };
     Ok(RateIntervals {
-        sensitivity: bootstrap_mean_ci(&hits(true), opts)?,
-        specificity: bootstrap_mean_ci(&hits(false), &second)?,
+        sensitivity: interval(true, opts)?,
+        specificity: interval(false, &second)?,
     })
 }
 
@@ -204,6 +230,27 @@ pub fn cross_fit(
     positive: usize,
     target: f64,
     opts: &BootstrapOptions,
+) -> Result<CrossFitted, OperatingPointError> {
+    cross_fit_grouped(
+        labels,
+        scores,
+        (folds, n_folds),
+        positive,
+        target,
+        opts,
+        None,
+    )
+}
+
+/// [`cross_fit`] with its intervals resampling `groups` when given.
+fn cross_fit_grouped(
+    labels: &[usize],
+    scores: &[f64],
+    (folds, n_folds): (&[usize], usize),
+    positive: usize,
+    target: f64,
+    opts: &BootstrapOptions,
+    groups: Option<&[usize]>,
 ) -> Result<CrossFitted, OperatingPointError> {
     positive_scores(labels, scores, positive)?;
     if folds.len() != labels.len() {
@@ -249,7 +296,7 @@ pub fn cross_fit(
         fold_thresholds,
         sensitivity,
         specificity,
-        intervals: rate_intervals(labels, &margin, positive, 0.0, opts)?,
+        intervals: rate_intervals_grouped(labels, &margin, positive, 0.0, opts, groups)?,
     })
 }
 
@@ -274,10 +321,40 @@ pub fn operating_point_report(
     target: f64,
     opts: &BootstrapOptions,
 ) -> Result<OperatingPointReport, OperatingPointError> {
+    operating_point_report_grouped(
+        labels,
+        scores,
+        (folds, n_folds),
+        positive,
+        target,
+        opts,
+        None,
+    )
+}
+
+/// [`operating_point_report`] with every interval resampling patient/lesion
+/// `groups` when given.
+pub fn operating_point_report_grouped(
+    labels: &[usize],
+    scores: &[f64],
+    (folds, n_folds): (&[usize], usize),
+    positive: usize,
+    target: f64,
+    opts: &BootstrapOptions,
+    groups: Option<&[usize]>,
+) -> Result<OperatingPointReport, OperatingPointError> {
     let chosen = choose_threshold(labels, scores, positive, target)?;
+    let fit = (folds, n_folds);
     Ok(OperatingPointReport {
-        intervals: rate_intervals(labels, scores, positive, chosen.threshold, opts)?,
-        cross_fitted: cross_fit(labels, scores, folds, n_folds, positive, target, opts)?,
+        intervals: rate_intervals_grouped(
+            labels,
+            scores,
+            positive,
+            chosen.threshold,
+            opts,
+            groups,
+        )?,
+        cross_fitted: cross_fit_grouped(labels, scores, fit, positive, target, opts, groups)?,
         chosen,
     })
 }
@@ -369,5 +446,27 @@ mod tests {
             cross_fit(&labels, &scores, &vec![5; 60], 2, 0, 0.9, &opts),
             Err(OperatingPointError::BadFold { .. })
         ));
+    }
+
+    #[test]
+    fn grouped_rate_intervals_resample_lesions_and_reduce_to_the_image_bootstrap() {
+        // 20 lesions x 3 identical images: hits come in blocks of three.
+        let labels: Vec<usize> = (0..120).map(|i| usize::from(i >= 60)).collect();
+        let scores: Vec<f64> = (0..120).map(|i| ((i / 3) % 5) as f64 / 5.0).collect();
+        let opts = BootstrapOptions::new(400, 2);
+        let plain = rate_intervals(&labels, &scores, 0, 0.4, &opts).unwrap();
+        let singletons: Vec<usize> = (0..120).collect();
+        let same =
+            rate_intervals_grouped(&labels, &scores, 0, 0.4, &opts, Some(&singletons)).unwrap();
+        assert_eq!(plain, same);
+        let lesions: Vec<usize> = (0..120).map(|i| i / 3).collect();
+        let grouped =
+            rate_intervals_grouped(&labels, &scores, 0, 0.4, &opts, Some(&lesions)).unwrap();
+        assert_eq!(grouped.sensitivity.point, plain.sensitivity.point);
+        let width = |i: &Interval| i.high - i.low;
+        assert!(
+            width(&grouped.sensitivity) > 1.3 * width(&plain.sensitivity),
+            "{grouped:?} vs {plain:?}"
+        );
     }
 }

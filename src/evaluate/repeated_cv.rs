@@ -40,7 +40,7 @@ use crate::calibrate as cal;
 use crate::calibrate::{ece_consistency, EceConsistency};
 use crate::ensemble::combine::{log_mean_probabilities_f64, log_softmax};
 use crate::error::{Error, Result};
-use crate::evaluate::operating_point::{operating_point_report, OperatingPointReport};
+use crate::evaluate::operating_point::{operating_point_report_grouped, OperatingPointReport};
 use crate::evaluate::selective::{risk_coverage, RiskCoverage};
 use crate::metrics::{
     auroc, binary_metrics, mean_std, BootstrapOptions, Interval, MeanStd, DEFAULT_THRESHOLD,
@@ -613,14 +613,14 @@ fn ensemble_evaluation(
         .iter()
         .map(|p| p.get(positive).copied().unwrap_or(f64::NAN))
         .collect();
-    let operating_point = operating_point_report(
+    let operating_point = operating_point_report_grouped(
         labels,
         &pos,
-        &ens.fold_of,
-        k0,
+        (&ens.fold_of, k0),
         positive,
         opts.target_sensitivity,
         &opts.bootstrap,
+        groups,
     )
     .map_err(|e| Error::Other(format!("operating point: {e}")))?;
     let is_positive: Vec<usize> = labels.iter().map(|&l| usize::from(l == positive)).collect();
