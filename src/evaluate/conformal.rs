@@ -17,7 +17,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::metrics::{bootstrap_statistic, mean_std, BootstrapOptions, Interval, MeanStd};
+use crate::evaluate::group_bootstrap::bootstrap_by_group;
+use crate::metrics::{mean_std, BootstrapOptions, Interval, MeanStd};
 use crate::verdict::conformal::{uniform_draws, ConformalPredictor, ConformalSettings};
 
 /// Random calibration/test halvings in the repeated-split experiment.
@@ -213,14 +214,15 @@ pub struct OutOfFold<'a> {
 }
 
 /// Everything [`ConformalEvaluation`] holds: `ensemble` is the seed
-/// ensemble's out-of-fold predictions, `singles` one per repetition.
+/// ensemble's out-of-fold predictions, `singles` one per repetition; the
+/// coverage and size intervals resample patient/lesion `groups` when given.
 pub fn conformal_evaluation(
     ensemble: &OutOfFold,
     singles: &[OutOfFold],
     labels: &[usize],
     positive: usize,
     settings: ConformalSettings,
-    opts: &BootstrapOptions,
+    (opts, groups): (&BootstrapOptions, Option<&[usize]>),
 ) -> Result<ConformalEvaluation> {
     let classes = ensemble.probs.first().map_or(0, Vec::len);
     let seed = opts.seed;
@@ -240,10 +242,12 @@ pub fn conformal_evaluation(
     let sizes: Vec<f64> = sets.iter().map(|s| s.len() as f64).collect();
     let mean_of =
         |v: &[f64], idx: &[usize]| idx.iter().map(|&i| v[i]).sum::<f64>() / idx.len() as f64;
-    let coverage_ci = bootstrap_statistic(n, summary.coverage, |idx| mean_of(&covered, idx), opts)
-        .map_err(|e| err("bootstrap", e))?;
-    let mean_size_ci = bootstrap_statistic(n, summary.mean_size, |idx| mean_of(&sizes, idx), opts)
-        .map_err(|e| err("bootstrap", e))?;
+    let ci = |point: f64, v: &[f64]| {
+        bootstrap_by_group(n, groups, point, |idx| mean_of(v, idx), opts)
+            .map_err(|e| err("bootstrap", e))
+    };
+    let coverage_ci = ci(summary.coverage, &covered)?;
+    let mean_size_ci = ci(summary.mean_size, &sizes)?;
     let mut single_coverage = Vec::new();
     let mut single_mean_size = Vec::new();
     for (r, s) in singles.iter().enumerate() {

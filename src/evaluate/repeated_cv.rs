@@ -647,7 +647,7 @@ fn ensemble_evaluation(
         labels,
         positive,
         opts.conformal,
-        &opts.bootstrap,
+        (&opts.bootstrap, groups),
     )?);
     Ok(EnsembleEvaluation {
         decisions,
