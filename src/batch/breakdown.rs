@@ -272,12 +272,10 @@ pub(super) fn split_summary(
         .collect();
     let parts = crate::data::split::Split { train, val, test };
     let labels: Vec<usize> = data.samples.iter().map(|s| s.label).collect();
-    let keys: Vec<Option<String>> = data.samples.iter().map(|s| s.group.clone()).collect();
-    let groups = dense_groups(&keys);
     Some(crate::data::groups::summarise(
         &parts,
         &labels,
-        &groups,
+        &data.groups(),
         data.classes.len(),
     ))
 }
@@ -285,8 +283,7 @@ pub(super) fn split_summary(
 /// Image id -> dense patient/lesion group, for grouped data sets only.
 pub(super) fn group_of(data: &Scan) -> Option<HashMap<String, usize>> {
     data.group_count()?;
-    let keys: Vec<Option<String>> = data.samples.iter().map(|s| s.group.clone()).collect();
-    let dense = dense_groups(&keys);
+    let dense = data.groups();
     Some(
         data.samples
             .iter()

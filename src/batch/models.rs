@@ -78,11 +78,9 @@ pub(super) fn load_spec(
         Some(rec) => (index_of(&rec.val, "val")?, index_of(&rec.test, "test")?),
         None => {
             let labels: Vec<usize> = data.samples.iter().map(|s| s.label).collect();
-            let keys: Vec<Option<String>> = data.samples.iter().map(|s| s.group.clone()).collect();
-            let groups = crate::data::groups::dense_groups(&keys);
             let s = grouped_split(
                 &labels,
-                &groups,
+                &data.groups(),
                 base.test_fraction,
                 base.val_fraction,
                 spec.seed,

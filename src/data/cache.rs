@@ -9,7 +9,7 @@ use tch::{Kind, Tensor};
 
 use super::image::{decode_rgb, resize};
 use super::scan::{Sample, Skipped};
-use super::store::{ImageStore, StoreOptions};
+use super::store::{to_chw, ImageStore, StoreOptions};
 use super::DataConfig;
 use crate::error::Result;
 
@@ -60,34 +60,17 @@ impl ImageCache {
             .par_iter()
             .enumerate()
             .map(|(i, s)| {
-                let r = decode_rgb(&s.path).map(|img| {
-                    let img = resize(&img, h, w);
-                    // HWC -> CHW
-                    let raw = img.as_raw();
-                    let plane = (h * w) as usize;
-                    let mut chw = vec![0u8; 3 * plane];
-                    for p in 0..plane {
-                        for c in 0..3 {
-                            chw[c * plane + p] = raw[3 * p + c];
-                        }
-                    }
-                    chw
-                });
+                let r = decode_rgb(&s.path).map(|img| to_chw(&resize(&img, h, w)));
                 (i, r.map_err(|e| e.to_string()))
             })
             .collect();
         let mut data = Vec::with_capacity(samples.len() * 3 * (h * w) as usize);
-        let (mut labels, mut ids, mut paths, mut skipped) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let mut group_keys = Vec::new();
+        let (mut kept, mut skipped) = (Vec::new(), Vec::new());
         for (i, r) in decoded {
             match r {
                 Ok(chw) => {
                     data.extend_from_slice(&chw);
-                    labels.push(samples[i].label);
-                    ids.push(samples[i].id.clone());
-                    paths.push(samples[i].path.clone());
-                    group_keys.push(samples[i].group.clone());
+                    kept.push(&samples[i]);
                 }
                 Err(reason) => skipped.push(Skipped {
                     path: samples[i].path.clone(),
@@ -95,18 +78,29 @@ impl ImageCache {
                 }),
             }
         }
-        let n = labels.len() as i64;
-        let images = Tensor::from_slice(&data).view([n, 3, size[0], size[1]]);
-        Ok(ImageCache {
+        let images = Tensor::from_slice(&data).view([kept.len() as i64, 3, size[0], size[1]]);
+        Ok(ImageCache::assemble(&kept, images, size, skipped, None))
+    }
+
+    /// The cache of the decoded `kept` samples (rows of `images`, in order).
+    fn assemble(
+        kept: &[&Sample],
+        images: Tensor,
+        size: [i64; 2],
+        skipped: Vec<Skipped>,
+        streamed: Option<StreamedRows>,
+    ) -> ImageCache {
+        let group_keys: Vec<Option<String>> = kept.iter().map(|s| s.group.clone()).collect();
+        ImageCache {
             images,
-            labels,
-            ids,
-            paths,
+            labels: kept.iter().map(|s| s.label).collect(),
+            ids: kept.iter().map(|s| s.id.clone()).collect(),
+            paths: kept.iter().map(|s| s.path.clone()).collect(),
             groups: super::groups::dense_groups(&group_keys),
             size,
             skipped,
-            streamed: None,
-        })
+            streamed,
+        }
     }
 
     /// As `[data]` asks: through the decode-once store when `store` is set
@@ -163,25 +157,8 @@ impl ImageCache {
                 Some(StreamedRows { store, rows }),
             )
         };
-        let pick = |f: &dyn Fn(&Sample) -> String| {
-            kept.iter()
-                .map(|&(i, _)| f(&samples[i]))
-                .collect::<Vec<_>>()
-        };
-        let group_keys: Vec<Option<String>> = kept
-            .iter()
-            .map(|&(i, _)| samples[i].group.clone())
-            .collect();
-        Ok(ImageCache {
-            images,
-            labels: kept.iter().map(|&(i, _)| samples[i].label).collect(),
-            ids: pick(&|s| s.id.clone()),
-            paths: kept.iter().map(|&(i, _)| samples[i].path.clone()).collect(),
-            groups: super::groups::dense_groups(&group_keys),
-            size,
-            skipped,
-            streamed,
-        })
+        let kept: Vec<&Sample> = kept.iter().map(|&(i, _)| &samples[i]).collect();
+        Ok(ImageCache::assemble(&kept, images, size, skipped, streamed))
     }
 
     pub fn len(&self) -> usize {

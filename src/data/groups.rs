@@ -15,7 +15,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::split::{fold_split, stratified_folds, stratified_split, Split};
+use crate::data::split::{around_test, fold_split, stratified_folds, stratified_split, Split};
 use crate::error::{Error, Result};
 
 /// Dense group indices from the published keys, in first-appearance order.
@@ -293,22 +293,16 @@ pub fn grouped_fold_split(
         .get(fold)
         .cloned()
         .ok_or_else(|| Error::Config(format!("fold {fold} out of range 0..{k}")))?;
-    let in_test: HashSet<usize> = test.iter().copied().collect();
-    let rest: Vec<usize> = (0..labels.len()).filter(|i| !in_test.contains(i)).collect();
-    let rest_labels: Vec<usize> = rest.iter().map(|&i| labels[i]).collect();
-    let rest_groups: Vec<usize> = rest.iter().map(|&i| groups[i]).collect();
-    let inner = grouped_split(
-        &rest_labels,
-        &rest_groups,
-        0.0,
-        val_fraction,
-        seed.wrapping_add(fold as u64 + 1),
-    )?;
-    let map = |v: Vec<usize>| -> Vec<usize> { v.into_iter().map(|i| rest[i]).collect() };
-    Ok(Split {
-        train: map(inner.train),
-        val: map(inner.val),
-        test,
+    around_test(labels.len(), test, |rest| {
+        let rest_labels: Vec<usize> = rest.iter().map(|&i| labels[i]).collect();
+        let rest_groups: Vec<usize> = rest.iter().map(|&i| groups[i]).collect();
+        grouped_split(
+            &rest_labels,
+            &rest_groups,
+            0.0,
+            val_fraction,
+            seed.wrapping_add(fold as u64 + 1),
+        )
     })
 }
 

@@ -68,11 +68,17 @@ impl Scan {
         counts
     }
 
+    /// Each sample's dense patient/lesion group (a sample without a group id
+    /// is its own group), in sample order.
+    pub fn groups(&self) -> Vec<usize> {
+        let keys: Vec<Option<String>> = self.samples.iter().map(|s| s.group.clone()).collect();
+        super::groups::dense_groups(&keys)
+    }
+
     /// Distinct groups when any sample has a group id (None: ImageFolder
     /// sets, every image its own group).
     pub fn group_count(&self) -> Option<usize> {
-        let keys: Vec<Option<String>> = self.samples.iter().map(|s| s.group.clone()).collect();
-        let groups = super::groups::dense_groups(&keys);
+        let groups = self.groups();
         (!super::groups::is_ungrouped(&groups)).then(|| groups.iter().max().map_or(0, |m| m + 1))
     }
 

@@ -157,14 +157,28 @@ pub fn fold_split(
         .get(fold)
         .cloned()
         .ok_or_else(|| Error::Config(format!("fold {fold} out of range 0..{k}")))?;
-    let rest: Vec<usize> = (0..labels.len()).filter(|i| !test.contains(i)).collect();
-    let rest_labels: Vec<usize> = rest.iter().map(|&i| labels[i]).collect();
-    let inner = stratified_split(
-        &rest_labels,
-        0.0,
-        val_fraction,
-        seed.wrapping_add(fold as u64 + 1),
-    )?;
+    around_test(labels.len(), test, |rest| {
+        let rest_labels: Vec<usize> = rest.iter().map(|&i| labels[i]).collect();
+        stratified_split(
+            &rest_labels,
+            0.0,
+            val_fraction,
+            seed.wrapping_add(fold as u64 + 1),
+        )
+    })
+}
+
+/// The split of a fold: `test` as given, and train/validation drawn by
+/// `inner` among the other rows (`inner` sees them as 0..rest.len() and
+/// gets their row numbers, which the result maps back to).
+pub(crate) fn around_test(
+    n: usize,
+    test: Vec<usize>,
+    inner: impl FnOnce(&[usize]) -> Result<Split>,
+) -> Result<Split> {
+    let in_test: std::collections::HashSet<usize> = test.iter().copied().collect();
+    let rest: Vec<usize> = (0..n).filter(|i| !in_test.contains(i)).collect();
+    let inner = inner(&rest)?;
     let map = |v: Vec<usize>| -> Vec<usize> { v.into_iter().map(|i| rest[i]).collect() };
     Ok(Split {
         train: map(inner.train),

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use memmap2::{Mmap, MmapOptions};
 
-pub use decode::{decode_resized, DecodeMode, RESIZE_RULE};
+pub use decode::{decode_resized, to_chw, DecodeMode, RESIZE_RULE};
 
 use crate::data::image::MAX_INPUT_SIDE;
 use crate::error::{Error, Result};
@@ -171,7 +171,6 @@ impl ImageStore {
 mod tests {
     use std::path::Path;
 
-    use super::decode::to_chw;
     use super::index::StoreFiles;
     use super::testutil::*;
     use super::*;

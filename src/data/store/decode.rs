@@ -155,7 +155,7 @@ fn swaps_axes(o: Orientation) -> bool {
 }
 
 /// RGB interleaved (HWC) to planar CHW, the layout of the tensors.
-pub(super) fn to_chw(img: &RgbImage) -> Vec<u8> {
+pub fn to_chw(img: &RgbImage) -> Vec<u8> {
     let plane = (img.width() * img.height()) as usize;
     let mut chw = vec![0u8; 3 * plane];
     for (p, px) in img.as_raw().chunks_exact(3).enumerate() {

@@ -10,21 +10,12 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table, Widget};
 
+use super::calibration::{held_out_predictions, positive_class};
 use super::empty_message;
 use crate::evaluate::subgroups::{subgroup_report, SubgroupOptions};
 use crate::metrics::BootstrapOptions;
 use crate::tui::state::AppState;
-use crate::verdict::{Decision, SamplePrediction};
-
-/// Predictions of images the predicting model did not train on.
-fn held_out(state: &AppState) -> Vec<&SamplePrediction> {
-    state
-        .rows()
-        .iter()
-        .filter_map(|r| r.prediction.as_ref())
-        .filter(|p| p.split != "train")
-        .collect()
-}
+use crate::verdict::Decision;
 
 /// Short class names for narrow columns.
 fn short(name: &str, width: usize) -> String {
@@ -34,7 +25,7 @@ fn short(name: &str, width: usize) -> String {
 /// KxK confusion (rows actual, columns predicted) with recall and precision.
 pub fn render_classes(state: &AppState, area: Rect, buf: &mut Buffer) {
     let theme = state.theme();
-    let preds = held_out(state);
+    let preds = held_out_predictions(state);
     let k = state.class_names().len();
     if preds.is_empty() || k < 2 {
         empty_message(
@@ -113,18 +104,10 @@ pub fn render_classes(state: &AppState, area: Rect, buf: &mut Buffer) {
         .render(area, buf);
 }
 
-/// The positive class: predicted wherever its probability is above one half.
-fn positive_class(preds: &[&SamplePrediction]) -> Option<usize> {
-    preds
-        .iter()
-        .find(|p| p.probability > 0.5)
-        .map(|p| p.predicted)
-}
-
 /// One row per subgroup of every attribute column.
 pub fn render_subgroups(state: &AppState, area: Rect, buf: &mut Buffer) {
     let theme = state.theme();
-    let preds = held_out(state);
+    let preds = held_out_predictions(state);
     let columns = state.attribute_columns();
     let (Some(positive), false) = (positive_class(&preds), columns.is_empty()) else {
         let text = if columns.is_empty() {

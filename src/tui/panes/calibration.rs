@@ -41,14 +41,22 @@ const RISK_COVERAGE_MIN_HEIGHT: u16 = 16;
 /// AURC in-sample: a fold ensemble's members trained on nearly every image,
 /// and its 170 "predictions" scored AURC 0.002 against 0.044 out of fold.
 fn predicted_risk_coverage(state: &AppState) -> Option<RiskCoverage> {
-    let (confidence, correct): (Vec<f64>, Vec<bool>) = state
+    let (confidence, correct): (Vec<f64>, Vec<bool>) = held_out_predictions(state)
+        .into_iter()
+        .map(|p| (p.probability.max(1.0 - p.probability), p.correct()))
+        .unzip();
+    risk_coverage(&confidence, &correct).ok()
+}
+
+/// The list's predictions of images the predicting model did not train on:
+/// what every held-out view of this pane (and its other views) is drawn from.
+pub(super) fn held_out_predictions(state: &AppState) -> Vec<&SamplePrediction> {
+    state
         .rows()
         .iter()
         .filter_map(|r| r.prediction.as_ref())
         .filter(|p| p.split != "train")
-        .map(|p| (p.probability.max(1.0 - p.probability), p.correct()))
-        .unzip();
-    risk_coverage(&confidence, &correct).ok()
+        .collect()
 }
 
 /// Bins of the reliability view, equal width over [0.5, 1].
@@ -324,7 +332,7 @@ pub struct PanelDecisionCurve {
 
 /// The positive class: the predicted class of any row whose positive-class
 /// probability is above one half (it is then the arg-max).
-fn positive_class(preds: &[&SamplePrediction]) -> Option<usize> {
+pub(super) fn positive_class(preds: &[&SamplePrediction]) -> Option<usize> {
     preds
         .iter()
         .find(|p| p.probability > 0.5)
@@ -335,12 +343,7 @@ fn positive_class(preds: &[&SamplePrediction]) -> Option<usize> {
 /// probability, on the images predicted by a model that did not train on
 /// them (as the risk–coverage curve); `None` without both classes.
 pub fn predicted_decision_curve(state: &AppState) -> Option<PanelDecisionCurve> {
-    let preds: Vec<&SamplePrediction> = state
-        .rows()
-        .iter()
-        .filter_map(|r| r.prediction.as_ref())
-        .filter(|p| p.split != "train")
-        .collect();
+    let preds = held_out_predictions(state);
     let positive = positive_class(&preds)?;
     let p: Vec<f64> = preds.iter().map(|r| r.probability).collect();
     let y: Vec<usize> = preds
