@@ -10,8 +10,7 @@ use ratatui::style::Modifier;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Row, Table, Widget};
 
-use super::calibration::{held_out_predictions, positive_class};
-use super::empty_message;
+use super::{empty_message, held_out_predictions, positive_class};
 use crate::evaluate::subgroups::{subgroup_report, SubgroupOptions};
 use crate::metrics::BootstrapOptions;
 use crate::tui::state::AppState;

@@ -25,12 +25,12 @@ use ratatui::widgets::{
     Axis, Block, Cell, Chart, Dataset, GraphType, Paragraph, Row, Table, Widget,
 };
 
-use super::{empty_message, fmt3};
+use super::{empty_message, fmt3, held_out_predictions, positive_class};
 use crate::evaluate::decision_curve::{decision_curve, default_thresholds, DecisionCurve};
 use crate::evaluate::selective::{risk_coverage, RiskCoverage};
 use crate::tui::state::{AppState, CalibrationMetrics, CalibrationView};
 use crate::tui::theme::{Theme, ThemeKind};
-use crate::verdict::{Decision, SamplePrediction};
+use crate::verdict::Decision;
 
 /// Rows the diagram area needs before the risk–coverage chart gets half.
 const RISK_COVERAGE_MIN_HEIGHT: u16 = 16;
@@ -46,17 +46,6 @@ fn predicted_risk_coverage(state: &AppState) -> Option<RiskCoverage> {
         .map(|p| (p.probability.max(1.0 - p.probability), p.correct()))
         .unzip();
     risk_coverage(&confidence, &correct).ok()
-}
-
-/// The list's predictions of images the predicting model did not train on:
-/// what every held-out view of this pane (and its other views) is drawn from.
-pub(super) fn held_out_predictions(state: &AppState) -> Vec<&SamplePrediction> {
-    state
-        .rows()
-        .iter()
-        .filter_map(|r| r.prediction.as_ref())
-        .filter(|p| p.split != "train")
-        .collect()
 }
 
 /// Bins of the reliability view, equal width over [0.5, 1].
@@ -328,15 +317,6 @@ pub struct PanelDecisionCurve {
     pub curve: DecisionCurve,
     /// The lowest probability the operating point refers.
     pub operating_threshold: Option<f64>,
-}
-
-/// The positive class: the predicted class of any row whose positive-class
-/// probability is above one half (it is then the arg-max).
-pub(super) fn positive_class(preds: &[&SamplePrediction]) -> Option<usize> {
-    preds
-        .iter()
-        .find(|p| p.probability > 0.5)
-        .map(|p| p.predicted)
 }
 
 /// Net benefit over 1–60 % of referring by the calibrated positive-class

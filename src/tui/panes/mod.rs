@@ -17,8 +17,9 @@ use ratatui::style::Modifier;
 use ratatui::text::Line;
 use ratatui::widgets::{Paragraph, Widget, Wrap};
 
-use crate::tui::state::ImageKey;
+use crate::tui::state::{AppState, ImageKey};
 use crate::tui::theme::Theme;
+use crate::verdict::SamplePrediction;
 
 /// A rectangle of the frame that shows an image (drawn as half blocks; a
 /// graphics protocol or a screenshot may draw the real image over it).
@@ -57,4 +58,24 @@ pub fn fmt3(v: Option<f64>) -> String {
         Some(v) if v.is_finite() => format!("{v:.3}"),
         _ => "—".to_string(),
     }
+}
+
+/// The list's predictions of images the predicting model did not train on:
+/// what every held-out view of this pane (and its other views) is drawn from.
+pub fn held_out_predictions(state: &AppState) -> Vec<&SamplePrediction> {
+    state
+        .rows()
+        .iter()
+        .filter_map(|r| r.prediction.as_ref())
+        .filter(|p| p.split != "train")
+        .collect()
+}
+
+/// The positive class: the predicted class of any row whose positive-class
+/// probability is above one half (it is then the arg-max).
+pub fn positive_class(preds: &[&SamplePrediction]) -> Option<usize> {
+    preds
+        .iter()
+        .find(|p| p.probability > 0.5)
+        .map(|p| p.predicted)
 }
