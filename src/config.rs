@@ -38,6 +38,46 @@ pub struct Config {
     pub scores: crate::compare::scores::scorecard::ScoreSettings,
     pub tui: TuiConfig,
     pub batch: BatchConfig,
+    /// `[slurm]`: the sbatch settings of `--batch --executor slurm`.
+    pub slurm: SlurmConfig,
+}
+
+/// `[slurm]`: what every sbatch script of a run asks the cluster for. Empty
+/// strings leave a setting to the cluster's defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SlurmConfig {
+    pub partition: String,
+    pub account: String,
+    /// `--time`, e.g. "04:00:00" (per unit: one training, one shard).
+    pub time: String,
+    /// `--gres`, e.g. "gpu:1".
+    pub gres: String,
+    pub cpus_per_task: usize,
+    /// `--mem`, e.g. "16G".
+    pub mem: String,
+    /// Most tasks of one array running at once (`--array=...%k`; 0 = no limit).
+    pub array_parallelism: usize,
+    /// More `#SBATCH` lines, written as given (e.g. "--qos=normal").
+    pub extra: Vec<String>,
+    /// The melxai binary the jobs run (empty: this one, by absolute path).
+    pub melxai: String,
+}
+
+impl Default for SlurmConfig {
+    fn default() -> Self {
+        SlurmConfig {
+            partition: String::new(),
+            account: String::new(),
+            time: String::new(),
+            gres: String::new(),
+            cpus_per_task: 1,
+            mem: String::new(),
+            array_parallelism: 0,
+            extra: Vec::new(),
+            melxai: String::new(),
+        }
+    }
 }
 
 /// `[tui]`.
@@ -194,6 +234,15 @@ pub struct BatchConfig {
     /// right (seeded by the reference model's seed).
     #[serde(skip_serializing_if = "is_all")]
     pub explain_images: crate::data::subset::ExplainImages,
+    /// Explanation units per model when the run is split into units
+    /// (`--workers`, `--executor slurm`): each explains one contiguous
+    /// share of the images.
+    pub explain_shards: usize,
+    /// libtorch threads of every process of a CPU run (0: libtorch's
+    /// default). Its CPU kernels sum in another order on another thread
+    /// count, so the last bits of maps and trained weights depend on it: a
+    /// run split over workers equals a single-process run when this is set.
+    pub cpu_threads: usize,
 }
 
 fn is_all(e: &crate::data::subset::ExplainImages) -> bool {
@@ -231,6 +280,8 @@ impl Default for BatchConfig {
             bootstrap_samples: 2000,
             explain_ensemble: true,
             explain_images: crate::data::subset::ExplainImages::All,
+            explain_shards: 4,
+            cpu_threads: 0,
         }
     }
 }
@@ -247,6 +298,7 @@ impl Default for Config {
             scores: Default::default(),
             tui: TuiConfig::default(),
             batch: BatchConfig::default(),
+            slurm: SlurmConfig::default(),
         }
     }
 }
@@ -425,6 +477,8 @@ impl BatchConfig {
             100,
             MAX_BOOTSTRAP_SAMPLES,
         )?;
+        check::within("explain_shards", self.explain_shards, 1, 10_000)?;
+        check::within("cpu_threads", self.cpu_threads, 0, 4096)?;
         if self.methods.is_empty() {
             return Err(OutOfRange::new("methods", "[]", "at least one method"));
         }
@@ -437,7 +491,7 @@ impl BatchConfig {
 /// key, whose name the message carries).
 fn key_of(path: &str) -> String {
     /// Tables of config.toml, longest first so `train.augment` wins over `train`.
-    const SECTIONS: [&str; 11] = [
+    const SECTIONS: [&str; 12] = [
         "train.augment",
         "predict.conformal",
         "scores",
@@ -449,6 +503,7 @@ fn key_of(path: &str) -> String {
         "predict",
         "tui",
         "batch",
+        "slurm",
     ];
     if path.is_empty() || path == "." {
         return String::new();

@@ -13,6 +13,7 @@ mod breakdown;
 mod explained;
 mod figures;
 mod models;
+pub mod units;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -76,7 +77,35 @@ struct Run<'a> {
     cancel: &'a CancelToken,
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    /// A run of `config` into `reports/<run>/` (`name` overriding `[batch]
+    /// run_name`), nothing recorded yet.
+    fn new(
+        config: &'a Config,
+        name: Option<&str>,
+        sink: &'a mut dyn EventSink,
+        cancel: &'a CancelToken,
+    ) -> Result<Run<'a>> {
+        let batch = batch_config(config, name)?;
+        let dir = run_dir(&batch.run_name);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let device = parse_device(&config.device)?;
+        if device == tch::Device::Cpu && batch.cpu_threads > 0 {
+            tch::set_num_threads(batch.cpu_threads as i32);
+        }
+        Ok(Run {
+            config,
+            batch,
+            dir,
+            sink,
+            steps: Vec::new(),
+            metrics: RunMetrics::default(),
+            screens: Vec::new(),
+            device,
+            cancel,
+        })
+    }
+
     /// The context the library jobs of a step run in.
     fn ctx(&mut self) -> JobContext<'_> {
         JobContext {
@@ -86,6 +115,16 @@ impl Run<'_> {
             cancel: self.cancel,
             job: 0,
         }
+    }
+
+    /// The ids `--batch` explains for the reference model's split `own`,
+    /// and how many images that split holds before `[batch] explain_images`.
+    fn explained(&self, own: &crate::train::SplitOutcome, data: &Scan) -> (Vec<String>, usize) {
+        let all_ids = explained::explained_ids(self.batch.split, own, data);
+        let held_out = all_ids.len();
+        let seed = self.batch.models[0].seed;
+        let ids = explained::sampled(all_ids, own, data, self.batch.explain_images, seed);
+        (ids, held_out)
     }
 
     /// Runs one step unless the run was cancelled; a failed step is recorded
@@ -133,20 +172,7 @@ pub fn run(
     cancel: &CancelToken,
     screens: Option<&mut ScreenshotFn>,
 ) -> Result<BatchSummary> {
-    let batch = batch_config(config, name)?;
-    let dir = PathBuf::from("reports").join(&batch.run_name);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-    let mut run = Run {
-        config,
-        batch,
-        dir,
-        sink,
-        steps: Vec::new(),
-        metrics: RunMetrics::default(),
-        screens: Vec::new(),
-        device: parse_device(&config.device)?,
-        cancel,
-    };
+    let mut run = Run::new(config, name, sink, cancel)?;
     let data = run.step("scan data set", |r| {
         let s = scan_data(&mut r.ctx())?;
         let positive = positive_class(r.config, &s.classes)?;
@@ -193,6 +219,11 @@ pub fn run(
         });
     }
     finish(run)
+}
+
+/// Where the run called `name` writes: `reports/<name>/`.
+pub fn run_dir(name: &str) -> PathBuf {
+    PathBuf::from("reports").join(name)
 }
 
 /// Step 1: every configured model: trained, or a given checkpoint loaded.
@@ -284,6 +315,26 @@ impl RepetitionPlan {
         }
         name
     }
+
+    /// The model and recipe this repetition trains: the reference model's
+    /// cross-validation recipe at this seed and input size.
+    fn recipe(&self, spec0: &ModelSpec, base: &TrainConfig) -> Result<(ModelSpec, TrainConfig)> {
+        let (spec, mut recipe) = cv_recipe(spec0, base)?;
+        if let Some(size) = self.extra_size {
+            if size == recipe.resolved_input_size()? {
+                return Err(Error::Config(format!(
+                    "[batch] cv_extra_input_sizes: {size} is the recipe's own input size"
+                )));
+            }
+            recipe.input_size = Some(size);
+        }
+        let spec = ModelSpec {
+            name: self.name(&spec.name),
+            seed: self.seed,
+            ..spec
+        };
+        Ok((spec, recipe))
+    }
 }
 
 /// Every repetition in evaluation order: seed-major, the recipe's size
@@ -335,20 +386,7 @@ fn repeated_cv_steps(
                 plan.seed
             ),
             |r| {
-                let (spec, mut recipe) = cv_recipe(&spec0, base)?;
-                if let Some(size) = plan.extra_size {
-                    if size == recipe.resolved_input_size()? {
-                        return Err(Error::Config(format!(
-                            "[batch] cv_extra_input_sizes: {size} is the recipe's own input size"
-                        )));
-                    }
-                    recipe.input_size = Some(size);
-                }
-                let spec = ModelSpec {
-                    name: plan.name(&spec.name),
-                    seed: plan.seed,
-                    ..spec
-                };
+                let (spec, recipe) = plan.recipe(&spec0, base)?;
                 Ok(train_spec(r, data, &spec, &recipe, folds)?.1)
             },
         );
@@ -657,13 +695,11 @@ fn compare_step(
             .find(|(_, o)| o.name == reference.1.meta.name)
             .map(|(_, o)| &o.splits[0])
             .ok_or_else(|| Error::Other("the reference model's evaluation is missing".into()))?;
-        let all_ids = explained::explained_ids(r.batch.split, own, data);
-        let held_out = all_ids.len();
-        let seed = r.batch.models[0].seed;
+        let (sample_ids, held_out) = r.explained(own, data);
         let job = CompareJob {
             data,
             models: loaded,
-            sample_ids: explained::sampled(all_ids, own, data, r.batch.explain_images, seed),
+            sample_ids,
             split: r.batch.split.to_string(),
             methods: r.batch.methods.clone(),
             explain: r.config.explain.clone(),

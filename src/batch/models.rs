@@ -28,6 +28,16 @@ pub(super) fn train_spec(
     base: &TrainConfig,
     folds: usize,
 ) -> Result<(PathBuf, RunOutcome)> {
+    train_spec_folds(r, data, spec, base, folds, None)
+}
+
+/// The training run `spec` names under `base` (k folds when `folds >= 2`):
+/// `[batch]` name, file name and recipe.
+pub(super) fn spec_config(
+    spec: &ModelSpec,
+    base: &TrainConfig,
+    folds: usize,
+) -> (String, TrainConfig) {
     let run_name = |stem: &str| match folds {
         0 | 1 => stem.to_string(),
         _ => format!("{stem}-cv"),
@@ -37,6 +47,20 @@ pub(super) fn train_spec(
     cfg.arch = spec.arch.clone();
     cfg.seed = spec.seed;
     cfg.folds = folds;
+    (run_name(&spec.name), cfg)
+}
+
+/// [`train_spec`], or with `only = Some(k)` fold k alone (a batch unit):
+/// that writes its checkpoint and no `training_*.json`.
+pub(super) fn train_spec_folds(
+    r: &mut Run,
+    data: &Scan,
+    spec: &ModelSpec,
+    base: &TrainConfig,
+    folds: usize,
+    only: Option<usize>,
+) -> Result<(PathBuf, RunOutcome)> {
+    let (name, cfg) = spec_config(spec, base, folds);
     let file = r.dir.join(format!("training_{}.json", cfg.name));
     let mut outcome = train(
         &mut r.ctx(),
@@ -47,11 +71,15 @@ pub(super) fn train_spec(
             resume: true,
             replace_calibrated: false,
             config_file: None,
+            only_fold: only,
         },
     )?
     .outcome;
-    outcome.name = run_name(&spec.name);
+    outcome.name = name;
     let path = outcome.splits[0].checkpoint.clone();
+    if only.is_some() {
+        return Ok((path, outcome));
+    }
     crate::files::write_bytes(
         &file,
         serde_json::to_string_pretty(&outcome)

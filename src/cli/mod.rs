@@ -7,6 +7,7 @@ mod data;
 mod explain;
 mod progress;
 mod train;
+mod units;
 
 use std::path::PathBuf;
 
@@ -40,6 +41,17 @@ pub struct Args {
     /// With --batch: print the final summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// With --batch: `local` (this machine) or `slurm` (sbatch job arrays
+    /// per stage, settings from `[slurm]`).
+    #[arg(long, default_value = "local")]
+    pub executor: String,
+    /// With --batch: run as units in N worker processes (CPU: the cores
+    /// divided between them).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// With --batch: one worker per device, e.g. cuda:0,cuda:1.
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
     /// Inline image protocol: auto, kitty, sixel, iterm2 or halfblocks.
     #[arg(long, default_value = "auto")]
     pub graphics: String,
@@ -65,6 +77,8 @@ pub enum Command {
     /// Write a generated data set with a public set's exact layout and
     /// column names (HAM10000, ISIC 2019/2020, PAD-UFES-20, ImageFolder).
     Lookalike(data::LookalikeArgs),
+    /// The --batch run as units: plan, run-unit, worker, status, resume.
+    Batch(units::BatchArgs),
     /// Check the installation: libtorch, weights, data set, config.
     Doctor {
         #[arg(long)]
@@ -208,6 +222,19 @@ pub fn run(args: Args) -> Result<i32> {
             gaussian,
             json,
         }) => similarity(&a, &b, percentile, top_k, gaussian, json),
+        Some(Command::Batch(a)) => units::run(&config, &args.config, args.device.as_deref(), a),
+        None if args.batch
+            && (args.executor != "local" || args.workers.is_some() || !args.devices.is_empty()) =>
+        {
+            let ex = units::Executor {
+                kind: &args.executor,
+                workers: args.workers,
+                devices: &args.devices,
+                config_path: &args.config,
+                device: args.device.as_deref(),
+            };
+            units::start(&config, args.name.as_deref(), &ex)
+        }
         None if args.batch => batch(&config, args.name.as_deref(), args.json),
         None => app::run(config, &args.graphics),
     }

@@ -162,6 +162,7 @@ pub fn run_train(
         excluded: &args.exclude,
         resume: args.resume,
         replace_calibrated: args.force,
+        only_fold: None,
         config_file: config_file.map(PathBuf::from),
     };
     let trained = match jobs::train::train(&mut ctx, job) {

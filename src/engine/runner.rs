@@ -272,6 +272,7 @@ impl PipelineRunner {
                 excluded,
                 resume: true,
                 replace_calibrated: false,
+                only_fold: None,
                 config_file: None,
             },
         )?;

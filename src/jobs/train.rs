@@ -28,6 +28,9 @@ pub struct TrainJob<'a> {
     /// `--config` when not the default `config.toml` (for advice that
     /// reproduces the run).
     pub config_file: Option<PathBuf>,
+    /// Fold k of a k-fold run alone (a batch unit); no ensemble manifest
+    /// is written, since the other folds may not be trained yet.
+    pub only_fold: Option<usize>,
 }
 
 /// The run's outcome and what went into it.
@@ -52,10 +55,12 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
         resume,
         replace_calibrated,
         config_file,
+        only_fold,
     } = job;
     let positive = positive_class(ctx.config, &data.classes)?;
     // Held until the ensemble manifest is written: every name the run writes.
-    let _locks = crate::train::trainer::lock_run(&config, &ctx.config.model.weights_dir)?;
+    let _locks =
+        crate::train::trainer::lock_run(&config, &ctx.config.model.weights_dir, only_fold)?;
     crate::train::trainer::check_calibrated(
         &config,
         &ctx.config.model.weights_dir,
@@ -98,7 +103,7 @@ pub fn train(ctx: &mut JobContext, job: TrainJob) -> Result<Trained> {
         resume,
         config_file,
     };
-    let outcome = crate::train::train(&config, &mut train_ctx)?;
+    let outcome = crate::train::trainer::train_folds(&config, &mut train_ctx, only_fold)?;
     let ensemble = match &outcome.cross_validation {
         Some(_) => Some(write_fold_ensemble(
             &ctx.config.model.weights_dir,

@@ -102,8 +102,24 @@ pub fn check_calibrated(
 /// before anything is written and held until the run's last file is: a
 /// second run that would write any of these names is refused, naming the
 /// process that holds it.
-pub fn lock_run(cfg: &TrainConfig, weights_dir: &Path) -> Result<Vec<crate::files::RunLock>> {
+/// With `only = Some(k)` (one fold trained alone), that fold's lock only:
+/// the run's other folds may train at the same time in other processes.
+pub fn lock_run(
+    cfg: &TrainConfig,
+    weights_dir: &Path,
+    only: Option<usize>,
+) -> Result<Vec<crate::files::RunLock>> {
     let dir = weights_dir.display();
+    if let (true, Some(k)) = (cfg.folds >= 2, only) {
+        let member = format!("{}-fold{k}", cfg.name);
+        return Ok(vec![crate::files::RunLock::acquire(
+            &lock_path(weights_dir, &member),
+            &format!(
+                "'{member}' (fold {k} of training run '{}', {dir})",
+                cfg.name
+            ),
+        )?]);
+    }
     let mut locks = vec![crate::files::RunLock::acquire(
         &lock_path(weights_dir, &cfg.name),
         &format!("training run '{}' ({dir})", cfg.name),
@@ -141,6 +157,17 @@ pub fn restart_command(cfg: &TrainConfig, config_file: Option<&Path>) -> String 
 /// out-of-fold metrics. Emits events through `ctx.sink`. The caller holds the
 /// run's locks ([`lock_run`]).
 pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
+    train_folds(cfg, ctx, None)
+}
+
+/// [`train`], or with `only = Some(k)` fold k of a k-fold run alone (a
+/// batch unit: each fold is one unit, run by whichever worker takes it);
+/// that outcome holds the one fold and no pooled figures.
+pub fn train_folds(
+    cfg: &TrainConfig,
+    ctx: &mut TrainContext,
+    only: Option<usize>,
+) -> Result<RunOutcome> {
     // "auto" is settled here, so recorded recipes and outcomes say what ran.
     let cfg = &TrainConfig {
         tta: cfg.tta.for_training(ctx.device).into(),
@@ -162,7 +189,7 @@ pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
     let mut splits = Vec::new();
     let mut notes = Vec::new();
     let cross_validation = if cfg.folds >= 2 {
-        for fold in 0..cfg.folds {
+        for fold in (0..cfg.folds).filter(|&f| only.is_none_or(|k| k == f)) {
             let split = grouped_fold_split(
                 labels,
                 groups,
@@ -188,7 +215,10 @@ pub fn train(cfg: &TrainConfig, ctx: &mut TrainContext) -> Result<RunOutcome> {
                 Some((fold, cfg.folds)),
             )?);
         }
-        Some(cross_validate(&splits, ctx.positive, cfg.seed)?)
+        match only {
+            Some(_) => None,
+            None => Some(cross_validate(&splits, ctx.positive, cfg.seed)?),
+        }
     } else {
         let split = grouped_split(
             labels,

@@ -1,0 +1,302 @@
+//! `melxai batch run-unit ID`: one unit, run by whoever holds its lock.
+//! Dependencies must be done; a unit done under the same key is skipped; a
+//! unit killed half way starts over cleanly (a training resumes from its
+//! last finished epoch, a shard reuses the maps it already wrote).
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use super::progress_file::ProgressFile;
+use super::state::{host, now, Done, Failed, Started, UnitFiles};
+use super::{plan, Plan, Unit, UnitKind};
+use crate::batch::models::{cv_recipe, load_spec, spec_config, train_spec, train_spec_folds};
+use crate::batch::{repetition_plans, BatchSummary, Run};
+use crate::config::Config;
+use crate::data::cache::ImageCache;
+use crate::data::scan::Scan;
+use crate::ensemble::Model;
+use crate::error::{Error, Result};
+use crate::jobs::evaluate::{evaluate, EvaluateJob};
+use crate::jobs::explain::{explain_split, ExplainJob};
+use crate::jobs::{positive_class, scan_data};
+use crate::model::checkpoint::tensors_path;
+use crate::progress::{CancelToken, EventSink};
+use crate::report::run::ScreenshotFn;
+use crate::train::SplitOutcome;
+
+/// How a `run-unit` call ended.
+#[derive(Debug)]
+pub enum UnitRun {
+    Ran {
+        seconds: f64,
+    },
+    /// Done under the same key before: nothing ran.
+    AlreadyDone,
+    /// The report unit: the run's summary.
+    Report(BatchSummary),
+}
+
+/// Runs unit `id` of run `name` (`None`: `[batch] run_name`). Refuses a
+/// unit whose dependencies are not done, and one another process holds
+/// (`Error::Locked`). Records started, done or failed in its files.
+pub fn run_unit(
+    config: &Config,
+    name: Option<&str>,
+    id: &str,
+    sink: &mut dyn EventSink,
+    cancel: &CancelToken,
+    screens: Option<&mut ScreenshotFn>,
+) -> Result<UnitRun> {
+    // Listed, not decoded: the plan needs ids, labels and file sizes.
+    let data = crate::data::load(&config.data, false)?;
+    let plan = plan(config, name, &data)?;
+    let unit = plan.unit(id)?.clone();
+    let files = UnitFiles::new(&plan.run, id);
+    for d in &unit.deps {
+        let dep = plan.unit(d)?;
+        if !UnitFiles::new(&plan.run, d).is_done(&dep.key) {
+            return Err(Error::Config(format!(
+                "unit '{id}' is not ready: its dependency '{d}' is not done (melxai batch status {})",
+                plan.run
+            )));
+        }
+    }
+    let _lock = crate::files::RunLock::acquire(&files.lock_path(), &format!("unit '{id}'"))?;
+    if files.is_done(&unit.key) {
+        return Ok(UnitRun::AlreadyDone);
+    }
+    files.write_json(
+        &files.started_path(),
+        &Started {
+            key: unit.key.clone(),
+            host: host(),
+            pid: std::process::id(),
+            slurm_job: slurm_job(),
+            started_at: now(),
+        },
+    )?;
+    let t0 = Instant::now();
+    let mut progress = ProgressFile::new(files.progress_path(), id, sink);
+    let result = execute(config, &plan, &unit, &mut progress, cancel, screens);
+    match &result {
+        Ok(_) => {
+            progress.finish("done");
+            files.write_json(
+                &files.done_path(),
+                &Done {
+                    key: unit.key.clone(),
+                    seconds: t0.elapsed().as_secs_f64(),
+                    host: host(),
+                    finished_at: now(),
+                },
+            )?;
+            files.remove(&files.failed_path())?;
+        }
+        Err(e) => {
+            files.write_json(
+                &files.failed_path(),
+                &Failed {
+                    key: unit.key.clone(),
+                    error: e.to_string(),
+                    at: now(),
+                },
+            )?;
+        }
+    }
+    let summary = result?;
+    Ok(match summary {
+        Some(s) => UnitRun::Report(s),
+        None => UnitRun::Ran {
+            seconds: t0.elapsed().as_secs_f64(),
+        },
+    })
+}
+
+/// The Slurm job (array task) this process runs in, if any.
+fn slurm_job() -> Option<String> {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
+        (Some(job), Some(task)) => Some(format!("{job}_{task}")),
+        _ => var("SLURM_JOB_ID"),
+    }
+}
+
+fn execute(
+    config: &Config,
+    plan: &Plan,
+    unit: &Unit,
+    sink: &mut dyn EventSink,
+    cancel: &CancelToken,
+    screens: Option<&mut ScreenshotFn>,
+) -> Result<Option<BatchSummary>> {
+    let run_name = plan.run.as_str();
+    if unit.kind == UnitKind::Report {
+        let shards: Vec<&str> = plan
+            .units
+            .iter()
+            .filter(|u| matches!(u.kind, UnitKind::Explain { .. }))
+            .map(|u| u.id.as_str())
+            .collect();
+        super::merge::merge_shards(run_name, &shards)?;
+        let summary = crate::batch::run(config, Some(run_name), sink, cancel, screens)?;
+        if !summary.succeeded() {
+            let failed: Vec<String> = summary
+                .steps
+                .iter()
+                .filter(|s| !s.ok)
+                .map(|s| format!("{}: {}", s.step, s.error.as_deref().unwrap_or("?")))
+                .collect();
+            return Err(Error::Other(format!(
+                "the report's steps failed: {}",
+                failed.join("; ")
+            )));
+        }
+        return Ok(Some(summary));
+    }
+    let mut run = Run::new(config, Some(run_name), sink, cancel)?;
+    let data = scan_data(&mut run.ctx())?;
+    let base = config.train.clone();
+    let spec0 = run.batch.models[0].clone();
+    let folds = run.batch.folds;
+    match &unit.kind {
+        UnitKind::Train {
+            model,
+            repetition: None,
+            ..
+        } => {
+            let spec = spec_named(&run, model)?;
+            train_spec(&mut run, &data, &spec, &base, 0)?;
+        }
+        UnitKind::Train {
+            repetition: Some(r),
+            fold,
+            ..
+        } => {
+            let reps = repetition_plans(
+                run.batch.cv_repeats.resolve(run.device),
+                spec0.seed,
+                &run.batch.cv_extra_input_sizes,
+            );
+            let (spec, recipe) = reps[*r].recipe(&spec0, &base)?;
+            train_spec_folds(&mut run, &data, &spec, &recipe, folds, *fold)?;
+        }
+        UnitKind::Ensemble { .. } => {
+            let (spec, recipe) = cv_recipe(&spec0, &base)?;
+            train_spec(&mut run, &data, &spec, &recipe, folds)?;
+        }
+        UnitKind::Explain {
+            model,
+            shard,
+            shards,
+        } => explain_shard(&mut run, &data, unit, model, (*shard, *shards))?,
+        UnitKind::Report => unreachable!("handled above"),
+    }
+    Ok(None)
+}
+
+fn spec_named(run: &Run, model: &str) -> Result<crate::batch::ModelSpec> {
+    run.batch
+        .models
+        .iter()
+        .find(|s| s.name == model)
+        .cloned()
+        .ok_or_else(|| Error::Config(format!("[batch] models has no model '{model}'")))
+}
+
+/// The reference model's own split, as the in-process run's explanation
+/// step sees it (its finished training re-evaluated, or its given
+/// checkpoint evaluated on its recorded split).
+fn reference_split(run: &mut Run, data: &Scan) -> Result<SplitOutcome> {
+    let spec0 = run.batch.models[0].clone();
+    let base = run.config.train.clone();
+    let (_, outcome) = match &spec0.checkpoint {
+        Some(ck) => load_spec(run, data, &spec0, ck, &base)?,
+        None => train_spec(run, data, &spec0, &base, 0)?,
+    };
+    outcome
+        .splits
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Other("the reference model has no split".into()))
+}
+
+/// The checkpoint (or ensemble manifest) the run explains as `model`.
+fn explained_path(run: &Run, model: &str) -> Result<PathBuf> {
+    let weights = &run.config.model.weights_dir;
+    let spec0 = &run.batch.models[0];
+    if model == format!("{}-cv", spec0.name) {
+        let (spec, recipe) = cv_recipe(spec0, &run.config.train)?;
+        let (_, cfg) = spec_config(&spec, &recipe, run.batch.folds);
+        return Ok(crate::ensemble::ensemble_path(weights, &cfg.name));
+    }
+    let spec = spec_named(run, model)?;
+    Ok(match &spec.checkpoint {
+        Some(ck) => ck.clone(),
+        None => tensors_path(&weights.join(spec_config(&spec, &run.config.train, 0).1.name)),
+    })
+}
+
+/// The maps of one share of the explained images under one model, written
+/// to the unit's own folder (`out/<id>/<model>/`) for the report to merge:
+/// shards never write one `maps.json` together.
+fn explain_shard(
+    run: &mut Run,
+    data: &Scan,
+    unit: &Unit,
+    model_name: &str,
+    (shard, shards): (usize, usize),
+) -> Result<()> {
+    let own = reference_split(run, data)?;
+    let (ids, _) = run.explained(&own, data);
+    let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
+    let samples: Vec<_> = data
+        .samples
+        .iter()
+        .filter(|s| wanted.contains(s.id.as_str()))
+        .cloned()
+        .collect();
+    let per = samples.len().div_ceil(shards.max(1));
+    let share: Vec<_> = samples.into_iter().skip(shard * per).take(per).collect();
+    if share.is_empty() {
+        return Ok(());
+    }
+    let positive = positive_class(run.config, &data.classes)?;
+    let mut model = Model::load(&explained_path(run, model_name)?, run.device)?;
+    model.set_tta(run.config.predict.tta);
+    model.meta.name = model_name.to_string();
+    let cache = ImageCache::for_config(
+        &share,
+        model.meta.input_size,
+        &run.config.data,
+        crate::progress::progress_bars_allowed(),
+    )?;
+    let rows: Vec<usize> = (0..cache.len()).collect();
+    let preds = evaluate(
+        &mut run.ctx(),
+        EvaluateJob {
+            model: &model,
+            cache: &cache,
+            rows: &rows,
+        },
+    )?;
+    let pairs: Vec<(usize, _)> = rows.into_iter().zip(preds).collect();
+    let dir = UnitFiles::new(&run.batch.run_name, &unit.id)
+        .out_dir()
+        .join(model_name);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let methods = run.batch.methods.clone();
+    let explain = run.config.explain.clone();
+    explain_split(
+        &mut run.ctx(),
+        ExplainJob {
+            model: &model,
+            cache: &cache,
+            rows: &pairs,
+            methods: &methods,
+            explain: &explain,
+            positive,
+            out_dir: Some(&dir),
+        },
+    )?;
+    Ok(())
+}
