@@ -265,11 +265,14 @@ fn status(run: &str, json: bool) -> Result<i32> {
         .filter(|q| q.state == "RUNNING")
         .map(|q| q.job.as_str())
         .collect();
-    let states = units::unit_states(&file.plan, &|s| {
+    let mut states = units::unit_states(&file.plan, &|s| {
         s.slurm_job
             .as_deref()
             .is_some_and(|j| running_tasks.contains(&j))
     });
+    if let Some(j) = &jobs {
+        slurm::never_run(run, j, &queue, &mut states);
+    }
     let accounting = jobs.as_ref().and_then(slurm::accounting);
     if json {
         println!(

@@ -204,14 +204,21 @@ fn spec_named(run: &Run, model: &str) -> Result<crate::batch::ModelSpec> {
 }
 
 /// The reference model's own split, as the in-process run's explanation
-/// step sees it (its finished training re-evaluated, or its given
-/// checkpoint evaluated on its recorded split).
+/// step sees it: the outcome its training unit recorded
+/// (`training_<name>.json`; read, so that shards take no training lock),
+/// or its given checkpoint evaluated on its recorded split.
 fn reference_split(run: &mut Run, data: &Scan) -> Result<SplitOutcome> {
     let spec0 = run.batch.models[0].clone();
     let base = run.config.train.clone();
-    let (_, outcome) = match &spec0.checkpoint {
-        Some(ck) => load_spec(run, data, &spec0, ck, &base)?,
-        None => train_spec(run, data, &spec0, &base, 0)?,
+    let outcome = match &spec0.checkpoint {
+        Some(ck) => load_spec(run, data, &spec0, ck, &base)?.1,
+        None => {
+            let (_, cfg) = spec_config(&spec0, &base, 0);
+            let path = run.dir.join(format!("training_{}.json", cfg.name));
+            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+            serde_json::from_str::<crate::train::RunOutcome>(&text)
+                .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?
+        }
     };
     outcome
         .splits

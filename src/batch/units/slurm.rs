@@ -162,6 +162,9 @@ pub fn submit(plan: &Plan, slurm: &SlurmConfig, opts: &WorkerOptions) -> Result<
     let dir = slurm_dir(&plan.run);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let states = unit_states(plan, &|_| false);
+    // Slurm opens each task's output file itself: its folder must exist.
+    let logs = units_dir(&plan.run).join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| Error::io(&logs, e))?;
     let mut jobs = SlurmJobs::default();
     for stage in 0..plan.stages() {
         let units: Vec<String> = plan
@@ -268,6 +271,66 @@ pub fn accounting(jobs: &SlurmJobs) -> Option<Vec<(String, String)>> {
             })
             .collect(),
     )
+}
+
+/// Units not done nor started whose array task has left the queue: their
+/// job failed, was cancelled, or was killed for an invalid dependency (a
+/// unit before it failed), so nothing will run them.
+pub fn never_run(
+    run: &str,
+    jobs: &SlurmJobs,
+    queue: &[QueueEntry],
+    states: &mut [super::state::UnitStatus],
+) {
+    let queued = |task: &str| {
+        let (job, index) = task.split_once('_').unwrap_or((task, ""));
+        queue.iter().any(|q| {
+            q.job == task
+                || (q.job.starts_with(&format!("{job}_["))
+                    && array_holds(&q.job[job.len() + 1..], index))
+        })
+    };
+    for s in states.iter_mut() {
+        if !matches!(s.state, UnitState::Ready | UnitState::Waiting) {
+            continue;
+        }
+        let Some(task) = jobs.task_of(&s.id) else {
+            continue;
+        };
+        if !queued(&task) {
+            s.state = UnitState::Failed;
+            s.detail = Some(format!(
+                "Slurm task {task} left the queue without running it (failed, cancelled, or a unit before it failed); `melxai batch resume {run}` resubmits it"
+            ));
+        }
+    }
+}
+
+/// Whether squeue's pending-array text `[0-3,5%2]` holds task `index`.
+fn array_holds(text: &str, index: &str) -> bool {
+    let Ok(i) = index.parse::<usize>() else {
+        return false;
+    };
+    let inner = text.trim_start_matches('[').split(['%', ']']).next().unwrap_or("");
+    inner.split(',').any(|part| match part.split_once('-') {
+        Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
+            (Ok(a), Ok(b)) => (a..=b).contains(&i),
+            _ => false,
+        },
+        None => part.parse::<usize>() == Ok(i),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pending_array_ranges_are_read_as_squeue_prints_them() {
+        assert!(super::array_holds("[0-3]", "2"));
+        assert!(super::array_holds("[0-3,5%2]", "5"));
+        assert!(!super::array_holds("[0-3,5%2]", "4"));
+        assert!(super::array_holds("[7]", "7"));
+        assert!(!super::array_holds("[0-3]", "x"));
+    }
 }
 
 /// Cancels every job of the run's last submission still queued or running.
