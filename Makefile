@@ -14,20 +14,22 @@ build: setup
 run: build
 	./target/release/melxai
 
-# Real-terminal tests whose tools are missing skip, and the run ends with
-# their count (tests/real_terminals.rs lists them in target/tmp).
+# Real-terminal and Slurm tests whose tools are missing skip, and the run
+# ends with their count (tests/real_terminals.rs and tests/slurm.rs list
+# them in target/tmp).
 SKIPPED_LIST := target/tmp/real-terminals-skipped.txt
 test: setup
 	@rm -f $(SKIPPED_LIST)
 	$(CARGO) test --release -- --test-threads=2
 	@if [ -s $(SKIPPED_LIST) ]; then \
-	  echo; echo "$$(wc -l < $(SKIPPED_LIST)) real-terminal tests SKIPPED (tools not installed; \`make test-full\` installs them):"; \
+	  echo; echo "$$(wc -l < $(SKIPPED_LIST)) real-terminal/Slurm tests SKIPPED (tools not installed; \`make test-full\` installs them):"; \
 	  sed 's/^/  /' $(SKIPPED_LIST); fi
 
 # Installs the terminal tools (apt) and requires them: what .ci/run runs.
 test-full:
 	bash scripts/install_terminal_tools.sh
-	MELXAI_REQUIRE_REAL_TERMINALS=1 $(MAKE) test
+	bash scripts/install_slurm.sh
+	MELXAI_REQUIRE_REAL_TERMINALS=1 MELXAI_REQUIRE_SLURM=1 $(MAKE) test
 
 # What CI checks beyond the tests.
 check: setup

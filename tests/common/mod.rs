@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod dataset;
 mod pattern;
+pub mod runs;
 
 pub use pattern::pattern;
 

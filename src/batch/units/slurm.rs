@@ -311,7 +311,11 @@ fn array_holds(text: &str, index: &str) -> bool {
     let Ok(i) = index.parse::<usize>() else {
         return false;
     };
-    let inner = text.trim_start_matches('[').split(['%', ']']).next().unwrap_or("");
+    let inner = text
+        .trim_start_matches('[')
+        .split(['%', ']'])
+        .next()
+        .unwrap_or("");
     inner.split(',').any(|part| match part.split_once('-') {
         Some((a, b)) => match (a.parse::<usize>(), b.parse::<usize>()) {
             (Ok(a), Ok(b)) => (a..=b).contains(&i),
@@ -319,18 +323,6 @@ fn array_holds(text: &str, index: &str) -> bool {
         },
         None => part.parse::<usize>() == Ok(i),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn pending_array_ranges_are_read_as_squeue_prints_them() {
-        assert!(super::array_holds("[0-3]", "2"));
-        assert!(super::array_holds("[0-3,5%2]", "5"));
-        assert!(!super::array_holds("[0-3,5%2]", "4"));
-        assert!(super::array_holds("[7]", "7"));
-        assert!(!super::array_holds("[0-3]", "x"));
-    }
 }
 
 /// Cancels every job of the run's last submission still queued or running.
@@ -351,4 +343,16 @@ pub fn cancel(jobs: &SlurmJobs) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pending_array_ranges_are_read_as_squeue_prints_them() {
+        assert!(super::array_holds("[0-3]", "2"));
+        assert!(super::array_holds("[0-3,5%2]", "5"));
+        assert!(!super::array_holds("[0-3,5%2]", "4"));
+        assert!(super::array_holds("[7]", "7"));
+        assert!(!super::array_holds("[0-3]", "x"));
+    }
 }

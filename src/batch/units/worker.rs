@@ -158,7 +158,7 @@ fn run_child(plan: &Plan, opts: &WorkerOptions, id: &str, report: bool) -> Resul
     let log = open_log(&files.log_path())?;
     let err = log
         .try_clone()
-        .map_err(|e| Error::io(&files.log_path(), e))?;
+        .map_err(|e| Error::io(files.log_path(), e))?;
     let status = opts
         .unit_command(&plan.run, id, report)
         .stdin(Stdio::null())

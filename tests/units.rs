@@ -1,0 +1,147 @@
+//! `--batch` as units on this machine: the plan, a unit's refusals, and
+//! `--workers 2` writing the report a single process writes.
+
+mod common;
+
+use common::runs::{assert_same_report, melxai, ok, tiny_project};
+use serde_json::Value;
+
+#[test]
+fn the_plan_lists_every_training_shard_and_the_report_with_their_dependencies() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_project(dir.path());
+    let out = melxai(dir.path(), &["batch", "plan", "--json"], &[]);
+    ok(&out, "batch plan");
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let units = plan["units"].as_array().unwrap();
+    let ids: Vec<&str> = units.iter().map(|u| u["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        [
+            "train-a",
+            "train-b",
+            "train-a-cv-fold0",
+            "train-a-cv-fold1",
+            "train-a-r1-cv-fold0",
+            "train-a-r1-cv-fold1",
+            "ensemble-a-cv",
+            "explain-a-1of2",
+            "explain-a-2of2",
+            "explain-b-1of2",
+            "explain-b-2of2",
+            "explain-a-cv-1of2",
+            "explain-a-cv-2of2",
+            "report",
+        ]
+    );
+    let unit = |id: &str| units.iter().find(|u| u["id"] == id).unwrap();
+    assert_eq!(
+        unit("ensemble-a-cv")["deps"],
+        serde_json::json!(["train-a-cv-fold0", "train-a-cv-fold1"])
+    );
+    assert_eq!(
+        unit("explain-b-2of2")["deps"],
+        serde_json::json!(["train-a", "train-b"])
+    );
+    assert_eq!(unit("explain-a-cv-1of2")["stage"], 2);
+    assert_eq!(unit("report")["deps"].as_array().unwrap().len(), 13);
+    // Keys are stable, and a changed section changes them downstream only.
+    let again: Value =
+        serde_json::from_slice(&melxai(dir.path(), &["batch", "plan", "--json"], &[]).stdout)
+            .unwrap();
+    assert_eq!(plan, again);
+    let config = std::fs::read_to_string(dir.path().join("config.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("config.toml"),
+        config.replace("steps = 8", "steps = 16"),
+    )
+    .unwrap();
+    let changed: Value =
+        serde_json::from_slice(&melxai(dir.path(), &["batch", "plan", "--json"], &[]).stdout)
+            .unwrap();
+    let key = |p: &Value, id: &str| {
+        p["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|u| u["id"] == id)
+            .unwrap()["key"]
+            .clone()
+    };
+    assert_eq!(
+        key(&plan, "train-a"),
+        key(&changed, "train-a"),
+        "[explain] does not touch training"
+    );
+    assert_ne!(
+        key(&plan, "explain-a-1of2"),
+        key(&changed, "explain-a-1of2")
+    );
+    assert_ne!(key(&plan, "report"), key(&changed, "report"));
+}
+
+#[test]
+fn a_unit_whose_dependencies_are_not_done_is_refused_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_project(dir.path());
+    let out = melxai(dir.path(), &["batch", "run-unit", "explain-b-1of2"], &[]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("dependency 'train-a' is not done"), "{err}");
+    let out = melxai(dir.path(), &["batch", "run-unit", "no-such-unit"], &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has no unit 'no-such-unit'") && err.contains("train-a-cv-fold0"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_workers_write_the_report_one_process_writes_and_a_rerun_skips_every_unit() {
+    let single = tempfile::tempdir().unwrap();
+    let split = tempfile::tempdir().unwrap();
+    tiny_project(single.path());
+    tiny_project(split.path());
+    ok(&melxai(single.path(), &["--batch"], &[]), "--batch");
+    ok(
+        &melxai(split.path(), &["--batch", "--workers", "2"], &[]),
+        "--batch --workers 2",
+    );
+    assert_same_report(
+        &single.path().join("reports/tiny"),
+        &split.path().join("reports/tiny"),
+    );
+    let units = split.path().join("reports/tiny/units");
+    for id in ["train-a-cv-fold1", "explain-a-cv-2of2", "report"] {
+        assert!(
+            units.join(format!("{id}.done.json")).exists(),
+            "{id} not done"
+        );
+        assert!(
+            units.join(format!("logs/{id}.log")).exists(),
+            "{id} has no log"
+        );
+    }
+    // A training unit's progress file holds its epochs (what the TUI reads).
+    let progress: Value = serde_json::from_str(
+        &std::fs::read_to_string(units.join("train-a.progress.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(progress["epochs"].as_array().unwrap().len(), 5);
+    // Status: everything done.
+    let out = melxai(split.path(), &["batch", "status", "tiny", "--json"], &[]);
+    ok(&out, "batch status");
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        status["units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|u| u["state"] == "done"),
+        "{status}"
+    );
+    // A rerun finds every unit done under the same key: nothing runs.
+    let out = melxai(split.path(), &["batch", "run-unit", "train-a"], &[]);
+    ok(&out, "run-unit of a done unit");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already done"));
+}
