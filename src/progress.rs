@@ -85,6 +85,21 @@ pub struct HeatmapData {
     pub delta: Option<f64>,
 }
 
+/// One unit of a watched run: its state (`done`, `running`, `failed`,
+/// `ready`, `waiting`), where it stands, and a training's finished epochs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnitLine {
+    pub id: String,
+    pub state: String,
+    pub stage: String,
+    pub done: u64,
+    pub total: u64,
+    pub eta_seconds: Option<f64>,
+    /// The error or where it runs.
+    pub detail: Option<String>,
+    pub epochs: Vec<EpochSummary>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
@@ -149,6 +164,12 @@ pub enum Event {
     ModelWritten {
         job: JobId,
         path: std::path::PathBuf,
+    },
+    /// The units of a run that other processes or a cluster execute, as
+    /// their files say (`melxai --watch RUN`), about once a second.
+    Units {
+        run: String,
+        units: Vec<UnitLine>,
     },
     Finished {
         job: JobId,

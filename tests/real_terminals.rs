@@ -71,27 +71,10 @@ fn missing(tools: &[&str]) -> Option<String> {
 macro_rules! skip_unless {
     ($name:expr, $($tool:expr),+) => {
         if let Some(why) = missing(&[$($tool),+]) {
-            report_skip($name, &why);
+            common::report_skip(&format!("real_terminals::{}", $name), &why);
             return;
         }
     };
-}
-
-/// A skipped test says so where a person sees it: straight to stderr (the
-/// harness captures only `eprintln!`, and shows it only for failures), and
-/// in a list that `make test` counts at the end of the run.
-fn report_skip(name: &str, why: &str) {
-    use std::io::Write;
-    let line = format!("SKIPPED: {why} [real_terminals::{name}]\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    let list = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-terminals-skipped.txt");
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(list)
-    {
-        let _ = f.write_all(line.as_bytes());
-    }
 }
 
 /// A child process killed (and reaped) on drop.

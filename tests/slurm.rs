@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::runs::{assert_same_report, melxai, ok, tiny_project};
+use common::runs::{assert_all_done, assert_same_report, melxai, ok, tiny_project};
 use serde_json::Value;
 
 /// The cluster's daemons, stopped on drop (also when an assertion fails).
@@ -98,21 +98,14 @@ fn slurm_installed() -> bool {
 /// Says why the test did not run, where people see it, or fails it when
 /// Slurm is required.
 fn skip_or_fail(why: &str) {
-    use std::io::Write;
     assert!(
         std::env::var_os("MELXAI_REQUIRE_SLURM").is_none(),
         "MELXAI_REQUIRE_SLURM is set but {why}"
     );
-    let line = format!("SKIPPED: {why} [slurm] (scripts/install_slurm.sh installs it)\n");
-    let _ = std::io::stderr().write_all(line.as_bytes());
-    let list = Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-terminals-skipped.txt");
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(list)
-    {
-        let _ = f.write_all(line.as_bytes());
-    }
+    common::report_skip(
+        "slurm",
+        &format!("{why} (scripts/install_slurm.sh installs it)"),
+    );
 }
 
 fn status(dir: &Path, cluster: &Cluster) -> Value {
@@ -181,14 +174,7 @@ fn slurm_runs_the_batch_as_job_arrays_and_resumes_a_killed_task() {
     );
     cluster.wait_for_empty_queue(Duration::from_secs(400));
     let s = status(&submitted, &cluster);
-    assert!(
-        s["units"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|u| u["state"] == "done"),
-        "{s}"
-    );
+    assert_all_done(&s);
     assert_eq!(
         s["accounting"],
         Value::Null,
@@ -280,13 +266,6 @@ fn slurm_runs_the_batch_as_job_arrays_and_resumes_a_killed_task() {
     );
     cluster.wait_for_empty_queue(Duration::from_secs(400));
     let s = status(&killed, &cluster);
-    assert!(
-        s["units"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|u| u["state"] == "done"),
-        "{s}"
-    );
+    assert_all_done(&s);
     assert_same_report(&reference, &killed.join("reports/tiny"));
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::runs::{assert_same_report, melxai, ok, tiny_project};
+use common::runs::{assert_all_done, assert_same_report, melxai, ok, tiny_project};
 use serde_json::Value;
 
 #[test]
@@ -132,16 +132,42 @@ fn two_workers_write_the_report_one_process_writes_and_a_rerun_skips_every_unit(
     let out = melxai(split.path(), &["batch", "status", "tiny", "--json"], &[]);
     ok(&out, "batch status");
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        status["units"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|u| u["state"] == "done"),
-        "{status}"
-    );
+    assert_all_done(&status);
     // A rerun finds every unit done under the same key: nothing runs.
     let out = melxai(split.path(), &["batch", "run-unit", "train-a"], &[]);
     ok(&out, "run-unit of a done unit");
     assert!(String::from_utf8_lossy(&out.stderr).contains("already done"));
+}
+
+#[test]
+fn a_unit_another_process_holds_is_left_to_it_with_exit_3() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_project(dir.path());
+    let lock = dir.path().join("reports/tiny/units/locks/train-a.lock");
+    let held = melxai::files::RunLock::acquire(&lock, "unit 'train-a'").unwrap();
+    let out = melxai(dir.path(), &["batch", "run-unit", "train-a"], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unit 'train-a'") && err.contains("already in use"),
+        "{err}"
+    );
+    assert!(!dir
+        .path()
+        .join("reports/tiny/units/train-a.started.json")
+        .exists());
+    drop(held);
+    ok(
+        &melxai(dir.path(), &["batch", "run-unit", "train-a"], &[]),
+        "run-unit once the lock is free",
+    );
+    assert!(dir
+        .path()
+        .join("reports/tiny/units/train-a.done.json")
+        .exists());
 }

@@ -18,7 +18,9 @@ fn similarity(metric: Metric, a: &HeatmapData, b: &HeatmapData) -> Option<f64> {
     metric.between(ma, mb, &CompareOptions::default()).ok()
 }
 
-pub fn run(config: Config, graphics: &str) -> Result<i32> {
+/// `watch`: a run whose units other processes execute (`--watch RUN`); its
+/// unit files are read about once a second into the training pane.
+pub fn run(config: Config, graphics: &str, watch: Option<String>) -> Result<i32> {
     if !std::io::stdout().is_terminal() {
         eprintln!(
             "melxai needs a terminal for its interface; use `melxai --batch` for headless runs."
@@ -76,7 +78,11 @@ pub fn run(config: Config, graphics: &str) -> Result<i32> {
         if let Some(checkpoint) = default_checkpoint {
             let _ = engine.requests.send(Request::Evaluate { checkpoint });
         }
-        let result = run_app(options, engine.events, engine.requests.clone()).await;
+        let events = match watch {
+            None => engine.events,
+            Some(run) => watched(engine.events, run),
+        };
+        let result = run_app(options, events, engine.requests.clone()).await;
         let _ = engine.requests.send(Request::Shutdown);
         let code = match &result {
             Ok(()) => 0,
@@ -88,6 +94,24 @@ pub fn run(config: Config, graphics: &str) -> Result<i32> {
         stop_engine(engine.task, code).await;
         Ok(code)
     })
+}
+
+/// The engine's events merged with the watched run's unit lines.
+fn watched(
+    mut engine_events: tokio::sync::mpsc::UnboundedReceiver<melxai::progress::Event>,
+    run: String,
+) -> tokio::sync::mpsc::UnboundedReceiver<melxai::progress::Event> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let forward = tx.clone();
+    tokio::spawn(async move {
+        while let Some(ev) = engine_events.recv().await {
+            if forward.send(ev).is_err() {
+                break;
+            }
+        }
+    });
+    std::thread::spawn(move || melxai::batch::units::watch::watch(&run, |ev| tx.send(ev).is_ok()));
+    rx
 }
 
 /// Waits for the engine to finish its current step. A job still inside

@@ -49,6 +49,10 @@ pub struct Args {
     /// divided between them).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Open the terminal UI on a run that workers or a cluster execute: its
+    /// units and trainings in the training pane (reports/<RUN>/units/).
+    #[arg(long, value_name = "RUN")]
+    pub watch: Option<String>,
     /// With --batch: one worker per device, e.g. cuda:0,cuda:1.
     #[arg(long, value_delimiter = ',')]
     pub devices: Vec<String>,
@@ -236,7 +240,7 @@ pub fn run(args: Args) -> Result<i32> {
             units::start(&config, args.name.as_deref(), &ex)
         }
         None if args.batch => batch(&config, args.name.as_deref(), args.json),
-        None => app::run(config, &args.graphics),
+        None => app::run(config, &args.graphics, args.watch),
     }
 }
 

@@ -176,7 +176,7 @@ fn render_header(state: &AppState, area: Rect, buf: &mut Buffer) {
                     p.ratio() * 100.0
                 ));
                 if let Some(eta) = p.eta_seconds {
-                    s.push_str(&format!(" ETA {}", panes::training::format_eta(eta)));
+                    s.push_str(&format!(" ETA {}", panes::format_eta(eta)));
                 }
             }
             spans.push(Span::styled(s, theme.warn));

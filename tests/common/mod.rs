@@ -24,3 +24,21 @@ pub fn weights_dir() -> PathBuf {
     );
     dir
 }
+
+/// A skipped test says so where a person sees it: straight to stderr (the
+/// harness captures only `eprintln!`, and shows it only for failures), and
+/// in a list that `make test` counts at the end of the run. `tag` names
+/// the test.
+pub fn report_skip(tag: &str, why: &str) {
+    use std::io::Write;
+    let line = format!("SKIPPED: {why} [{tag}]\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    let list = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("real-terminals-skipped.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(list)
+    {
+        let _ = f.write_all(line.as_bytes());
+    }
+}

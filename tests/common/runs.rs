@@ -145,3 +145,12 @@ pub fn assert_same_report(a: &Path, b: &Path) {
         }
     }
 }
+
+/// Asserts that `batch status --json` says every unit is done.
+pub fn assert_all_done(status: &Value) {
+    let units = status["units"].as_array().expect("status lists units");
+    assert!(
+        !units.is_empty() && units.iter().all(|u| u["state"] == "done"),
+        "{status}"
+    );
+}

@@ -19,6 +19,7 @@ mod merge;
 mod progress_file;
 pub mod slurm;
 mod state;
+pub mod watch;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -27,8 +28,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
+use super::batch_config;
 use super::models::spec_config;
-use super::{batch_config, repetition_plans};
+use super::repetitions::repetition_plans;
 use crate::config::Config;
 use crate::data::scan::Scan;
 use crate::error::{Error, Result};
@@ -141,28 +143,6 @@ pub fn plan(config: &Config, name: Option<&str>, data: &Scan) -> Result<Plan> {
     let fingerprint = data_fingerprint(data);
     let base = &config.train;
     let mut units: Vec<Unit> = Vec::new();
-    let add =
-        |units: &mut Vec<Unit>, id: String, kind: UnitKind, deps: Vec<String>, sections: Value| {
-            let mut h = Sha256::new();
-            h.update(json!({ "kind": kind, "sections": sections }).to_string());
-            let mut stage = 0;
-            for d in &deps {
-                let dep = units
-                    .iter()
-                    .find(|u| &u.id == d)
-                    .expect("dependencies come first");
-                h.update(dep.key.as_bytes());
-                stage = stage.max(dep.stage + 1);
-            }
-            let key = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-            units.push(Unit {
-                id,
-                kind,
-                deps,
-                key,
-                stage,
-            });
-        };
     let train_sections = |recipe: &crate::train::TrainConfig| {
         json!({
             "data": config.data, "model": config.model, "recipe": recipe,
@@ -179,7 +159,7 @@ pub fn plan(config: &Config, name: Option<&str>, data: &Scan) -> Result<Plan> {
             repetition: None,
             fold: None,
         };
-        add(
+        push_unit(
             &mut units,
             id.clone(),
             kind,
@@ -210,7 +190,7 @@ pub fn plan(config: &Config, name: Option<&str>, data: &Scan) -> Result<Plan> {
                 };
                 let mut sections = train_sections(&cfg);
                 sections["fold"] = json!(k);
-                add(&mut units, id.clone(), kind, Vec::new(), sections);
+                push_unit(&mut units, id.clone(), kind, Vec::new(), sections);
                 if r == 0 {
                     first_folds.push(id);
                 }
@@ -225,7 +205,7 @@ pub fn plan(config: &Config, name: Option<&str>, data: &Scan) -> Result<Plan> {
             model: spec0.name.clone(),
         };
         let sections = json!({ "predict": config.predict, "target_sensitivity": base.target_sensitivity, "combine": base.combine });
-        add(&mut units, id.clone(), kind, first_folds.clone(), sections);
+        push_unit(&mut units, id.clone(), kind, first_folds.clone(), sections);
         own_unit.insert(ensemble_name.clone(), id);
     }
     // Explanation shards of every explained model.
@@ -233,32 +213,10 @@ pub fn plan(config: &Config, name: Option<&str>, data: &Scan) -> Result<Plan> {
     if explain_ensemble {
         explained.push(ensemble_name);
     }
-    let sections = json!({
-        "explain": config.explain, "methods": batch.methods, "split": batch.split,
-        "explain_images": batch.explain_images, "predict": config.predict,
-    });
-    for model in &explained {
-        for shard in 0..batch.explain_shards {
-            let id = unit_id(&[
-                "explain",
-                model,
-                &format!("{}of{}", shard + 1, batch.explain_shards),
-            ])?;
-            let mut deps: Vec<String> = own_unit.get(&spec0.name).into_iter().cloned().collect();
-            if let Some(own) = own_unit.get(model).filter(|o| !deps.contains(o)) {
-                deps.push(own.clone());
-            }
-            let kind = UnitKind::Explain {
-                model: model.clone(),
-                shard,
-                shards: batch.explain_shards,
-            };
-            add(&mut units, id, kind, deps, sections.clone());
-        }
-    }
+    explain_units(&mut units, config, &batch, &own_unit, &explained)?;
     let all: Vec<String> = units.iter().map(|u| u.id.clone()).collect();
     let whole = serde_json::to_value(config).map_err(|e| Error::Other(e.to_string()))?;
-    add(
+    push_unit(
         &mut units,
         "report".into(),
         UnitKind::Report,
@@ -269,6 +227,70 @@ pub fn plan(config: &Config, name: Option<&str>, data: &Scan) -> Result<Plan> {
         run: batch.run_name,
         units,
     })
+}
+
+/// Adds a unit, its key and stage from its sections and dependencies
+/// (which come before it).
+fn push_unit(
+    units: &mut Vec<Unit>,
+    id: String,
+    kind: UnitKind,
+    deps: Vec<String>,
+    sections: Value,
+) {
+    let mut h = Sha256::new();
+    h.update(json!({ "kind": kind, "sections": sections }).to_string());
+    let mut stage = 0;
+    for d in &deps {
+        let dep = units
+            .iter()
+            .find(|u| &u.id == d)
+            .expect("dependencies come first");
+        h.update(dep.key.as_bytes());
+        stage = stage.max(dep.stage + 1);
+    }
+    let key = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    units.push(Unit {
+        id,
+        kind,
+        deps,
+        key,
+        stage,
+    });
+}
+
+/// The explanation shards of every model in `explained`, each after the
+/// reference model's training (its split picks the images) and the
+/// model's own (`own_unit`: the unit that writes it, if any).
+fn explain_units(
+    units: &mut Vec<Unit>,
+    config: &Config,
+    batch: &crate::config::BatchConfig,
+    own_unit: &BTreeMap<String, String>,
+    explained: &[String],
+) -> Result<()> {
+    let sections = json!({
+        "explain": config.explain, "methods": batch.methods, "split": batch.split,
+        "explain_images": batch.explain_images, "predict": config.predict,
+    });
+    let reference = &batch.models[0].name;
+    for model in explained {
+        for shard in 0..batch.explain_shards {
+            let part = format!("{}of{}", shard + 1, batch.explain_shards);
+            let id = unit_id(&["explain", model, &part])?;
+            let mut deps: Vec<String> = own_unit.get(reference).into_iter().cloned().collect();
+            if let Some(own) = own_unit.get(model).filter(|o| !deps.contains(o)) {
+                deps.push(own.clone());
+            }
+            let kind = UnitKind::Explain {
+                model: model.clone(),
+                shard,
+                shards: batch.explain_shards,
+            };
+            push_unit(units, id, kind, deps, sections.clone());
+        }
+    }
+    Ok(())
 }
 
 /// `parts` joined by `-`, refused unless a plain file name (ids name the

@@ -93,6 +93,11 @@ pub fn worker(
     let mut report = WorkerReport::default();
     let mut failed_here: HashSet<String> = HashSet::new();
     let mut idle_rounds = 0u32;
+    // The local executor numbers its workers (`MELXAI_WORKER_INDEX`).
+    let index = std::env::var("MELXAI_WORKER_INDEX")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
     loop {
         // Units started on another host are taken as running: their
         // worker is not ours to judge.
@@ -102,13 +107,21 @@ pub fn worker(
                 .iter()
                 .any(|s| s.id == id && s.state == UnitState::Done)
         };
-        let next = plan.units.iter().enumerate().find(|(i, u)| {
-            let s = &states[*i];
-            mine(*i)
-                && matches!(s.state, UnitState::Ready | UnitState::Failed)
-                && !failed_here.contains(&u.id)
-                && u.deps.iter().all(|d| done(d))
-        });
+        let ready: Vec<_> = plan
+            .units
+            .iter()
+            .enumerate()
+            .filter(|(i, u)| {
+                let s = &states[*i];
+                mine(*i)
+                    && matches!(s.state, UnitState::Ready | UnitState::Failed)
+                    && !failed_here.contains(&u.id)
+                    && u.deps.iter().all(|d| done(d))
+            })
+            .collect();
+        // Workers freed at once take different units (the i-th worker the
+        // i-th ready one), rather than all racing for the first.
+        let next = (!ready.is_empty()).then(|| ready[index % ready.len()]);
         if let Some((_, unit)) = next {
             idle_rounds = 0;
             say(&format!("start {}", unit.id));
@@ -240,6 +253,7 @@ pub fn run_local(
         let log = open_log(&log_path)?;
         let err = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
         let child = c
+            .env("MELXAI_WORKER_INDEX", i.to_string())
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(err)

@@ -10,6 +10,7 @@ pub mod calibration;
 pub mod images;
 pub mod samples;
 pub mod training;
+pub mod units;
 
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Alignment, Rect};
@@ -78,4 +79,12 @@ pub fn positive_class(preds: &[&SamplePrediction]) -> Option<usize> {
         .iter()
         .find(|p| p.probability > 0.5)
         .map(|p| p.predicted)
+}
+
+/// `1m 20s` style duration, rounded to seconds.
+pub fn format_eta(seconds: f64) -> String {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return "—".into();
+    }
+    humantime::format_duration(std::time::Duration::from_secs(seconds.round() as u64)).to_string()
 }

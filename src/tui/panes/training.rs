@@ -2,8 +2,6 @@
 //! whether it is learning (loss and validation metrics per epoch), so a
 //! researcher can stop a diverging run early.
 
-use std::time::Duration;
-
 use ratatui::buffer::Buffer;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Style};
@@ -11,7 +9,7 @@ use ratatui::symbols::Marker;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Axis, Block, Chart, Dataset, Gauge, GraphType, Paragraph, Widget};
 
-use super::empty_message;
+use super::{empty_message, format_eta};
 use crate::tui::state::{AppState, TrainingState};
 use crate::tui::theme::Theme;
 
@@ -28,16 +26,28 @@ pub fn legend(theme: &Theme, title: &str, series: &[(&str, Color)]) -> Line<'sta
     Line::from(spans)
 }
 
-/// `1m 20s` style duration, rounded to seconds.
-pub fn format_eta(seconds: f64) -> String {
-    if !seconds.is_finite() || seconds < 0.0 {
-        return "—".into();
-    }
-    humantime::format_duration(Duration::from_secs(seconds.round() as u64)).to_string()
-}
-
 pub fn render(state: &AppState, area: Rect, buf: &mut Buffer) {
     let t = state.training();
+    // A watched run: its units above, the focused training's charts below.
+    let area = match state.units() {
+        Some(run) => {
+            let rows = (run.units.len() as u16 + 1).clamp(2, (area.height / 2).max(2));
+            let [list, rest] =
+                Layout::vertical([Constraint::Length(rows), Constraint::Min(0)]).areas(area);
+            super::units::render(state.theme(), run, list, buf);
+            if t.history.is_empty() && t.batches == 0 {
+                let text = if run.count("running") + run.count("ready") + run.count("waiting") > 0 {
+                    "no training unit has finished an epoch yet"
+                } else {
+                    "no epochs in this run: its trainings were found finished (reused)"
+                };
+                empty_message(state.theme(), rest, buf, text);
+                return;
+            }
+            rest
+        }
+        None => area,
+    };
     if !t.active && t.history.is_empty() && t.batches == 0 {
         let text = if state.checkpoint().is_none() {
             "No checkpoint yet — press t to train"

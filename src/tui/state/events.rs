@@ -63,6 +63,7 @@ impl AppState {
                 self.scores.insert(sample_id, methods);
             }
             Event::ModelWritten { path, .. } => self.on_model_written(path),
+            Event::Units { run, units } => self.on_units(run, units),
             Event::Finished { summary, .. } => self.on_finished(summary),
             Event::Failed { error, .. } => self.on_ended("failed", error),
             Event::Cancelled { .. } => self.on_ended("cancelled", String::new()),
@@ -100,6 +101,32 @@ impl AppState {
             }
             *shown = Some(progress);
         }
+    }
+
+    /// A watched run's units: the list, and the training pane's charts
+    /// follow one training unit (a running one first).
+    fn on_units(&mut self, run: String, units: Vec<crate::progress::UnitLine>) {
+        let trainings = || units.iter().filter(|u| !u.epochs.is_empty());
+        let focus = trainings()
+            .find(|u| u.state == "running")
+            .or_else(|| trainings().next_back());
+        if let Some(u) = focus {
+            let last = u.epochs.last().cloned();
+            let t = &mut self.training;
+            t.active = u.state == "running";
+            t.outcome = (!t.active).then_some("finished");
+            t.history = u.epochs.clone();
+            t.fold = last.as_ref().and_then(|e| e.fold);
+            t.epoch = last.as_ref().map_or(0, |e| e.epoch);
+            t.epochs = last.as_ref().map_or(0, |e| e.epochs);
+            t.learning_rate = last.as_ref().map(|e| e.learning_rate);
+            t.last_loss = last.as_ref().map(|e| e.train_loss);
+            t.batch = u.done as usize;
+            t.batches = u.total as usize;
+            t.eta_seconds = u.eta_seconds;
+        }
+        let focus = focus.map(|u| u.id.clone());
+        self.units = Some(WatchedRun { run, units, focus });
     }
 
     fn on_epoch(&mut self, summary: EpochSummary) {

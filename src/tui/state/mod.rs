@@ -55,6 +55,8 @@ pub struct AppState {
     pub(crate) triage: BTreeMap<String, TriageEntry>,
     pub(crate) triage_dirty: bool,
     pub(crate) training: TrainingState,
+    /// The units of a run being watched (`melxai --watch RUN`).
+    pub(crate) units: Option<WatchedRun>,
     pub(crate) calibration: Option<CalibrationState>,
     pub(crate) heatmaps: HashMap<(String, String), HeatmapData>,
     /// Per sample: each method's scores (which explanation to trust).
@@ -158,6 +160,7 @@ impl AppState {
             triage: BTreeMap::new(),
             triage_dirty: false,
             training: TrainingState::default(),
+            units: None,
             calibration: None,
             heatmaps: HashMap::new(),
             scores: HashMap::new(),
@@ -438,6 +441,10 @@ impl AppState {
 
     pub fn training(&self) -> &TrainingState {
         &self.training
+    }
+
+    pub fn units(&self) -> Option<&WatchedRun> {
+        self.units.as_ref()
     }
 
     pub fn calibration(&self) -> Option<&CalibrationState> {

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::progress::{EpochSummary, SamplePrediction};
+use crate::progress::{EpochSummary, SamplePrediction, UnitLine};
 
 /// One row of the data set list.
 #[derive(Debug, Clone, PartialEq)]
@@ -18,6 +18,23 @@ impl SampleRow {
     /// File name part of the id (`<class>/<file>`).
     pub fn file_name(&self) -> &str {
         self.id.rsplit('/').next().unwrap_or(&self.id)
+    }
+}
+
+/// A run whose units other processes execute, as their files said last.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct WatchedRun {
+    pub run: String,
+    pub units: Vec<UnitLine>,
+    /// The training unit the charts follow: the running one updated last,
+    /// else the last finished.
+    pub focus: Option<String>,
+}
+
+impl WatchedRun {
+    /// How many units are in `state`.
+    pub fn count(&self, state: &str) -> usize {
+        self.units.iter().filter(|u| u.state == state).count()
     }
 }
 
