@@ -67,7 +67,7 @@ pub struct EpochSummary {
 
 /// serde_json writes NaN as `null`; read it back as NaN, so that a history
 /// without validation figures survives a resume.
-fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+pub fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 

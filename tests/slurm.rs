@@ -169,7 +169,7 @@ fn slurm_runs_the_batch_as_job_arrays_and_resumes_a_killed_task() {
     let stage1 =
         std::fs::read_to_string(submitted.join("reports/tiny/slurm/stage1.sbatch")).unwrap();
     assert!(
-        stage1.contains("units=('ensemble-a-cv' 'explain-a-1of2'"),
+        stage1.contains("units=('evaluate-a' 'evaluate-b' 'ensemble-a-cv')"),
         "{stage1}"
     );
     cluster.wait_for_empty_queue(Duration::from_secs(400));

@@ -20,6 +20,8 @@ fn the_plan_lists_every_training_shard_and_the_report_with_their_dependencies() 
         [
             "train-a",
             "train-b",
+            "evaluate-a",
+            "evaluate-b",
             "train-a-cv-fold0",
             "train-a-cv-fold1",
             "train-a-r1-cv-fold0",
@@ -41,10 +43,11 @@ fn the_plan_lists_every_training_shard_and_the_report_with_their_dependencies() 
     );
     assert_eq!(
         unit("explain-b-2of2")["deps"],
-        serde_json::json!(["train-a", "train-b"])
+        serde_json::json!(["evaluate-a", "evaluate-b"])
     );
     assert_eq!(unit("explain-a-cv-1of2")["stage"], 2);
-    assert_eq!(unit("report")["deps"].as_array().unwrap().len(), 13);
+    assert_eq!(unit("evaluate-b")["deps"], serde_json::json!(["train-b"]));
+    assert_eq!(unit("report")["deps"].as_array().unwrap().len(), 15);
     // Keys are stable, and a changed section changes them downstream only.
     let again: Value =
         serde_json::from_slice(&melxai(dir.path(), &["batch", "plan", "--json"], &[]).stdout)
@@ -87,7 +90,7 @@ fn a_unit_whose_dependencies_are_not_done_is_refused_naming_them() {
     let out = melxai(dir.path(), &["batch", "run-unit", "explain-b-1of2"], &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("dependency 'train-a' is not done"), "{err}");
+    assert!(err.contains("dependency 'evaluate-a' is not done"), "{err}");
     let out = melxai(dir.path(), &["batch", "run-unit", "no-such-unit"], &[]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -516,6 +516,8 @@ fn evaluation_steps(
     loaded
 }
 
+/// Evaluates and calibrates one model on its split (also a unit's work:
+/// `units::execute`).
 fn evaluate_model(
     r: &mut Run,
     data: &Scan,

@@ -10,6 +10,7 @@ use super::explain::{explain_split, ExplainJob};
 use super::JobContext;
 use crate::compare::agreement::{cross_model, members_agreement, within_model, ExplainedSample};
 use crate::compare::run::{write, ComparisonReport, ModelAgreement};
+use crate::compare::scores::scorecard::MapScores;
 use crate::compare::scores::scorecard::{scorecard, ScoreSettings, Scorecard};
 use crate::compare::similarity::CompareOptions;
 use crate::data::cache::ImageCache;
@@ -18,6 +19,7 @@ use crate::data::scan::Scan;
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::explain::{ExplainConfig, Method};
+use crate::jobs::score_store::{ScoreKey, ScoreStore};
 use crate::jobs::scores::score_sample;
 use crate::metrics::BootstrapOptions;
 use crate::progress::progress_bars_allowed as bars;
@@ -118,6 +120,7 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
                 explain: &explain,
                 settings,
                 masks: masks.as_deref(),
+                store: Some(&dir),
             };
             scorecards.push(score_split(ctx, job)?);
         }
@@ -150,24 +153,55 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
 }
 
 /// What scoring one model's explained split needs.
-struct ScoreJob<'a> {
-    model: &'a Model,
-    path: &'a std::path::Path,
-    label: &'a str,
-    cache: &'a ImageCache,
-    samples: &'a [ExplainedSample],
-    data: &'a Scan,
-    explain: &'a ExplainConfig,
-    settings: &'a ScoreSettings,
-    masks: Option<&'a std::path::Path>,
+pub struct ScoreJob<'a> {
+    pub model: &'a Model,
+    pub path: &'a std::path::Path,
+    pub label: &'a str,
+    pub cache: &'a ImageCache,
+    pub samples: &'a [ExplainedSample],
+    pub data: &'a Scan,
+    pub explain: &'a ExplainConfig,
+    pub settings: &'a ScoreSettings,
+    pub masks: Option<&'a std::path::Path>,
+    /// The model's maps folder: scores are kept there (`scores.json`) and
+    /// reused when their key matches.
+    pub store: Option<&'a std::path::Path>,
 }
 
 /// Every explained image's maps scored, then summarised with intervals and
 /// paired method comparisons. Masks that are missing for an image leave its
 /// localisation out (and say so).
 fn score_split(ctx: &mut JobContext, job: ScoreJob) -> Result<Scorecard> {
-    let mut per_image = std::collections::BTreeMap::new();
+    let (per_image, missing_masks) = score_images(ctx, &job)?;
+    let opts = BootstrapOptions::new(1000, job.settings.seed);
+    let mut card = scorecard(job.label, per_image, &opts)?;
+    card.localisation_note = match (job.masks, missing_masks) {
+        (None, _) => Some("no lesion masks given ([data] masks): no localisation scores".into()),
+        (Some(dir), n) if n > 0 => Some(format!(
+            "{n} of {} images have no usable mask in {}: their localisation is left out",
+            job.samples.len(),
+            dir.display()
+        )),
+        _ => None,
+    };
+    Ok(card)
+}
+
+/// Per-image scores of the explained maps (from the store where their key
+/// matches), and how many images had no usable mask.
+pub type ImageScores =
+    std::collections::BTreeMap<String, std::collections::BTreeMap<String, MapScores>>;
+
+/// Scores every sample of `job` (reusing stored ones), keeping new ones in
+/// the store as they come: an interrupted scoring resumes.
+pub fn score_images(ctx: &mut JobContext, job: &ScoreJob) -> Result<(ImageScores, usize)> {
+    let mut per_image = ImageScores::new();
     let mut missing_masks = 0;
+    let mut store = job.store.map(ScoreStore::open);
+    let digest = match store {
+        Some(_) => Some(job.model.content_digest()?),
+        None => None,
+    };
     for (i, sample) in job.samples.iter().enumerate() {
         ctx.cancel.check()?;
         let [h, w] = job.model.meta.input_size;
@@ -184,15 +218,32 @@ fn score_split(ctx: &mut JobContext, job: ScoreJob) -> Result<Scorecard> {
             },
             _ => None,
         };
-        let scores = score_sample(
-            job.model,
-            job.path,
-            job.cache,
-            sample,
-            job.explain,
-            job.settings,
-            mask.as_deref(),
-        )?;
+        let key = match (&store, &digest) {
+            (Some(_), Some(d)) => Some(sample_key(job, d, sample, mask.as_deref())?),
+            _ => None,
+        };
+        let stored = match (&store, &key) {
+            (Some(s), Some(k)) => s.get(&sample.id, k),
+            _ => None,
+        };
+        let scores = match stored {
+            Some(found) => found,
+            None => {
+                let scores = score_sample(
+                    job.model,
+                    job.path,
+                    job.cache,
+                    sample,
+                    job.explain,
+                    job.settings,
+                    mask.as_deref(),
+                )?;
+                if let (Some(s), Some(k)) = (&mut store, key) {
+                    s.put(&sample.id, k, scores.clone())?;
+                }
+                scores
+            }
+        };
         per_image.insert(sample.id.clone(), scores);
         ctx.sink.send(crate::progress::Event::Progress {
             job: ctx.job,
@@ -202,18 +253,31 @@ fn score_split(ctx: &mut JobContext, job: ScoreJob) -> Result<Scorecard> {
             eta_seconds: None,
         });
     }
-    let opts = BootstrapOptions::new(1000, job.settings.seed);
-    let mut card = scorecard(job.label, per_image, &opts)?;
-    card.localisation_note = match (job.masks, missing_masks) {
-        (None, _) => Some("no lesion masks given ([data] masks): no localisation scores".into()),
-        (Some(dir), n) if n > 0 => Some(format!(
-            "{n} of {} images have no usable mask in {}: their localisation is left out",
-            job.samples.len(),
-            dir.display()
-        )),
-        _ => None,
-    };
-    Ok(card)
+    Ok((per_image, missing_masks))
+}
+
+/// The store key of one sample's scores.
+fn sample_key(
+    job: &ScoreJob,
+    model_digest: &str,
+    sample: &ExplainedSample,
+    mask: Option<&[bool]>,
+) -> Result<String> {
+    let row = job
+        .cache
+        .index_of(&sample.id)
+        .ok_or_else(|| Error::Dataset(format!("sample '{}' not in the data set", sample.id)))?;
+    let x = crate::data::image::normalise(&job.cache.batch(&[row]), &job.model.meta.normalisation);
+    ScoreKey {
+        model_digest,
+        temperature: job.model.meta.temperature,
+        x: &x,
+        sample,
+        explain: job.explain,
+        settings: job.settings,
+        mask,
+    }
+    .digest()
 }
 
 /// One label per model for its maps folder, report entry and CSV names: its

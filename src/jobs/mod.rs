@@ -9,6 +9,7 @@ pub mod calibrate;
 pub mod compare;
 pub mod evaluate;
 pub mod explain;
+pub mod score_store;
 pub mod scores;
 pub mod train;
 

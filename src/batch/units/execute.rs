@@ -17,13 +17,14 @@ use crate::data::cache::ImageCache;
 use crate::data::scan::Scan;
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
+use crate::jobs::compare::{score_images, ScoreJob};
 use crate::jobs::evaluate::{evaluate, EvaluateJob};
 use crate::jobs::explain::{explain_split, ExplainJob};
 use crate::jobs::{positive_class, scan_data};
 use crate::model::checkpoint::tensors_path;
 use crate::progress::{CancelToken, EventSink};
 use crate::report::run::ScreenshotFn;
-use crate::train::SplitOutcome;
+use crate::train::{RunOutcome, SplitOutcome};
 
 /// How a `run-unit` call ended.
 #[derive(Debug)]
@@ -185,6 +186,7 @@ fn execute(
             let (spec, recipe) = cv_recipe(&spec0, &base)?;
             train_spec(&mut run, &data, &spec, &recipe, folds)?;
         }
+        UnitKind::Evaluate { model } => evaluate_unit(&mut run, &data, unit, model)?,
         UnitKind::Explain {
             model,
             shard,
@@ -204,28 +206,61 @@ fn spec_named(run: &Run, model: &str) -> Result<crate::batch::ModelSpec> {
         .ok_or_else(|| Error::Config(format!("[batch] models has no model '{model}'")))
 }
 
-/// The reference model's own split, as the in-process run's explanation
-/// step sees it: the outcome its training unit recorded
-/// (`training_<name>.json`; read, so that shards take no training lock),
-/// or its given checkpoint evaluated on its recorded split.
-fn reference_split(run: &mut Run, data: &Scan) -> Result<SplitOutcome> {
-    let spec0 = run.batch.models[0].clone();
+/// A `[batch]` model's checkpoint and outcome on its split, as the
+/// in-process run sees them: the outcome its training unit recorded
+/// (`training_<name>.json`; read, so that no training lock is taken), or
+/// its given checkpoint evaluated on its recorded split.
+fn model_outcome(run: &mut Run, data: &Scan, model: &str) -> Result<(PathBuf, RunOutcome)> {
+    let spec = spec_named(run, model)?;
     let base = run.config.train.clone();
-    let outcome = match &spec0.checkpoint {
-        Some(ck) => load_spec(run, data, &spec0, ck, &base)?.1,
-        None => {
-            let (_, cfg) = spec_config(&spec0, &base, 0);
-            let path = run.dir.join(format!("training_{}.json", cfg.name));
-            let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
-            serde_json::from_str::<crate::train::RunOutcome>(&text)
-                .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?
-        }
-    };
+    if let Some(ck) = &spec.checkpoint {
+        return load_spec(run, data, &spec, ck, &base);
+    }
+    let (_, cfg) = spec_config(&spec, &base, 0);
+    let path = run.dir.join(format!("training_{}.json", cfg.name));
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let outcome: RunOutcome = serde_json::from_str(&text)
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    let checkpoint = outcome
+        .splits
+        .first()
+        .map(|s| s.checkpoint.clone())
+        .ok_or_else(|| Error::Other(format!("{}: no split", path.display())))?;
+    Ok((checkpoint, outcome))
+}
+
+/// The reference model's own split (its images are the ones explained).
+fn reference_split(run: &mut Run, data: &Scan) -> Result<SplitOutcome> {
+    let reference = run.batch.models[0].name.clone();
+    let (_, outcome) = model_outcome(run, data, &reference)?;
     outcome
         .splits
         .into_iter()
         .next()
         .ok_or_else(|| Error::Other("the reference model has no split".into()))
+}
+
+/// Where an evaluation unit records the temperature it fitted.
+fn temperature_path(run: &str, model: &str) -> PathBuf {
+    UnitFiles::new(run, &format!("evaluate-{model}"))
+        .out_dir()
+        .join("temperature.json")
+}
+
+/// Evaluates and calibrates a `[batch]` model as the report will (a
+/// trained checkpoint keeps its temperature) and records the temperature
+/// for the shards that score its maps.
+fn evaluate_unit(run: &mut Run, data: &Scan, unit: &Unit, model: &str) -> Result<()> {
+    let given = spec_named(run, model)?.checkpoint.is_some();
+    let positive = positive_class(run.config, &data.classes)?;
+    let (path, outcome) = model_outcome(run, data, model)?;
+    let m = crate::batch::evaluate_model(run, data, positive, &path, &outcome, given)?;
+    let file = temperature_path(&run.batch.run_name, model);
+    let files = UnitFiles::new(&run.batch.run_name, &unit.id);
+    files.write_json(
+        &file,
+        &serde_json::json!({ "temperature": m.meta.temperature }),
+    )
 }
 
 /// The checkpoint (or ensemble manifest) the run explains as `model`.
@@ -269,9 +304,18 @@ fn explain_shard(
         return Ok(());
     }
     let positive = positive_class(run.config, &data.classes)?;
-    let mut model = Model::load(&explained_path(run, model_name)?, run.device)?;
+    let path = explained_path(run, model_name)?;
+    let mut model = Model::load(&path, run.device)?;
     model.set_tta(run.config.predict.tta);
     model.meta.name = model_name.to_string();
+    // A [batch] model's scores read the temperature its evaluation fitted.
+    if let Ok(text) = std::fs::read_to_string(temperature_path(&run.batch.run_name, model_name)) {
+        let t: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| Error::Other(e.to_string()))?;
+        if let Some(t) = t["temperature"].as_f64() {
+            model.meta.temperature = t;
+        }
+    }
     let cache = ImageCache::for_config(
         &share,
         model.meta.input_size,
@@ -294,7 +338,7 @@ fn explain_shard(
     std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     let methods = run.batch.methods.clone();
     let explain = run.config.explain.clone();
-    explain_split(
+    let maps = explain_split(
         &mut run.ctx(),
         ExplainJob {
             model: &model,
@@ -306,5 +350,25 @@ fn explain_shard(
             out_dir: Some(&dir),
         },
     )?;
+    // The scores the report's explanation step will want, kept beside the
+    // maps for it to reuse.
+    let settings = run.config.scores.clone();
+    let reference = run.batch.models[0].name == model_name;
+    if settings.enabled && (reference || settings.all_models) {
+        let masks = run.config.data.masks.clone();
+        let job = ScoreJob {
+            model: &model,
+            path: &path,
+            label: model_name,
+            cache: &cache,
+            samples: &maps.samples,
+            data,
+            explain: &explain,
+            settings: &settings,
+            masks: masks.as_deref(),
+            store: Some(&dir),
+        };
+        score_images(&mut run.ctx(), &job)?;
+    }
     Ok(())
 }

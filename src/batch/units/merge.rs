@@ -12,6 +12,7 @@ use std::path::Path;
 use super::state::units_dir;
 use crate::error::{Error, Result};
 use crate::explain::split::MapRecord;
+use crate::jobs::score_store::{scores_path, ScoreRecord};
 
 /// Merges the folders of the shards `shards` (unit ids, in plan order: the
 /// records then stand in the order one process writes them) of run `run`.
@@ -51,7 +52,7 @@ fn merge_folder(from: &Path, to: &Path) -> Result<()> {
         let Some(name) = path.file_name() else {
             continue;
         };
-        if name == "maps.json" || !path.is_file() {
+        if name == "maps.json" || name == "scores.json" || !path.is_file() {
             continue;
         }
         let dest = to.join(name);
@@ -68,5 +69,29 @@ fn merge_folder(from: &Path, to: &Path) -> Result<()> {
     }
     let text = serde_json::to_string_pretty(&records).map_err(|e| Error::Other(e.to_string()))?;
     crate::files::write_bytes(&records_to, text.as_bytes())?;
+    merge_scores(from, to)?;
     std::fs::remove_file(&records_from).map_err(|e| Error::io(&records_from, e))
+}
+
+/// Joins a shard's per-image scores into the model folder's (a shard's
+/// record replaces one of the same image).
+fn merge_scores(from: &Path, to: &Path) -> Result<()> {
+    let path = scores_path(from);
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(());
+    };
+    let incoming: Vec<ScoreRecord> = serde_json::from_str(&text)
+        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
+    let target = scores_path(to);
+    let mut records: Vec<ScoreRecord> = std::fs::read_to_string(&target)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    for r in incoming {
+        records.retain(|o| o.id != r.id);
+        records.push(r);
+    }
+    let text = serde_json::to_string_pretty(&records).map_err(|e| Error::Other(e.to_string()))?;
+    crate::files::write_bytes(&target, text.as_bytes())?;
+    std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))
 }

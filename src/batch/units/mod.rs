@@ -54,6 +54,9 @@ pub enum UnitKind {
         #[serde(skip_serializing_if = "Option::is_none")]
         fold: Option<usize>,
     },
+    /// A `[batch]` model evaluated and calibrated on its split: its
+    /// temperature, which the scores of its maps read.
+    Evaluate { model: String },
     /// The first repetition's fold ensemble (`<model>-cv.ensemble.toml`),
     /// written from its finished folds so that it can be explained.
     Ensemble { model: String },
@@ -168,6 +171,20 @@ pub fn plan(config: &Config, name: Option<&str>, data: &Scan) -> Result<Plan> {
         );
         own_unit.insert(spec.name.clone(), id);
     }
+    // Their evaluation and calibration (the temperature their scores read).
+    let sections = json!({
+        "data": config.data, "model": config.model, "train": config.train,
+        "predict": config.predict, "bootstrap_samples": batch.bootstrap_samples,
+    });
+    for spec in &batch.models {
+        let id = unit_id(&["evaluate", &spec.name])?;
+        let deps: Vec<String> = own_unit.get(&spec.name).into_iter().cloned().collect();
+        let kind = UnitKind::Evaluate {
+            model: spec.name.clone(),
+        };
+        push_unit(&mut units, id.clone(), kind, deps, sections.clone());
+        own_unit.insert(spec.name.clone(), id);
+    }
     // The reference model's cross-validation: every repetition's folds.
     let spec0 = &batch.models[0];
     let folds = batch.folds;
@@ -260,8 +277,8 @@ fn push_unit(
 }
 
 /// The explanation shards of every model in `explained`, each after the
-/// reference model's training (its split picks the images) and the
-/// model's own (`own_unit`: the unit that writes it, if any).
+/// reference model's evaluation (its split picks the images) and the
+/// model's own (`own_unit`: its evaluation, or the fold ensemble's unit).
 fn explain_units(
     units: &mut Vec<Unit>,
     config: &Config,

@@ -79,51 +79,62 @@ impl Default for ScoreSettings {
 }
 
 /// Against a lesion mask.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LocalisationScores {
+    #[serde(deserialize_with = "crate::progress::null_as_nan")]
     pub relevance_mass: f64,
+    #[serde(deserialize_with = "crate::progress::null_as_nan")]
     pub relevance_rank: f64,
     pub pointing_game: bool,
+    #[serde(deserialize_with = "crate::progress::null_as_nan")]
     pub top_k: f64,
 }
 
-/// One method's map on one image.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One method's map on one image. Read back (a score store) with NaN
+/// for the `null` serde_json writes for it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MapScores {
     /// ROAD: mean probability of the explained class with the most (MoRF,
     /// lower = more faithful) and least (LeRF, higher) relevant pixels
     /// imputed, and LeRF − MoRF (higher = more faithful).
+    #[serde(deserialize_with = "crate::progress::null_as_nan")]
     pub road_morf: f64,
+    #[serde(deserialize_with = "crate::progress::null_as_nan")]
     pub road_lerf: f64,
+    #[serde(deserialize_with = "crate::progress::null_as_nan")]
     pub road_gap: f64,
     /// Pearson of the attribution removed and the probability lost over
     /// random subsets (higher = more faithful).
+    #[serde(deserialize_with = "crate::progress::null_as_nan")]
     pub faithfulness_correlation: f64,
     /// Area under the pixel-flipping curve, fraction axis (lower = more
     /// faithful).
+    #[serde(deserialize_with = "crate::progress::null_as_nan")]
     pub pixel_flipping_auc: f64,
     /// Gini index (higher = more concise) and entropy (lower).
+    #[serde(deserialize_with = "crate::progress::null_as_nan")]
     pub sparseness: f64,
+    #[serde(deserialize_with = "crate::progress::null_as_nan")]
     pub complexity: f64,
     /// SSIM of the maps of the explained and the other class (lower = the
     /// map depends on the class asked about).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub random_logit: Option<f64>,
     /// IG and DeepLIFT: |Σ attribution − (f(x) − f(baseline))| in logits
     /// (0 = complete).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completeness_gap: Option<f64>,
     /// Mean Spearman between the map and the maps of the cascadingly
     /// randomised network (lower = the map depends on the parameters).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parameter_randomisation: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_sensitivity: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub avg_sensitivity: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub local_lipschitz: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub localisation: Option<LocalisationScores>,
 }
 
