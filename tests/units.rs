@@ -174,3 +174,34 @@ fn a_unit_another_process_holds_is_left_to_it_with_exit_3() {
         .join("reports/tiny/units/train-a.done.json")
         .exists());
 }
+
+#[test]
+fn devices_pin_one_worker_each_and_must_match_the_worker_count() {
+    let dir = tempfile::tempdir().unwrap();
+    tiny_project(dir.path());
+    let out = melxai(
+        dir.path(),
+        &["--batch", "--devices", "cpu,cpu", "--workers", "3"],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--devices lists 2 devices for 3 workers"),
+        "{err}"
+    );
+    ok(
+        &melxai(dir.path(), &["--batch", "--devices", "cpu,cpu"], &[]),
+        "--batch --devices cpu,cpu",
+    );
+    let units = dir.path().join("reports/tiny/units");
+    let plan: Value =
+        serde_json::from_str(&std::fs::read_to_string(units.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(plan["devices"], serde_json::json!(["cpu", "cpu"]));
+    assert_eq!(plan["workers"], 2);
+    for i in 0..2 {
+        let log = std::fs::read_to_string(units.join(format!("logs/worker-{i}.log"))).unwrap();
+        assert!(log.contains("worker finished"), "worker {i}: {log}");
+    }
+    assert!(units.join("report.done.json").exists());
+}

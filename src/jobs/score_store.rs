@@ -118,3 +118,100 @@ impl ScoreKey<'_> {
         Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::explain::split::Heatmap;
+    use crate::explain::Method;
+
+    fn scores(gap: f64) -> BTreeMap<String, MapScores> {
+        let s = MapScores {
+            road_morf: 0.2,
+            road_lerf: 0.2 + gap,
+            road_gap: gap,
+            faithfulness_correlation: f64::NAN,
+            pixel_flipping_auc: 0.123_456_789_012_345_67,
+            sparseness: 0.5,
+            complexity: 7.25,
+            random_logit: Some(0.1),
+            completeness_gap: None,
+            parameter_randomisation: None,
+            max_sensitivity: None,
+            avg_sensitivity: None,
+            local_lipschitz: None,
+            localisation: None,
+        };
+        BTreeMap::from([("ig".to_string(), s)])
+    }
+
+    #[test]
+    fn stored_scores_come_back_exactly_with_nan_for_null() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = ScoreStore::open(dir.path());
+        store.put("a.jpg", "k1".into(), scores(0.3)).unwrap();
+        store.put("b.jpg", "k2".into(), scores(0.4)).unwrap();
+        store.put("a.jpg", "k3".into(), scores(0.5)).unwrap();
+        let again = ScoreStore::open(dir.path());
+        assert!(again.get("a.jpg", "k1").is_none(), "replaced by k3");
+        let got = again.get("a.jpg", "k3").unwrap();
+        let (want, got) = (&scores(0.5)["ig"], &got["ig"]);
+        assert!(got.faithfulness_correlation.is_nan());
+        assert_eq!(
+            got.pixel_flipping_auc.to_bits(),
+            want.pixel_flipping_auc.to_bits()
+        );
+        assert_eq!(
+            (got.road_gap, got.random_logit, got.completeness_gap),
+            (0.5, Some(0.1), None)
+        );
+        assert!(again.get("b.jpg", "k2").is_some());
+    }
+
+    #[test]
+    fn the_key_changes_with_the_temperature_the_maps_and_the_mask() {
+        let x = Tensor::from_slice(&[0.1f32, 0.2, 0.3]).reshape([3, 1, 1]);
+        let sample = ExplainedSample {
+            id: "a.jpg".into(),
+            label: 0,
+            predicted: 1,
+            probability: 0.7,
+            maps: BTreeMap::from([(
+                Method::IntegratedGradients,
+                Heatmap {
+                    values: vec![0.5],
+                    height: 1,
+                    width: 1,
+                },
+            )]),
+            deltas: BTreeMap::new(),
+            members: BTreeMap::new(),
+        };
+        let explain = ExplainConfig::default();
+        let settings = ScoreSettings::default();
+        let key = |t: f64, s: &ExplainedSample, mask: Option<&[bool]>| {
+            ScoreKey {
+                model_digest: "m",
+                temperature: t,
+                x: &x,
+                sample: s,
+                explain: &explain,
+                settings: &settings,
+                mask,
+            }
+            .digest()
+            .unwrap()
+        };
+        let base = key(1.0, &sample, None);
+        assert_eq!(base, key(1.0, &sample, None));
+        assert_ne!(base, key(1.2, &sample, None));
+        assert_ne!(base, key(1.0, &sample, Some(&[true])));
+        let mut other = sample.clone();
+        other
+            .maps
+            .get_mut(&Method::IntegratedGradients)
+            .unwrap()
+            .values[0] = 0.25;
+        assert_ne!(base, key(1.0, &other, None));
+    }
+}
