@@ -205,3 +205,87 @@ fn devices_pin_one_worker_each_and_must_match_the_worker_count() {
     }
     assert!(units.join("report.done.json").exists());
 }
+
+#[test]
+fn a_unit_killed_under_a_local_worker_is_named_and_resume_finishes_with_the_same_report() {
+    let single = tempfile::tempdir().unwrap();
+    let split = tempfile::tempdir().unwrap();
+    tiny_project(single.path());
+    tiny_project(split.path());
+    ok(&melxai(single.path(), &["--batch"], &[]), "--batch");
+    let run = std::process::Command::new(env!("CARGO_BIN_EXE_melxai"))
+        .args(["--batch", "--workers", "1"])
+        .current_dir(split.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the training unit's process mid-run: after its first epoch.
+    let units = split.path().join("reports/tiny/units");
+    let victim = "train-a-cv-fold1";
+    let t0 = std::time::Instant::now();
+    let pid = loop {
+        let epochs = std::fs::read_to_string(units.join(format!("{victim}.progress.json")))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+            .and_then(|v| v["epochs"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        let started = std::fs::read_to_string(units.join(format!("{victim}.started.json")))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+        if let (true, Some(s)) = (epochs >= 1, started) {
+            break s["pid"].as_i64().unwrap() as i32;
+        }
+        assert!(
+            t0.elapsed().as_secs() < 300,
+            "{victim} never finished an epoch"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // SAFETY: kill(2) on the unit's own process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let out = run.wait_with_output().unwrap();
+    assert!(
+        !out.status.success(),
+        "a run with a killed unit must not succeed"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(victim) && err.contains("melxai batch resume tiny"),
+        "{err}"
+    );
+    assert!(
+        !units.join(format!("{victim}.done.json")).exists(),
+        "{victim} finished before the kill"
+    );
+    // The other units ran; the report waits for the killed one.
+    let status = melxai(split.path(), &["batch", "status", "tiny"], &[]);
+    assert_eq!(status.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&status.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains(victim))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("failed") && line.contains("killed by a signal"),
+        "{line}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("done") && l.contains("train-a-r1-cv-fold1")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.contains("waiting") && l.contains("report")),
+        "{text}"
+    );
+    ok(
+        &melxai(split.path(), &["batch", "resume", "tiny"], &[]),
+        "batch resume",
+    );
+    assert_same_report(
+        &single.path().join("reports/tiny"),
+        &split.path().join("reports/tiny"),
+    );
+}
