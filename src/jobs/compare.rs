@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
-use super::evaluate::{evaluate, EvaluateJob};
+use super::evaluate::evaluate_all;
 use super::explain::{explain_split, ExplainJob};
 use super::JobContext;
 use crate::compare::agreement::{cross_model, members_agreement, within_model, ExplainedSample};
@@ -82,16 +82,7 @@ pub fn compare(ctx: &mut JobContext, job: CompareJob) -> Result<ComparisonReport
                 bars(),
             )?),
         };
-        let rows: Vec<usize> = (0..cache.len()).collect();
-        let preds = evaluate(
-            ctx,
-            EvaluateJob {
-                model,
-                cache,
-                rows: &rows,
-            },
-        )?;
-        let pairs: Vec<(usize, _)> = rows.into_iter().zip(preds).collect();
+        let pairs = evaluate_all(ctx, model, cache)?;
         let dir = out_dir.join(&label);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let split_maps = explain_split(

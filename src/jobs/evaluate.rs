@@ -59,3 +59,22 @@ pub fn evaluate(ctx: &mut JobContext, job: EvaluateJob) -> Result<Vec<EvalRow>> 
     }
     Ok(out)
 }
+
+/// Every row of `cache` with `model`'s evaluation of it: what explaining a
+/// split needs (the predicted class, the probability shown).
+pub fn evaluate_all(
+    ctx: &mut JobContext,
+    model: &Model,
+    cache: &crate::data::cache::ImageCache,
+) -> Result<Vec<(usize, EvalRow)>> {
+    let rows: Vec<usize> = (0..cache.len()).collect();
+    let preds = evaluate(
+        ctx,
+        EvaluateJob {
+            model,
+            cache,
+            rows: &rows,
+        },
+    )?;
+    Ok(rows.into_iter().zip(preds).collect())
+}

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::progress_file::ProgressFile;
-use super::state::{host, now, Done, Failed, Started, UnitFiles};
+use super::state::{host, now, write_json, Done, Failed, Started, UnitFiles};
 use super::{plan, Plan, Unit, UnitKind};
 use crate::batch::models::{cv_recipe, load_spec, spec_config, train_spec, train_spec_folds};
 use crate::batch::repetitions::repetition_plans;
@@ -18,13 +18,12 @@ use crate::data::scan::Scan;
 use crate::ensemble::Model;
 use crate::error::{Error, Result};
 use crate::jobs::compare::{score_images, ScoreJob};
-use crate::jobs::evaluate::{evaluate, EvaluateJob};
+use crate::jobs::evaluate::evaluate_all;
 use crate::jobs::explain::{explain_split, ExplainJob};
 use crate::jobs::{positive_class, scan_data};
-use crate::model::checkpoint::tensors_path;
 use crate::progress::{CancelToken, EventSink};
 use crate::report::run::ScreenshotFn;
-use crate::train::{RunOutcome, SplitOutcome};
+use crate::train::RunOutcome;
 
 /// How a `run-unit` call ended.
 #[derive(Debug)]
@@ -67,7 +66,7 @@ pub fn run_unit(
     if files.is_done(&unit.key) {
         return Ok(UnitRun::AlreadyDone);
     }
-    files.write_json(
+    write_json(
         &files.started_path(),
         &Started {
             key: unit.key.clone(),
@@ -83,7 +82,7 @@ pub fn run_unit(
     match &result {
         Ok(_) => {
             progress.finish("done");
-            files.write_json(
+            write_json(
                 &files.done_path(),
                 &Done {
                     key: unit.key.clone(),
@@ -95,7 +94,7 @@ pub fn run_unit(
             files.remove(&files.failed_path())?;
         }
         Err(e) => {
-            files.write_json(
+            write_json(
                 &files.failed_path(),
                 &Failed {
                     key: unit.key.clone(),
@@ -186,7 +185,7 @@ fn execute(
             let (spec, recipe) = cv_recipe(&spec0, &base)?;
             train_spec(&mut run, &data, &spec, &recipe, folds)?;
         }
-        UnitKind::Evaluate { model } => evaluate_unit(&mut run, &data, unit, model)?,
+        UnitKind::Evaluate { model } => evaluate_unit(&mut run, &data, model)?,
         UnitKind::Explain {
             model,
             shard,
@@ -229,54 +228,59 @@ fn model_outcome(run: &mut Run, data: &Scan, model: &str) -> Result<(PathBuf, Ru
     Ok((checkpoint, outcome))
 }
 
-/// The reference model's own split (its images are the ones explained).
-fn reference_split(run: &mut Run, data: &Scan) -> Result<SplitOutcome> {
-    let reference = run.batch.models[0].name.clone();
-    let (_, outcome) = model_outcome(run, data, &reference)?;
-    outcome
-        .splits
-        .into_iter()
-        .next()
-        .ok_or_else(|| Error::Other("the reference model has no split".into()))
+/// What an evaluation unit records for the shards: the checkpoint it
+/// evaluated, the temperature it fitted (the scores read calibrated
+/// probabilities) and the outcome on the model's split (the reference
+/// model's picks the explained images), so that no shard evaluates again.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Evaluation {
+    checkpoint: PathBuf,
+    temperature: f64,
+    outcome: RunOutcome,
 }
 
-/// Where an evaluation unit records the temperature it fitted.
-fn temperature_path(run: &str, model: &str) -> PathBuf {
-    UnitFiles::new(run, &format!("evaluate-{model}"))
-        .out_dir()
-        .join("temperature.json")
+impl Evaluation {
+    fn path(run: &str, model: &str) -> Result<PathBuf> {
+        let id = super::unit_id(&["evaluate", model])?;
+        Ok(UnitFiles::new(run, &id).out_dir().join("evaluation.json"))
+    }
+
+    /// The record of `model`'s evaluation unit (a dependency of the caller).
+    fn read(run: &str, model: &str) -> Result<Evaluation> {
+        let path = Self::path(run, model)?;
+        let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+        serde_json::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
+    }
 }
 
 /// Evaluates and calibrates a `[batch]` model as the report will (a
-/// trained checkpoint keeps its temperature) and records the temperature
-/// for the shards that score its maps.
-fn evaluate_unit(run: &mut Run, data: &Scan, unit: &Unit, model: &str) -> Result<()> {
+/// trained checkpoint keeps its temperature) and records the
+/// [`Evaluation`] for the shards.
+fn evaluate_unit(run: &mut Run, data: &Scan, model: &str) -> Result<()> {
     let given = spec_named(run, model)?.checkpoint.is_some();
     let positive = positive_class(run.config, &data.classes)?;
-    let (path, outcome) = model_outcome(run, data, model)?;
-    let m = crate::batch::evaluate_model(run, data, positive, &path, &outcome, given)?;
-    let file = temperature_path(&run.batch.run_name, model);
-    let files = UnitFiles::new(&run.batch.run_name, &unit.id);
-    files.write_json(
-        &file,
-        &serde_json::json!({ "temperature": m.meta.temperature }),
-    )
+    let (checkpoint, outcome) = model_outcome(run, data, model)?;
+    let m = crate::batch::evaluate_model(run, data, positive, &checkpoint, &outcome, given)?;
+    let record = Evaluation {
+        checkpoint,
+        temperature: m.meta.temperature,
+        outcome,
+    };
+    write_json(&Evaluation::path(&run.batch.run_name, model)?, &record)
 }
 
-/// The checkpoint (or ensemble manifest) the run explains as `model`.
-fn explained_path(run: &Run, model: &str) -> Result<PathBuf> {
-    let weights = &run.config.model.weights_dir;
+/// The checkpoint (or ensemble manifest) the run explains as `model`, and
+/// the temperature its evaluation fitted (`None`: the fold ensemble's own).
+fn explained_model(run: &Run, model: &str) -> Result<(PathBuf, Option<f64>)> {
     let spec0 = &run.batch.models[0];
     if model == format!("{}-cv", spec0.name) {
         let (spec, recipe) = cv_recipe(spec0, &run.config.train)?;
         let (_, cfg) = spec_config(&spec, &recipe, run.batch.folds);
-        return Ok(crate::ensemble::ensemble_path(weights, &cfg.name));
+        let weights = &run.config.model.weights_dir;
+        return Ok((crate::ensemble::ensemble_path(weights, &cfg.name), None));
     }
-    let spec = spec_named(run, model)?;
-    Ok(match &spec.checkpoint {
-        Some(ck) => ck.clone(),
-        None => tensors_path(&weights.join(spec_config(&spec, &run.config.train, 0).1.name)),
-    })
+    let e = Evaluation::read(&run.batch.run_name, model)?;
+    Ok((e.checkpoint, Some(e.temperature)))
 }
 
 /// The maps of one share of the explained images under one model, written
@@ -289,7 +293,12 @@ fn explain_shard(
     model_name: &str,
     (shard, shards): (usize, usize),
 ) -> Result<()> {
-    let own = reference_split(run, data)?;
+    let own = Evaluation::read(&run.batch.run_name, &run.batch.models[0].name)?
+        .outcome
+        .splits
+        .into_iter()
+        .next()
+        .ok_or_else(|| Error::Other("the reference model has no split".into()))?;
     let (ids, _) = run.explained(&own, data);
     let wanted: std::collections::HashSet<&str> = ids.iter().map(String::as_str).collect();
     let samples: Vec<_> = data
@@ -304,17 +313,12 @@ fn explain_shard(
         return Ok(());
     }
     let positive = positive_class(run.config, &data.classes)?;
-    let path = explained_path(run, model_name)?;
+    let (path, temperature) = explained_model(run, model_name)?;
     let mut model = Model::load(&path, run.device)?;
     model.set_tta(run.config.predict.tta);
     model.meta.name = model_name.to_string();
-    // A [batch] model's scores read the temperature its evaluation fitted.
-    if let Ok(text) = std::fs::read_to_string(temperature_path(&run.batch.run_name, model_name)) {
-        let t: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| Error::Other(e.to_string()))?;
-        if let Some(t) = t["temperature"].as_f64() {
-            model.meta.temperature = t;
-        }
+    if let Some(t) = temperature {
+        model.meta.temperature = t;
     }
     let cache = ImageCache::for_config(
         &share,
@@ -322,16 +326,7 @@ fn explain_shard(
         &run.config.data,
         crate::progress::progress_bars_allowed(),
     )?;
-    let rows: Vec<usize> = (0..cache.len()).collect();
-    let preds = evaluate(
-        &mut run.ctx(),
-        EvaluateJob {
-            model: &model,
-            cache: &cache,
-            rows: &rows,
-        },
-    )?;
-    let pairs: Vec<(usize, _)> = rows.into_iter().zip(preds).collect();
+    let pairs = evaluate_all(&mut run.ctx(), &model, &cache)?;
     let dir = UnitFiles::new(&run.batch.run_name, &unit.id)
         .out_dir()
         .join(model_name);

@@ -9,6 +9,9 @@
 
 use std::path::Path;
 
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
 use super::state::units_dir;
 use crate::error::{Error, Result};
 use crate::explain::split::MapRecord;
@@ -40,12 +43,10 @@ pub fn merge_shards(run: &str, shards: &[&str]) -> Result<()> {
 /// joins the records (a shard's record replaces one of the same image and
 /// method).
 fn merge_folder(from: &Path, to: &Path) -> Result<()> {
-    let records_from = from.join("maps.json");
-    let Ok(text) = std::fs::read_to_string(&records_from) else {
+    let maps_from = from.join("maps.json");
+    if !maps_from.exists() {
         return Ok(());
-    };
-    let incoming: Vec<MapRecord> = serde_json::from_str(&text)
-        .map_err(|e| Error::Other(format!("{}: {e}", records_from.display())))?;
+    }
     std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
     for entry in std::fs::read_dir(from).map_err(|e| Error::io(from, e))? {
         let path = entry.map_err(|e| Error::io(from, e))?.path();
@@ -58,40 +59,39 @@ fn merge_folder(from: &Path, to: &Path) -> Result<()> {
         let dest = to.join(name);
         std::fs::rename(&path, &dest).map_err(|e| Error::io(&dest, e))?;
     }
-    let records_to = to.join("maps.json");
-    let mut records: Vec<MapRecord> = std::fs::read_to_string(&records_to)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default();
-    for r in incoming {
-        records.retain(|o| !(o.id == r.id && o.method == r.method));
-        records.push(r);
-    }
-    let text = serde_json::to_string_pretty(&records).map_err(|e| Error::Other(e.to_string()))?;
-    crate::files::write_bytes(&records_to, text.as_bytes())?;
-    merge_scores(from, to)?;
-    std::fs::remove_file(&records_from).map_err(|e| Error::io(&records_from, e))
+    merge_records(
+        &scores_path(from),
+        &scores_path(to),
+        |a: &ScoreRecord, b| a.id == b.id,
+    )?;
+    // Last: the shard's maps.json marks a folder not merged yet.
+    merge_records(&maps_from, &to.join("maps.json"), |a: &MapRecord, b| {
+        a.id == b.id && a.method == b.method
+    })
 }
 
-/// Joins a shard's per-image scores into the model folder's (a shard's
-/// record replaces one of the same image).
-fn merge_scores(from: &Path, to: &Path) -> Result<()> {
-    let path = scores_path(from);
-    let Ok(text) = std::fs::read_to_string(&path) else {
+/// Appends the records of the file `from` to those of `to` (an incoming
+/// record replaces every `same` one), writes `to` atomically, then removes
+/// `from`. Nothing to do when `from` is absent.
+fn merge_records<T: Serialize + DeserializeOwned>(
+    from: &Path,
+    to: &Path,
+    same: impl Fn(&T, &T) -> bool,
+) -> Result<()> {
+    let Ok(text) = std::fs::read_to_string(from) else {
         return Ok(());
     };
-    let incoming: Vec<ScoreRecord> = serde_json::from_str(&text)
-        .map_err(|e| Error::Other(format!("{}: {e}", path.display())))?;
-    let target = scores_path(to);
-    let mut records: Vec<ScoreRecord> = std::fs::read_to_string(&target)
+    let incoming: Vec<T> = serde_json::from_str(&text)
+        .map_err(|e| Error::Other(format!("{}: {e}", from.display())))?;
+    let mut records: Vec<T> = std::fs::read_to_string(to)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
     for r in incoming {
-        records.retain(|o| o.id != r.id);
+        records.retain(|o| !same(o, &r));
         records.push(r);
     }
     let text = serde_json::to_string_pretty(&records).map_err(|e| Error::Other(e.to_string()))?;
-    crate::files::write_bytes(&target, text.as_bytes())?;
-    std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))
+    crate::files::write_bytes(to, text.as_bytes())?;
+    std::fs::remove_file(from).map_err(|e| Error::io(from, e))
 }

@@ -109,33 +109,6 @@ impl Plan {
     pub fn stages(&self) -> usize {
         self.units.iter().map(|u| u.stage + 1).max().unwrap_or(0)
     }
-
-    /// The longest chain of units, by `seconds` per unit: what no number of
-    /// workers can shorten. Returns the chain's ids and its total.
-    pub fn critical_path(&self, seconds: impl Fn(&Unit) -> f64) -> (Vec<String>, f64) {
-        let mut best: BTreeMap<&str, (f64, Option<&str>)> = BTreeMap::new();
-        for u in &self.units {
-            let before = u
-                .deps
-                .iter()
-                .filter_map(|d| best.get(d.as_str()).map(|&(t, _)| (t, d.as_str())))
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            let (t, prev) = before.map_or((0.0, None), |(t, d)| (t, Some(d)));
-            best.insert(&u.id, (t + seconds(u), prev));
-        }
-        let Some((&last, &(total, _))) = best.iter().max_by(|a, b| a.1 .0.total_cmp(&b.1 .0))
-        else {
-            return (Vec::new(), 0.0);
-        };
-        let mut chain = vec![last.to_string()];
-        let mut at = last;
-        while let Some(&(_, Some(prev))) = best.get(at) {
-            chain.push(prev.to_string());
-            at = prev;
-        }
-        chain.reverse();
-        (chain, total)
-    }
 }
 
 /// The units of the run `config` describes (`name` overriding `[batch]
@@ -366,45 +339,5 @@ impl PlanFile {
             ))
         })?;
         serde_json::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", path.display())))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn unit(id: &str, deps: &[&str]) -> Unit {
-        Unit {
-            id: id.into(),
-            kind: UnitKind::Report,
-            deps: deps.iter().map(|d| d.to_string()).collect(),
-            key: String::new(),
-            stage: 0,
-        }
-    }
-
-    #[test]
-    fn the_critical_path_is_the_longest_chain_of_dependencies() {
-        let plan = Plan {
-            run: "r".into(),
-            units: vec![
-                unit("a", &[]),
-                unit("b", &[]),
-                unit("c", &["a"]),
-                unit("d", &["b", "c"]),
-            ],
-        };
-        let t = |u: &Unit| match u.id.as_str() {
-            "a" => 1.0,
-            "b" => 5.0,
-            "c" => 2.0,
-            _ => 0.5,
-        };
-        let (chain, total) = plan.critical_path(t);
-        assert_eq!(chain, ["b", "d"]);
-        assert_eq!(total, 5.5);
-        let (chain, total) = plan.critical_path(|u| if u.id == "a" { 10.0 } else { 1.0 });
-        assert_eq!(chain, ["a", "c", "d"]);
-        assert_eq!(total, 12.0);
     }
 }

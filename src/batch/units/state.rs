@@ -102,11 +102,6 @@ impl UnitFiles {
         self.done().is_some_and(|d| d.key == key)
     }
 
-    pub fn write_json<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
-        let text = serde_json::to_string_pretty(value).map_err(|e| Error::Other(e.to_string()))?;
-        crate::files::write_bytes(path, text.as_bytes())
-    }
-
     /// Removes a file if present (a stale done, started or failed record).
     pub fn remove(&self, path: &Path) -> Result<()> {
         match std::fs::remove_file(path) {
@@ -114,6 +109,12 @@ impl UnitFiles {
             _ => Ok(()),
         }
     }
+}
+
+/// Writes `value` as JSON to `path`, all or nothing.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Other(e.to_string()))?;
+    crate::files::write_bytes(path, text.as_bytes())
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {

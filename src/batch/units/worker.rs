@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use super::state::{now, unit_states, Failed, UnitFiles, UnitState};
+use super::state::{now, unit_states, write_json, Failed, UnitFiles, UnitState};
 use super::{Plan, UnitKind};
 use crate::error::{Error, Result};
 
@@ -187,7 +187,7 @@ fn run_child(plan: &Plan, opts: &WorkerOptions, id: &str, report: bool) -> Resul
             // Killed by a signal: it could not say so itself.
             let key = plan.unit(id)?.key.clone();
             let why = format!("killed by a signal ({status})");
-            files.write_json(
+            write_json(
                 &files.failed_path(),
                 &Failed {
                     key,
